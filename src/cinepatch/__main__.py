@@ -1,0 +1,5 @@
+import sys
+
+from cinepatch.cli import main
+
+sys.exit(main())
