@@ -1,0 +1,232 @@
+"""Train the causal video VAE on the procedural world.
+
+One process (the CPU recipe)::
+
+    nice -n 10 python -m cinepatch.train_vae --preset world --out /work/ckpt/vae-world \\
+        --steps 1500 --minutes 22
+
+Several processes (DDP over gloo, CPU or GPU), detected from ``RANK``::
+
+    torchrun --standalone --nproc_per_node 2 -m cinepatch.train_vae --preset world --out ckpt/vae
+
+Each step is a batch of clips (1 + 4k frames) or, with probability ``--image-prob``, a
+larger batch of single frames, so the model learns that an image is a 1-frame video. Frames
+are rendered at the size the DiT will use (``--size``) and randomly cropped to ``--crop``:
+the VAE is fully convolutional, so it trains on crops and runs on whole frames. Running the
+same command again resumes from ``OUT/train_state.pt``. At the end the per-channel mean and
+std of the latents are stored in the weights, and ``OUT`` holds a folder
+``CausalVAE.from_pretrained`` can read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from cinepatch.io.atomic import atomic_write
+from cinepatch.models.vae import PRESETS, CausalVAE
+
+__all__ = ["main", "world_batch", "latent_stats"]
+
+Batcher = Callable[[np.random.Generator, int, int], torch.Tensor]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="world", choices=sorted(PRESETS))
+    p.add_argument("--out", type=Path, required=True, help="output folder (config.json, model.safetensors, train_state.pt)")
+    p.add_argument("--steps", type=int, default=1500, help="length of the LR schedule")
+    p.add_argument("--minutes", type=float, default=None, help="stop early after this wall time and finish up")
+    p.add_argument("--batch", type=int, default=4, help="clips per step (per process)")
+    p.add_argument("--frames", type=int, default=9, help="frames per training clip (1 + 4k)")
+    p.add_argument("--image-prob", type=float, default=0.25, help="share of steps that train on single frames")
+    p.add_argument("--size", type=int, default=128, help="rendered frame size")
+    p.add_argument("--crop", type=int, default=64, help="random crop trained on (multiple of 8)")
+    p.add_argument("--fps", type=float, default=8.0)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--weight-decay", type=float, default=0.01)
+    p.add_argument("--stats-batches", type=int, default=16, help="clip batches used for the latent shift/scale")
+    p.add_argument("--ckpt-every", type=int, default=100)
+    p.add_argument("--log-every", type=int, default=25)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None)
+    return p.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------
+
+
+def world_batch(
+    rng: np.random.Generator, batch: int, frames: int, *, size: int, crop: int, fps: float
+) -> torch.Tensor:
+    """``batch`` random world scenes rendered at ``size``², cropped to ``crop``²: (B, 3, T, c, c)."""
+    from cinepatch.io.video import to_tensor
+    from cinepatch.world import random_scene, render
+
+    clips = []
+    for _ in range(batch):
+        video = render(random_scene(rng), width=size, height=size, fps=fps, frames=frames)  # (T, H, W, 3) uint8
+        y, x = rng.integers(0, size - crop + 1, size=2)
+        clips.append(to_tensor(np.ascontiguousarray(video[:, y : y + crop, x : x + crop])))  # (1, 3, T, c, c)
+    return torch.cat(clips, dim=0)
+
+
+@torch.no_grad()
+def latent_stats(vae: CausalVAE, batches: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of the raw posterior means over ``batches``."""
+    vae.set_latent_stats(torch.zeros(vae.config.latent_channels), torch.ones(vae.config.latent_channels))
+    z = torch.cat([vae.encode(x).transpose(0, 1).flatten(1) for x in batches], dim=1)  # (C, N)
+    return z.mean(dim=1), z.std(dim=1).clamp_min(1e-4)
+
+
+class _LossModule(nn.Module):
+    """What DDP wraps: its forward is the VAE's training loss, so gradients sync on backward."""
+
+    def __init__(self, vae: CausalVAE) -> None:
+        super().__init__()
+        self.vae = vae
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        return self.vae.loss(x)
+
+
+def lr_at(step: int, *, base: float, warmup: int, total: int) -> float:
+    """Linear warmup, then cosine down to a tenth of ``base``."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+# --------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Path:
+    """Train (or resume), store latent stats, and write ``args.out``; returns the folder.
+
+    ``batcher(rng, batch, frames) -> (B, 3, T, H, W)`` replaces the world renderer (tests).
+    """
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    # ---- processes: alone, or one of several under torchrun -------------------------------
+    ddp = "RANK" in os.environ
+    if ddp:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+        rank, world = dist.get_rank(), dist.get_world_size()
+    else:
+        rank, world = 0, 1
+    master = rank == 0
+    if batcher is None:
+
+        def batcher(rng: np.random.Generator, batch: int, frames: int) -> torch.Tensor:
+            return world_batch(rng, batch, frames, size=args.size, crop=args.crop, fps=args.fps)
+
+    # ---- model, optimiser, resume ----------------------------------------------------------
+    torch.manual_seed(args.seed)
+    vae = CausalVAE(PRESETS[args.preset])
+    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+    state_path = args.out / "train_state.pt"
+    step = 0
+    if state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        vae.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        step = state["step"]
+        if master:
+            print(f"resumed from {state_path} at step {step}", flush=True)
+    model: nn.Module = _LossModule(vae)
+    if ddp:
+        model = nn.parallel.DistributedDataParallel(model)
+    # A different stream of scenes per process and per resume, reproducible from the seed.
+    rng = np.random.default_rng([args.seed, rank, step])
+    if master:
+        n_params = sum(p.numel() for p in vae.parameters())
+        print(f"preset={args.preset} params={n_params / 1e6:.2f}M processes={world} out={args.out}", flush=True)
+
+    def save_state() -> None:
+        if master:
+            with atomic_write(state_path) as tmp:
+                torch.save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step, "args": vars(args)}, tmp)
+
+    # ---- training loop --------------------------------------------------------------------
+    vae.train()
+    started = time.monotonic()
+    window: list[dict[str, float]] = []
+    while step < args.steps:
+        if args.minutes is not None and time.monotonic() - started > 60 * args.minutes:
+            if master:
+                print(f"time budget of {args.minutes} min reached at step {step}", flush=True)
+            break
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
+        if rng.random() < args.image_prob:
+            x = batcher(rng, 2 * args.batch, 1)  # single frames: an image is a 1-frame video
+        else:
+            x = batcher(rng, args.batch, args.frames)
+        loss, parts = model(x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        window.append(parts)
+        if master and step % args.log_every == 0:
+            mean = {k: sum(p[k] for p in window) / len(window) for k in window[0]}
+            elapsed = time.monotonic() - started
+            print(
+                f"step {step} l1 {mean['l1']:.4f} mse {mean['mse']:.5f} kl {mean['kl']:.2f} "
+                f"psnr {mean['psnr']:.2f} dB lr {opt.param_groups[0]['lr']:.2e} {elapsed / 60:.1f} min",
+                flush=True,
+            )
+            window.clear()
+        if step % args.ckpt_every == 0:
+            save_state()
+    save_state()
+
+    # ---- latent statistics and the final folder -------------------------------------------
+    if master:
+        vae.eval()
+        stats_rng = np.random.default_rng([args.seed, 10_000])  # fixed scenes: same stats on resume
+        batches = [batcher(stats_rng, args.batch, args.frames) for _ in range(args.stats_batches)]
+        shift, scale = latent_stats(vae, batches)
+        vae.set_latent_stats(shift, scale)
+        with torch.no_grad():
+            mse = sum(float((vae.decode(vae.encode(x)) - x).pow(2).mean()) for x in batches) / len(batches)
+        vae.save_pretrained(args.out)
+        summary = {
+            "step": step,
+            "psnr_db": 10 * math.log10(4.0 / mse),
+            "latent_shift": shift.tolist(),
+            "latent_scale": scale.tolist(),
+            "minutes": (time.monotonic() - started) / 60,
+        }
+        with atomic_write(args.out / "train_summary.json") as tmp:
+            tmp.write_text(json.dumps(summary, indent=2) + "\n")
+        print(f"saved {args.out}: step {step}, PSNR {summary['psnr_db']:.2f} dB on the stats clips", flush=True)
+    if ddp:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return args.out
+
+
+if __name__ == "__main__":
+    main()
