@@ -1,0 +1,297 @@
+"""The one entry every request takes — CLI, HTTP service and Python API alike.
+
+::
+
+    VideoRequest
+      → moderate the prompt (and negative prompt)         safety.check_prompt
+      → review every input image/video                   safety.check_frames(stage="input")
+      → apply the style preset, expand the prompt        presets, expand
+      → build the backend-neutral spec (edits)           editing
+      → generate                                         backends (embedded, world, diffusers)
+      → review sampled output frames                     safety.check_frames(stage="output")
+      → visible mark → invisible watermark → atomic write → C2PA → ledger
+                                                         provenance.finish
+      → VideoResult
+
+Nothing in this file may be skipped by a caller: :meth:`Studio.create` is the only public way
+to make a video, and it does every step in this order. A refused or failed request writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from cinepatch import __version__
+from cinepatch.backends.base import EDITS, Backend, GenerationSpec
+from cinepatch.config import StudioConfig
+from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.expand import ChatExpander, Expander, NoExpander, WorldExpander
+
+__all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SECONDS"]
+
+MAX_PROMPT_CHARS = 2000
+MAX_SECONDS = 60.0
+MAX_SEED = 2**63 - 1
+DEFAULT_FPS = 16
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    """What a person asks for. Validated on construction; every error names the parameter."""
+
+    prompt: str
+    seconds: float | None = 4.0
+    frames: int | None = None  # overrides ``seconds`` when given
+    width: int = 128
+    height: int = 128
+    fps: int | None = None  # None: the preset's, else DEFAULT_FPS
+    seed: int | None = None  # None: a random seed, reported in the result
+    model: str = "default"
+    steps: int | None = None
+    guidance: float | None = None
+    negative: str = ""
+    preset: str | None = None
+    expand: bool = True
+    edit: str | None = None  # None: text-to-video; else one of backends.base.EDITS
+    sources: tuple[Path, ...] = ()
+    params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prompt, str) or not self.prompt.strip():
+            raise InvalidParameter("prompt", self.prompt, "a non-empty text")
+        if len(self.prompt) > MAX_PROMPT_CHARS:
+            raise InvalidParameter("prompt", f"{len(self.prompt)} characters", f"at most {MAX_PROMPT_CHARS}")
+        if len(self.negative) > MAX_PROMPT_CHARS:
+            raise InvalidParameter("negative", f"{len(self.negative)} characters", f"at most {MAX_PROMPT_CHARS}")
+        if self.fps is not None and not 1 <= self.fps <= 60:
+            raise InvalidParameter("fps", self.fps, "1 to 60")
+        if self.frames is not None:
+            if not 1 <= self.frames <= MAX_SECONDS * self.frame_rate:
+                raise InvalidParameter("frames", self.frames, f"1 to {int(MAX_SECONDS * self.frame_rate)}")
+        elif self.seconds is None or not 0 < self.seconds <= MAX_SECONDS:
+            raise InvalidParameter("seconds", self.seconds, f"more than 0, at most {MAX_SECONDS:g}")
+        for side in ("width", "height"):
+            value = getattr(self, side)
+            if not isinstance(value, int) or not 16 <= value <= 4096 or value % 16:
+                raise InvalidParameter(side, value, "16 to 4096, a multiple of 16")
+        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
+            raise InvalidParameter("seed", self.seed, f"0 to {MAX_SEED}")
+        if self.steps is not None and not 1 <= self.steps <= 500:
+            raise InvalidParameter("steps", self.steps, "1 to 500")
+        if self.guidance is not None and not 0 <= self.guidance <= 30:
+            raise InvalidParameter("guidance", self.guidance, "0 to 30")
+        if self.edit is not None and self.edit not in EDITS:
+            raise InvalidParameter("edit", self.edit, f"one of {', '.join(EDITS)}")
+
+    @property
+    def frame_rate(self) -> int:
+        return self.fps if self.fps is not None else DEFAULT_FPS
+
+    @property
+    def frame_count(self) -> int:
+        if self.frames is not None:
+            return self.frames
+        assert self.seconds is not None
+        return max(1, round(self.seconds * self.frame_rate))
+
+
+@dataclass(frozen=True)
+class VideoResult:
+    path: Path
+    width: int
+    height: int
+    fps: int
+    frames: int
+    seconds: float
+    prompt: str
+    expanded_prompt: str
+    model: str
+    seed: int
+    payload: str  # the invisible watermark's payload, hex: the generation's identifier
+    warnings: tuple[str, ...] = ()
+
+
+ProgressFn = Callable[[float], None]
+
+
+class Studio:
+    """Makes videos for one installation (its models, keys, ledger and settings)."""
+
+    def __init__(self, config: StudioConfig) -> None:
+        self.config = config
+        self._backends: dict[str, Backend] = {}
+
+    # -- models ------------------------------------------------------------------------------
+
+    def backend(self, model: str) -> tuple[Backend, tuple[str, ...]]:
+        """The backend for a model alias or folder, loaded once; plus warnings about the choice."""
+        target = self.config.models.get(model, model)
+        notes: tuple[str, ...] = ()
+        if target == "embedded":
+            from cinepatch.backends.embedded import shipped_model_dir
+
+            if shipped_model_dir() is None:
+                target = "world"
+                notes = (
+                    "this build ships no trained default model yet; the world oracle (the "
+                    "ground-truth renderer of the procedural world) stands in",
+                )
+        if target not in self._backends:
+            self._backends[target] = _load_backend(target)
+        return self._backends[target], notes
+
+    def _expander(self, request: VideoRequest) -> Expander:
+        if not request.expand:
+            return NoExpander()
+        settings = self.config.expansion
+        if settings.backend == "chat":
+            return ChatExpander(base_url=settings.url, model=settings.model, api_key=settings.api_key)
+        return WorldExpander()
+
+    # -- the one entry -----------------------------------------------------------------------
+
+    def create(
+        self, request: VideoRequest, *, out: str | Path, progress: ProgressFn | None = None
+    ) -> VideoResult:
+        """Make the video ``request`` asks for and write it, marked and signed, to ``out``."""
+        from cinepatch import editing, provenance, safety
+        from cinepatch.presets import apply_preset
+
+        out = Path(out)
+        report = progress or (lambda fraction: None)
+
+        # 1. Moderation comes first: a refused prompt costs nothing and writes nothing.
+        safety.check_prompt(request.prompt, config=self.config.moderation)
+        if request.negative:
+            safety.check_prompt(request.negative, config=self.config.moderation)
+
+        # 2. Inputs are read and reviewed before any compute.
+        inputs = editing.load_sources(request.sources)
+        for media in inputs:
+            safety.check_frames(media.frames, stage="input")
+
+        # 3. Preset settings, expansion, then the preset decorates the expanded prompt.
+        request, preset = apply_preset(request, self.config.presets_path)
+        backend, notes = self.backend(request.model)
+        expansion = self._expander(request).expand(request.prompt)
+        seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        spec = GenerationSpec(
+            prompt=preset.decorate(expansion.expanded),
+            negative=request.negative,
+            frames=request.frame_count,
+            width=request.width,
+            height=request.height,
+            fps=request.frame_rate,
+            seed=seed,
+            steps=request.steps,
+            guidance=request.guidance,
+        )
+        plan = editing.plan(request.edit, spec, inputs, request.params)
+        for step in plan.specs:
+            backend.check(step)
+        report(0.02)
+
+        # 4. Generate (an edit may take several passes) and review what came out.
+        frames = plan.run(backend, progress=lambda f: report(0.02 + 0.88 * f))
+        safety.check_frames(frames, stage="output")
+        report(0.92)
+
+        # 5. Provenance: visible mark → invisible watermark → atomic write → C2PA → ledger.
+        payload = provenance.new_payload()
+        provenance.finish(
+            frames,
+            fps=request.frame_rate,
+            out=out,
+            payload=payload,
+            settings=provenance.Settings(
+                visible_mark=self.config.visible_mark,
+                keys_dir=self.config.keys_dir,
+                cert=self.config.c2pa_cert,
+                key=self.config.c2pa_key,
+                ledger=self.config.ledger_path,
+            ),
+            record=provenance.Record(
+                prompt=request.prompt,
+                expanded_prompt=expansion.expanded,
+                model=backend.name,
+                software=f"cinepatch {__version__}",
+                action="c2pa.edited" if request.edit else "c2pa.created",
+                edit=request.edit,
+                sources=tuple(str(path) for path in request.sources),
+                parameters=_parameters(request, seed),
+            ),
+        )
+        report(1.0)
+        all_warnings = notes + expansion.warnings + plan.warnings
+        for message in all_warnings:
+            warnings.warn(message, stacklevel=2)
+        return VideoResult(
+            path=out,
+            width=request.width,
+            height=request.height,
+            fps=request.frame_rate,
+            frames=int(len(frames)),
+            seconds=len(frames) / request.frame_rate,
+            prompt=request.prompt,
+            expanded_prompt=expansion.expanded,
+            model=backend.name,
+            seed=seed,
+            payload=payload.hex(),
+            warnings=all_warnings,
+        )
+
+
+def _parameters(request: VideoRequest, seed: int) -> dict[str, object]:
+    values = dataclasses.asdict(request)
+    values["sources"] = [str(path) for path in request.sources]
+    values["params"] = {key: _jsonable(value) for key, value in request.params.items()}
+    values["seed"] = seed
+    return values
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, np.ndarray):
+        return f"<array {value.shape}>"
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    return str(value)
+
+
+def _load_backend(target: str) -> Backend:
+    if target == "world":
+        from cinepatch.backends.world import WorldOracle
+
+        return WorldOracle()
+    if target == "embedded":
+        from cinepatch.backends.embedded import EmbeddedBackend, shipped_model_dir
+
+        folder = shipped_model_dir()
+        if folder is None:
+            raise ModelError("the embedded default model's weights are not in this installation")
+        return EmbeddedBackend.from_pretrained(folder)
+    folder = Path(target).expanduser()
+    if not folder.is_dir():
+        raise ModelError(
+            f"model {target!r} is neither a known alias nor a model folder (aliases: "
+            "set them under `models:` in the config)"
+        )
+    if (folder / "model_index.json").exists():
+        from cinepatch.backends.diffusers import load_diffusers_backend
+
+        return load_diffusers_backend(folder)
+    from cinepatch.backends.embedded import EmbeddedBackend
+
+    return EmbeddedBackend.from_pretrained(folder)

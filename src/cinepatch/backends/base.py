@@ -1,0 +1,78 @@
+"""The interface every model family implements, and the request it receives.
+
+A backend turns a :class:`GenerationSpec` into frames. The spec is backend-neutral: edits are
+expressed in *pixels* — keyframes placed at output frame indices, and optionally a whole source
+video to re-noise (remix) — and each backend maps that onto its own mechanism (the embedded
+model's latent mask + reference latents, LTX's frame conditions, Wan's first/last frame …).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from cinepatch.errors import InvalidParameter
+
+__all__ = ["Backend", "GenerationSpec", "Keyframes", "Progress", "EDITS"]
+
+Progress = Callable[[float], None]
+"""Called with the fraction done, 0.0 to 1.0."""
+
+EDITS = ("image", "extend", "remix", "recut", "loop", "blend", "storyboard")
+
+
+@dataclass(frozen=True)
+class Keyframes:
+    """Known frames ``(K, H, W, 3)`` uint8 pinned at output frame ``indices`` (one per frame)."""
+
+    frames: np.ndarray
+    indices: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if self.frames.ndim != 4 or len(self.frames) != len(self.indices):
+            raise InvalidParameter(
+                "keyframes", f"{self.frames.shape} with {len(self.indices)} indices",
+                "frames (K, H, W, 3) and K indices",
+            )
+        if len(set(self.indices)) != len(self.indices):
+            raise InvalidParameter("keyframes.indices", self.indices, "distinct frame indices")
+
+
+@dataclass(frozen=True)
+class GenerationSpec:
+    """One video to make. ``prompt`` is the text the model encodes (already expanded)."""
+
+    prompt: str
+    frames: int
+    width: int
+    height: int
+    fps: int
+    seed: int
+    negative: str = ""
+    steps: int | None = None  # None: the backend's default
+    guidance: float | None = None  # None: the backend's default
+    keyframes: Keyframes | None = None
+    source: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3): remix input
+    strength: float = 1.0  # remix: 0 keeps the source, 1 re-imagines it fully
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.fps
+
+
+class Backend(Protocol):
+    """A model family behind cinepatch's commands."""
+
+    name: str
+    """Identifies the model in outputs, credentials and the ledger."""
+
+    def check(self, spec: GenerationSpec) -> None:
+        """Raise :class:`InvalidParameter` for a spec this model cannot make, before any compute."""
+        ...
+
+    def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
+        """Make the video: frames ``(spec.frames, spec.height, spec.width, 3)`` uint8."""
+        ...

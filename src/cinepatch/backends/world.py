@@ -1,0 +1,48 @@
+"""The world oracle as a backend: renders a prompt's ground truth with the procedural renderer.
+
+It is what `cinepatch world render` draws, behind the same request path as the models (so the
+service, moderation and provenance can be exercised at full speed), and it refuses prompts that
+name nothing in the world. It has no generative freedom: pinned keyframes are pasted over the
+rendered frames, and a remix source is ignored — the new prompt is rendered afresh.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cinepatch.backends.base import GenerationSpec, Progress
+from cinepatch.errors import InvalidParameter
+
+__all__ = ["WorldOracle"]
+
+
+class WorldOracle:
+    name = "cinepatch-world-oracle"
+
+    def check(self, spec: GenerationSpec) -> None:
+        from cinepatch.world import parse_prompt
+
+        for side, value in (("width", spec.width), ("height", spec.height)):
+            if not (32 <= value <= 512 and value % 16 == 0):
+                raise InvalidParameter(side, value, "32 to 512, a multiple of 16")
+        if not 4 <= spec.fps <= 30:
+            raise InvalidParameter("fps", spec.fps, "4 to 30")
+        if not 1 <= spec.frames <= 60 * spec.fps:
+            raise InvalidParameter("frames", spec.frames, f"1 to {60 * spec.fps} (60 s)")
+        parse_prompt(spec.prompt)  # raises UnknownPrompt listing what the world knows
+
+    def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
+        from cinepatch.world import parse_prompt, render
+
+        self.check(spec)
+        frames = render(
+            parse_prompt(spec.prompt),
+            width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames, seed=spec.seed,
+        )
+        if spec.keyframes is not None:
+            frames = frames.copy()
+            for image, index in zip(spec.keyframes.frames, spec.keyframes.indices, strict=True):
+                frames[index] = image
+        if progress is not None:
+            progress(1.0)
+        return frames

@@ -1,0 +1,86 @@
+"""`cinepatch generate PROMPT... -o OUT`: text-to-video (and image-to-video with --image)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cinepatch.cli.common import (
+    add_sampling_arguments,
+    add_studio_arguments,
+    check_output,
+    make_studio,
+    progress_bar,
+    show_warnings,
+)
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "generate",
+        help="make a video from a prompt",
+        description="Make videos from prompts. Every output is moderated, reviewed, marked, "
+        "watermarked and signed with C2PA content credentials.",
+    )
+    parser.add_argument("prompts", nargs="+", metavar="PROMPT", help="one or more prompts")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="out.mp4, out.gif, or a folder for PNG frames; with several prompts "
+                        "or seeds each output gets a -N suffix")
+    parser.add_argument("--seed", type=int, nargs="+", help="one or more seeds (default: random)")
+    parser.add_argument("--image", type=Path, help="animate this still (image-to-video)")
+    parser.add_argument("--image-at", default="start",
+                        help="where the image sits: start, end, or a time in seconds (default start)")
+    add_sampling_arguments(parser)
+    add_studio_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _image_at(text: str) -> str | float:
+    return text if text in ("start", "end") else float(text)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cinepatch.app import VideoRequest
+
+    check_output(args.output)
+    studio = make_studio(args)
+    seeds = args.seed or [None]
+    jobs = [(prompt, seed) for prompt in args.prompts for seed in seeds]
+    width, height = args.size
+    with show_warnings():
+        for index, (prompt, seed) in enumerate(jobs):
+            out = args.output
+            if len(jobs) > 1:
+                out = out.with_name(f"{out.stem}-{index}{out.suffix}")
+            request = VideoRequest(
+                prompt=prompt,
+                seconds=args.seconds if args.seconds is not None else 4.0,
+                frames=args.frames,
+                width=width,
+                height=height,
+                fps=args.fps,
+                seed=seed,
+                model=args.model,
+                steps=args.steps,
+                guidance=args.guidance,
+                negative=args.negative,
+                preset=args.preset,
+                expand=args.expand,
+                edit="image" if args.image else None,
+                sources=(args.image,) if args.image else (),
+                params={"at": _image_at(args.image_at)} if args.image else {},
+            )
+            bar = progress_bar(f"[{index + 1}/{len(jobs)}]")
+            try:
+                result = studio.create(request, out=out, progress=bar)
+            finally:
+                bar.close()
+            if result.expanded_prompt != result.prompt:
+                print(f"expanded prompt: {result.expanded_prompt}")
+            print(
+                f"wrote {result.path} ({result.width}x{result.height}, {result.frames} frames at "
+                f"{result.fps} fps, seed {result.seed}, model {result.model}, watermark {result.payload})"
+            )
+    return 0
