@@ -1,0 +1,579 @@
+"""Spacetime-patch diffusion transformer (DiT) for video latents.
+
+Read top to bottom: patchify, 3D rotary positions, embedders, attention, block, final layer,
+the model, named sizes, counting. The model predicts the rectified-flow velocity
+``v = ε − x_0`` (see ``cinepatch.flow``); it never samples.
+
+Input: the noisy latents ``x_t (B, C, t, h, w)`` are concatenated with the conditioning
+primitive — reference latents ``cond_latents (B, C, t, h, w)`` and the per-latent-frame mask
+``cond_mask (B, t)`` broadcast over space — into ``2C + 1`` channels, cut into
+``p_t × p_h × p_w`` spacetime patches and embedded as tokens. Every image-to-video, extend,
+loop or blend edit is a different mask and reference; none needs model code.
+
+Conditioning:
+
+- timestep and pooled text go through adaLN-Zero (one shift/scale/gate set per block,
+  zero-initialised so every block starts as the identity);
+- the text token states go through *cross-attention*, not joint attention. Why: (1) video
+  tokens outnumber text tokens by 10–100×, so joint attention (MMDiT) buys little expressive
+  power per FLOP while doubling the per-block weights (a second stream for text); (2) the
+  self-attention over video keeps a length that depends on the video only, so a trained model
+  runs at any prompt length with the same FLOPs profile; (3) padding is handled exactly with a
+  key mask and no text state is rewritten per block, so the text K/V are a pure function of
+  the prompt. A learned *null* key/value is always present in the cross-attention, so an
+  empty prompt (mask all false — unconditional guidance) is well defined rather than NaN.
+
+Positions: 3D rotary embedding on queries and keys of the self-attention, the head dimension
+split across the t, h and w axes. Attention scores then depend on relative spacetime offsets
+only, there is no table to outgrow, and any size or duration runs. Positions are fixed
+(not learned), which the training-budget findings point to: small-initialised learned
+positions left a CPU-trained model without a sense of "where".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from cinepatch.errors import InvalidParameter, ModelError
+
+__all__ = [
+    "DiTConfig",
+    "PRESETS",
+    "DiT",
+    "patchify",
+    "unpatchify",
+    "rope_axis_dims",
+    "rope_angles",
+    "grid_positions",
+    "apply_rope",
+    "count_params",
+    "forward_flops",
+]
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+_FAMILY = "cinepatch-dit"
+
+
+# ------------------------------------------------------------------------------------------
+# Config
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Shape of a DiT. Defaults are the ``tiny`` CPU model.
+
+    ``in_channels`` is the latent channel count C of the VAE (the model reads ``2C + 1``
+    channels and writes C). ``patch`` is ``(p_t, p_h, p_w)`` in latent cells.
+    """
+
+    in_channels: int = 16
+    patch: tuple[int, int, int] = (1, 2, 2)
+    width: int = 256
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    text_dim: int = 384
+    qk_norm: bool = True
+    rope_theta: float = 10_000.0
+    grad_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        # JSON gives lists; keep the dataclass hashable and comparable.
+        object.__setattr__(self, "patch", tuple(int(p) for p in self.patch))
+        if len(self.patch) != 3 or min(self.patch) < 1:
+            raise InvalidParameter("patch", self.patch, "three positive ints (p_t, p_h, p_w)")
+        for name in ("in_channels", "width", "depth", "heads", "text_dim"):
+            if getattr(self, name) < 1:
+                raise InvalidParameter(name, getattr(self, name), "a positive int")
+        if self.width % self.heads:
+            raise InvalidParameter("heads", self.heads, f"a divisor of width={self.width}")
+        if self.head_dim % 2 or self.head_dim < 6:
+            raise InvalidParameter(
+                "heads", self.heads, "a count giving an even head dim ≥ 6 (for 3D RoPE)"
+            )
+        if self.mlp_ratio <= 0:
+            raise InvalidParameter("mlp_ratio", self.mlp_ratio, "> 0")
+
+    @property
+    def head_dim(self) -> int:
+        return self.width // self.heads
+
+    @property
+    def mlp_width(self) -> int:
+        return int(self.width * self.mlp_ratio)
+
+    @property
+    def patch_volume(self) -> int:
+        return self.patch[0] * self.patch[1] * self.patch[2]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["patch"] = list(self.patch)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DiTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidParameter("DiTConfig", unknown, f"keys among {sorted(known)}")
+        return cls(**d)
+
+    def tokens(self, latent: tuple[int, int, int]) -> int:
+        """Token count for latents of ``(t, h, w)`` (t padded up to a multiple of p_t)."""
+        return math.prod(_grid(latent, self.patch))
+
+
+# ------------------------------------------------------------------------------------------
+# Patchify
+# ------------------------------------------------------------------------------------------
+
+
+def _grid(latent: tuple[int, int, int], patch: tuple[int, int, int]) -> tuple[int, int, int]:
+    t, h, w = latent
+    pt, ph, pw = patch
+    if h % ph or w % pw:
+        raise InvalidParameter(
+            "latent size", (h, w), f"height a multiple of {ph} and width a multiple of {pw}"
+        )
+    return -(-t // pt), h // ph, w // pw
+
+
+def patchify(x: Tensor, patch: tuple[int, int, int]) -> tuple[Tensor, tuple[int, int, int]]:
+    """Cut ``(B, C, t, h, w)`` into spacetime patches: ``(B, N, C·p_t·p_h·p_w)`` and the grid.
+
+    Time is padded at the *end* up to a multiple of ``p_t`` by repeating the last latent frame
+    (all channels, mask channel included), so the padding looks like the clip's own last frame
+    rather than a zero frame the model never sees in training; ``unpatchify`` crops it off and
+    the loss never sees it. Height and width must divide exactly (sizes are multiples of 16,
+    so latents are multiples of 2): they raise instead of being silently cropped.
+    Token order is raster over (t, h, w); features are ordered (C, p_t, p_h, p_w).
+    """
+    b, c, t, h, w = x.shape
+    pt, ph, pw = patch
+    gt, gh, gw = _grid((t, h, w), patch)
+    pad = gt * pt - t
+    if pad:
+        x = torch.cat([x, x[:, :, -1:].expand(b, c, pad, h, w)], dim=2)  # (B, C, gt·pt, h, w)
+    x = x.reshape(b, c, gt, pt, gh, ph, gw, pw)
+    x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, gt, gh, gw, C, pt, ph, pw)
+    return x.reshape(b, gt * gh * gw, c * pt * ph * pw), (gt, gh, gw)
+
+
+def unpatchify(
+    tokens: Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int], frames: int
+) -> Tensor:
+    """Inverse of ``patchify``: ``(B, N, C·p_t·p_h·p_w)`` → ``(B, C, frames, h, w)``."""
+    b, n, d = tokens.shape
+    gt, gh, gw = grid
+    pt, ph, pw = patch
+    c = d // (pt * ph * pw)
+    x = tokens.reshape(b, gt, gh, gw, c, pt, ph, pw)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # (B, C, gt, pt, gh, ph, gw, pw)
+    x = x.reshape(b, c, gt * pt, gh * ph, gw * pw)
+    return x[:, :, :frames]  # crop the time padding
+
+
+# ------------------------------------------------------------------------------------------
+# 3D rotary position embedding
+# ------------------------------------------------------------------------------------------
+
+
+def rope_axis_dims(head_dim: int) -> tuple[int, int, int]:
+    """Split an even head dim over (t, h, w): h and w get equal even shares, t the rest.
+
+    64 → (24, 20, 20); 128 → (44, 42, 42). Time gets the remainder because durations vary
+    more than sizes do.
+    """
+    hw = 2 * (head_dim // 6)
+    return head_dim - 2 * hw, hw, hw
+
+
+def grid_positions(grid: tuple[int, int, int], device: torch.device | None = None) -> Tensor:
+    """Integer (t, h, w) coordinates of every token in raster order: ``(N, 3)`` float."""
+    axes = [torch.arange(n, device=device, dtype=torch.float32) for n in grid]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1).reshape(-1, 3)
+
+
+def rope_angles(positions: Tensor, head_dim: int, theta: float) -> tuple[Tensor, Tensor]:
+    """Rotation cos/sin for ``positions (N, 3)``: each ``(N, head_dim / 2)``.
+
+    Each axis owns a contiguous slice of the head dim; within it, channel pair ``i`` of an
+    axis with ``d`` dims rotates at frequency ``theta^(−2i/d)`` times the coordinate.
+    """
+    parts = []
+    for axis, dim in enumerate(rope_axis_dims(head_dim)):
+        freqs = theta ** (-torch.arange(0, dim, 2, device=positions.device, dtype=torch.float32) / dim)
+        parts.append(positions[:, axis, None].float() * freqs)  # (N, dim / 2)
+    angles = torch.cat(parts, dim=-1)  # (N, head_dim / 2)
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate channel pairs ``(2i, 2i+1)`` of ``x (B, H, N, head_dim)`` by the given angles."""
+    x1, x2 = x.float().unflatten(-1, (-1, 2)).unbind(-1)  # 2 × (B, H, N, head_dim / 2)
+    out = torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)  # (B, H, N, hd/2, 2)
+    return out.flatten(-2).type_as(x)  # (B, H, N, head_dim)
+
+
+# ------------------------------------------------------------------------------------------
+# Embedders
+# ------------------------------------------------------------------------------------------
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    return x * (1 + scale) + shift
+
+
+class TimestepEmbedder(nn.Module):
+    """Sinusoidal embedding of ``t ∈ [0, 1]`` (scaled by 1000, as in DiT) and an MLP."""
+
+    def __init__(self, width: int, frequency_dim: int = 256) -> None:
+        super().__init__()
+        self.frequency_dim = frequency_dim
+        self.mlp = nn.Sequential(
+            nn.Linear(frequency_dim, width), nn.SiLU(), nn.Linear(width, width)
+        )
+
+    def forward(self, t: Tensor) -> Tensor:
+        half = self.frequency_dim // 2
+        freqs = torch.exp(
+            -math.log(10_000) * torch.arange(half, device=t.device, dtype=torch.float32) / half
+        )
+        args = 1000.0 * t.float()[:, None] * freqs[None]  # (B, half)
+        emb = torch.cat([args.cos(), args.sin()], dim=-1)  # (B, frequency_dim)
+        return self.mlp(emb.to(self.mlp[0].weight.dtype))  # (B, D)
+
+
+# ------------------------------------------------------------------------------------------
+# Attention
+# ------------------------------------------------------------------------------------------
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over spacetime tokens, QK-RMSNorm, 3D RoPE, SDPA."""
+
+    def __init__(self, width: int, heads: int, qk_norm: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(width, 3 * width)
+        self.q_norm = nn.RMSNorm(width // heads, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(width // heads, eps=1e-6) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).view(b, n, 3, self.heads, d // self.heads)  # (B, N, 3, H, hd)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # 3 × (B, H, N, hd)
+        q = apply_rope(self.q_norm(q), cos, sin)  # (B, H, N, hd)
+        k = apply_rope(self.k_norm(k), cos, sin)  # (B, H, N, hd)
+        out = F.scaled_dot_product_attention(q, k, v)  # (B, H, N, hd)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))  # (B, N, D)
+
+
+class CrossAttention(nn.Module):
+    """Video tokens attend to text tokens (plus the always-present null token)."""
+
+    def __init__(self, width: int, heads: int, qk_norm: bool) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(width, width)
+        self.kv = nn.Linear(width, 2 * width)
+        self.q_norm = nn.RMSNorm(width // heads, eps=1e-6) if qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(width // heads, eps=1e-6) if qk_norm else nn.Identity()
+        self.proj = nn.Linear(width, width)
+
+    def forward(self, x: Tensor, context: Tensor, context_mask: Tensor) -> Tensor:
+        b, n, d = x.shape
+        hd = d // self.heads
+        q = self.q_norm(self.q(x).view(b, n, self.heads, hd).transpose(1, 2))  # (B, H, N, hd)
+        kv = self.kv(context).view(b, -1, 2, self.heads, hd)  # (B, L, 2, H, hd)
+        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)  # 2 × (B, H, L, hd)
+        k = self.k_norm(k)
+        mask = context_mask[:, None, None, :]  # (B, 1, 1, L) bool, True = attend
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, H, N, hd)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))  # (B, N, D)
+
+
+# ------------------------------------------------------------------------------------------
+# Block and final layer
+# ------------------------------------------------------------------------------------------
+
+
+class DiTBlock(nn.Module):
+    """adaLN-Zero self-attention, cross-attention to text, adaLN-Zero MLP."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        d = config.width
+        self.norm1 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(d, config.heads, config.qk_norm)
+        self.norm2 = nn.LayerNorm(d, elementwise_affine=True, eps=1e-6)
+        self.cross = CrossAttention(d, config.heads, config.qk_norm)
+        self.norm3 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, config.mlp_width),
+            nn.GELU(approximate="tanh"),
+            nn.Linear(config.mlp_width, d),
+        )
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
+
+    def forward(
+        self, x: Tensor, c: Tensor, context: Tensor, context_mask: Tensor, cos: Tensor, sin: Tensor
+    ) -> Tensor:
+        mods = self.adaLN_modulation(c)[:, None].chunk(6, dim=-1)  # 6 × (B, 1, D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mods
+        x = x + gate_msa * self.attn(modulate(self.norm1(x), shift_msa, scale_msa), cos, sin)
+        x = x + self.cross(self.norm2(x), context, context_mask)  # (B, N, D)
+        x = x + gate_mlp * self.mlp(modulate(self.norm3(x), shift_mlp, scale_mlp))
+        return x  # (B, N, D)
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, width: int, out_features: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(width, out_features)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        shift, scale = self.adaLN_modulation(c)[:, None].chunk(2, dim=-1)  # 2 × (B, 1, D)
+        return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, p_t·p_h·p_w·C)
+
+
+# ------------------------------------------------------------------------------------------
+# The model
+# ------------------------------------------------------------------------------------------
+
+
+class DiT(nn.Module):
+    """Velocity predictor ``v(x_t, t | text, cond_mask, cond_latents)`` on video latents."""
+
+    def __init__(self, config: DiTConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.grad_checkpointing = config.grad_checkpointing
+        d, c = config.width, config.in_channels
+        self.x_embedder = nn.Linear((2 * c + 1) * config.patch_volume, d)
+        self.t_embedder = TimestepEmbedder(d)
+        self.pooled_embedder = nn.Sequential(
+            nn.Linear(config.text_dim, d), nn.SiLU(), nn.Linear(d, d)
+        )
+        self.text_embedder = nn.Sequential(nn.LayerNorm(config.text_dim), nn.Linear(config.text_dim, d))
+        self.null_text = nn.Parameter(torch.zeros(1, 1, d))
+        self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
+        self.final_layer = FinalLayer(d, c * config.patch_volume)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        # Xavier for every linear layer, zero biases (as DiT).
+        def _basic_init(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+        self.apply(_basic_init)
+        # Patch embedding: initialise like a conv kernel flattened (as DiT's x_embedder).
+        nn.init.xavier_uniform_(self.x_embedder.weight)
+        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
+        nn.init.normal_(self.pooled_embedder[0].weight, std=0.02)
+        nn.init.normal_(self.pooled_embedder[2].weight, std=0.02)
+        nn.init.normal_(self.null_text, std=0.02)
+        for block in self.blocks:
+            # adaLN-Zero: every gate, shift and scale starts at 0, so each block is the identity.
+            nn.init.zeros_(block.adaLN_modulation[-1].weight)
+            nn.init.zeros_(block.adaLN_modulation[-1].bias)
+            # Cross-attention has no gate: zero its output projection for the same reason.
+            nn.init.zeros_(block.cross.proj.weight)
+            nn.init.zeros_(block.cross.proj.bias)
+        # Zero final layer: the model predicts v = 0 at init.
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+
+    def forward(
+        self,
+        x: Tensor,
+        t: Tensor,
+        *,
+        text_states: Tensor,
+        text_mask: Tensor | None = None,
+        text_pooled: Tensor | None = None,
+        cond_mask: Tensor | None = None,
+        cond_latents: Tensor | None = None,
+    ) -> Tensor:
+        """Predict the velocity for ``x (B, C, t, h, w)`` at times ``t (B,)`` in [0, 1].
+
+        ``text_states (B, L, text_dim)``; ``text_mask (B, L)`` bool, True for real tokens
+        (default all True); ``text_pooled (B, text_dim)`` (default: the masked mean of the
+        states); ``cond_mask (B, t)`` in {0, 1} and ``cond_latents (B, C, t, h, w)`` (default:
+        nothing conditioned). Returns ``(B, C, t, h, w)``.
+        """
+        cfg = self.config
+        b, c, frames, h, w = x.shape
+        if c != cfg.in_channels:
+            raise InvalidParameter("x channels", c, f"{cfg.in_channels} (config.in_channels)")
+        t = t.reshape(-1).expand(b) if t.numel() == 1 else t
+        if text_mask is None:
+            text_mask = torch.ones(text_states.shape[:2], dtype=torch.bool, device=x.device)
+        text_mask = text_mask.bool()
+        if cond_mask is None:
+            cond_mask = x.new_zeros(b, frames)
+        if cond_latents is None:
+            cond_latents = torch.zeros_like(x)
+
+        # Conditioning primitive as input channels.
+        mask = cond_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, h, w)
+        inp = torch.cat([x, cond_latents.to(x.dtype), mask], dim=1)  # (B, 2C+1, t, h, w)
+        tokens, grid = patchify(inp, cfg.patch)  # (B, N, (2C+1)·p_t·p_h·p_w)
+        x = self.x_embedder(tokens)  # (B, N, D)
+        cos, sin = rope_angles(grid_positions(grid, x.device), cfg.head_dim, cfg.rope_theta)
+        # cos, sin: (N, head_dim / 2)
+
+        # Global conditioning vector: timestep + pooled text.
+        if text_pooled is None:
+            weights = text_mask.to(text_states.dtype)[..., None]  # (B, L, 1)
+            text_pooled = (text_states * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+        c_vec = self.t_embedder(t) + self.pooled_embedder(text_pooled.to(x.dtype))  # (B, D)
+
+        # Text tokens for cross-attention, with the null token always attendable.
+        context = self.text_embedder(text_states.to(x.dtype))  # (B, L, D)
+        context = torch.cat([self.null_text.expand(b, 1, -1), context], dim=1)  # (B, 1+L, D)
+        context_mask = F.pad(text_mask, (1, 0), value=True)  # (B, 1+L)
+
+        for block in self.blocks:
+            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, c_vec, context, context_mask, cos, sin, use_reentrant=False)
+            else:
+                x = block(x, c_vec, context, context_mask, cos, sin)  # (B, N, D)
+        x = self.final_layer(x, c_vec)  # (B, N, p_t·p_h·p_w·C)
+        return unpatchify(x, grid, cfg.patch, frames)  # (B, C, t, h, w)
+
+    # -- persistence -------------------------------------------------------------------------
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically)."""
+        from safetensors.torch import save_file
+
+        from cinepatch.io.atomic import atomic_write
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        with atomic_write(folder / WEIGHTS_NAME) as tmp:
+            save_file(state, str(tmp), metadata={"family": _FAMILY})
+        with atomic_write(folder / CONFIG_NAME) as tmp:
+            tmp.write_text(json.dumps({"family": _FAMILY, **self.config.to_dict()}, indent=2))
+        return folder
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+    ) -> DiT:
+        """Load a folder written by ``save_pretrained``; raises ``ModelError`` if it is not one."""
+        from safetensors.torch import load_file
+
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise ModelError(f"{path}: missing (expected a DiT folder from save_pretrained)")
+        try:
+            raw = json.loads(config_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"{config_path}: not readable JSON ({exc})") from exc
+        family = raw.pop("family", None)
+        if family != _FAMILY:
+            raise ModelError(f"{config_path}: family {family!r}, expected {_FAMILY!r}")
+        try:
+            config = DiTConfig.from_dict(raw)
+        except (InvalidParameter, TypeError) as exc:
+            raise ModelError(f"{config_path}: {exc}") from exc
+        with torch.device("meta"):
+            model = cls(config)
+        try:
+            state = load_file(str(weights_path), device=str(device))
+            model.load_state_dict(state, strict=True, assign=True)
+        except (RuntimeError, OSError) as exc:
+            raise ModelError(f"{weights_path}: {exc}") from exc
+        if dtype is not None:
+            model = model.to(dtype=dtype)
+        return model.eval()
+
+
+# ------------------------------------------------------------------------------------------
+# Named sizes
+# ------------------------------------------------------------------------------------------
+
+# in_channels is the VAE's latent channel count; a pipeline building a model for another VAE
+# uses dataclasses.replace(PRESETS[name], in_channels=vae.config.latent_channels).
+# tiny: the embedded CPU model. Few tokens (2×2 spatial patches on 8×-compressed latents: a
+# 64×64 clip of 17 frames is 5×4×4 = 80 tokens) and fixed 3D RoPE positions, so a few-million
+# parameter model can afford many steps and still see the whole clip in every attention.
+PRESETS: dict[str, DiTConfig] = {
+    "tiny": DiTConfig(in_channels=16, patch=(1, 2, 2), width=256, depth=6, heads=4, text_dim=384),
+    "small": DiTConfig(in_channels=16, patch=(1, 2, 2), width=384, depth=12, heads=6, text_dim=384),
+    "base": DiTConfig(in_channels=16, patch=(1, 2, 2), width=768, depth=12, heads=12, text_dim=768),
+    "large": DiTConfig(in_channels=16, patch=(1, 2, 2), width=1024, depth=24, heads=16, text_dim=4096),
+    "xl": DiTConfig(in_channels=16, patch=(1, 2, 2), width=2048, depth=28, heads=16, text_dim=4096),
+    "xxl": DiTConfig(in_channels=16, patch=(1, 2, 2), width=4096, depth=40, heads=32, text_dim=4096),
+}
+
+
+# ------------------------------------------------------------------------------------------
+# Counting (no weights allocated)
+# ------------------------------------------------------------------------------------------
+
+
+def count_params(config: DiTConfig) -> int:
+    """Exact parameter count, from a model built on the meta device (no memory used)."""
+    with torch.device("meta"):
+        model = DiT(config)
+    return sum(p.numel() for p in model.parameters())
+
+
+def forward_flops(
+    config: DiTConfig, latent: tuple[int, int, int], *, text_len: int = 77, batch: int = 1
+) -> dict[str, int | float]:
+    """Matmul FLOPs (2 per multiply-add) of one forward pass, from shapes alone.
+
+    Counts every linear layer and both attention products (QKᵀ and AV); elementwise work
+    (norms, RoPE, GELU, softmax) is left out, as is customary. Returns ``tokens``,
+    ``flops`` (whole batch), ``flops_per_token`` (linear layers only — the number that does
+    not depend on clip length) and ``attention_flops``.
+    """
+    d, f, depth = config.width, config.mlp_width, config.depth
+    n = config.tokens(latent)
+    c_in = (2 * config.in_channels + 1) * config.patch_volume
+    c_out = config.in_channels * config.patch_volume
+    ctx = text_len + 1  # the null token
+    # Per video token, multiply-adds of the linear layers.
+    per_token = c_in * d + depth * (3 * d * d + d * d + d * d + d * d + 2 * d * f) + d * c_out
+    # Text tokens: the projection of the L prompt tokens, then K and V of those and the null
+    # token in every block.
+    text = text_len * config.text_dim * d + ctx * depth * 2 * d * d
+    # Per sample: timestep MLP, pooled-text MLP, adaLN in every block and the final layer.
+    per_sample = (256 * d + d * d) + (config.text_dim * d + d * d) + depth * 6 * d * d + 2 * d * d
+    # Attention products per sample: self (N×N) and cross (N×ctx), QKᵀ and AV each N·M·D.
+    attention = depth * (2 * n * n * d + 2 * n * ctx * d)
+    macs = n * per_token + text + per_sample + attention
+    return {
+        "tokens": n,
+        "flops": 2 * macs * batch,
+        "flops_per_token": 2 * per_token,
+        "attention_flops": 2 * attention * batch,
+    }
+

@@ -1,0 +1,224 @@
+"""DiT: exact shape algebra, position behaviour, conditioning paths, persistence, counting."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.models.dit import (
+    PRESETS,
+    DiT,
+    DiTConfig,
+    apply_rope,
+    count_params,
+    forward_flops,
+    grid_positions,
+    patchify,
+    rope_angles,
+    unpatchify,
+)
+
+TINY = DiTConfig(in_channels=4, patch=(2, 2, 2), width=48, depth=2, heads=2, text_dim=12)
+
+
+def randomized(config: DiTConfig = TINY, seed: int = 0) -> DiT:
+    """A model with every weight random, so zero-initialised paths do not hide bugs."""
+    torch.manual_seed(seed)
+    model = DiT(config).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model
+
+
+def inputs(b: int = 2, t: int = 3, h: int = 4, w: int = 6, L: int = 5, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, TINY.in_channels, t, h, w, generator=g)
+    time = torch.rand(b, generator=g)
+    text = torch.randn(b, L, TINY.text_dim, generator=g)
+    return x, time, text
+
+
+@pytest.mark.parametrize("patch", [(1, 1, 1), (1, 2, 2), (2, 2, 2), (3, 1, 2), (4, 2, 1)])
+@pytest.mark.parametrize("t", [1, 5, 7])
+def test_patchify_unpatchify_identity(patch, t):
+    x = torch.randn(2, 3, t, 4, 6)
+    tokens, grid = patchify(x, patch)
+    assert grid == (-(-t // patch[0]), 4 // patch[1], 6 // patch[2])
+    assert tokens.shape == (2, grid[0] * grid[1] * grid[2], 3 * patch[0] * patch[1] * patch[2])
+    assert torch.equal(unpatchify(tokens, grid, patch, t), x)
+
+
+def test_patchify_groups_one_spacetime_patch_per_token_and_pads_with_last_frame():
+    x = torch.arange(1 * 1 * 3 * 2 * 2, dtype=torch.float32).reshape(1, 1, 3, 2, 2)
+    tokens, grid = patchify(x, (2, 2, 2))
+    assert grid == (2, 1, 1)
+    assert torch.equal(tokens[0, 0], x[0, 0, :2].reshape(-1))  # frames 0-1, all of h×w
+    assert torch.equal(tokens[0, 1], torch.cat([x[0, 0, 2].reshape(-1)] * 2))  # frame 2, repeated
+
+
+def test_patchify_rejects_sizes_that_do_not_divide():
+    with pytest.raises(InvalidParameter, match="latent size"):
+        patchify(torch.randn(1, 2, 3, 5, 4), (1, 2, 2))
+
+
+def test_rope_attention_depends_only_on_relative_position():
+    head_dim, n = 24, 10
+    g = torch.Generator().manual_seed(0)
+    q = torch.randn(1, 1, n, head_dim, generator=g)
+    k = torch.randn(1, 1, n, head_dim, generator=g)
+    pos = torch.randint(0, 6, (n, 3), generator=g).float()
+    scores = []
+    for offset in ([0.0, 0.0, 0.0], [3.0, -5.0, 11.0]):
+        cos, sin = rope_angles(pos + torch.tensor(offset), head_dim, 10_000.0)
+        scores.append(apply_rope(q, cos, sin) @ apply_rope(k, cos, sin).transpose(-1, -2))
+    assert torch.allclose(scores[0], scores[1], atol=1e-4)
+    # ... and positions do matter: moving only the keys along any one axis changes the scores.
+    for axis in range(3):
+        moved = pos.clone()
+        moved[:, axis] += 1
+        cq, sq = rope_angles(pos, head_dim, 10_000.0)
+        ck, sk = rope_angles(moved, head_dim, 10_000.0)
+        other = apply_rope(q, cq, sq) @ apply_rope(k, ck, sk).transpose(-1, -2)
+        assert not torch.allclose(scores[0], other, atol=1e-3)
+
+
+def test_rope_preserves_norm_and_grid_positions_are_raster_order():
+    x = torch.randn(2, 3, 24, 36)
+    pos = grid_positions((2, 3, 4))
+    assert pos.shape == (24, 3) and pos[1].tolist() == [0, 0, 1] and pos[4].tolist() == [0, 1, 0]
+    cos, sin = rope_angles(pos, 36, 100.0)
+    assert torch.allclose(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+
+
+def test_adaln_zero_init_gives_zero_velocity_and_identity_blocks():
+    torch.manual_seed(0)
+    model = DiT(TINY).eval()
+    x, t, text = inputs()
+    assert torch.equal(model(x, t, text_states=text), torch.zeros_like(x))
+    h = torch.randn(2, 12, TINY.width)
+    c = torch.randn(2, TINY.width)
+    ctx, mask = torch.randn(2, 6, TINY.width), torch.ones(2, 6, dtype=torch.bool)
+    cos, sin = rope_angles(grid_positions((1, 3, 4)), TINY.head_dim, 1e4)
+    assert torch.equal(model.blocks[0](h, c, ctx, mask, cos, sin), h)
+
+
+def test_output_shape_for_odd_frame_counts_and_any_size():
+    model = randomized()
+    for t, h, w in [(1, 2, 2), (5, 4, 6), (9, 8, 2)]:
+        x, time, text = inputs(t=t, h=h, w=w)
+        v = model(x, time, text_states=text)
+        assert v.shape == x.shape and torch.isfinite(v).all()
+
+
+def test_text_padding_tokens_do_not_change_output():
+    model = randomized()
+    x, t, text = inputs(L=5)
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    padded_text = torch.cat([text, 100 * torch.randn(2, 4, TINY.text_dim)], dim=1)
+    padded_mask = torch.cat([mask, torch.zeros(2, 4, dtype=torch.bool)], dim=1)
+    # default pooled vector (masked mean) and cross-attention both ignore the padding ...
+    base = model(x, t, text_states=text, text_mask=mask)
+    assert torch.allclose(model(x, t, text_states=padded_text, text_mask=padded_mask), base, atol=1e-5)
+    # ... and with the pooled vector fixed, the cross-attention alone does too
+    pooled = torch.randn(2, TINY.text_dim)
+    base = model(x, t, text_states=text, text_mask=mask, text_pooled=pooled)
+    padded = model(x, t, text_states=padded_text, text_mask=padded_mask, text_pooled=pooled)
+    assert torch.allclose(padded, base, atol=1e-5)
+    # the padded tokens would change the output if they were attended, so this is not vacuous
+    unmasked = model(x, t, text_states=padded_text, text_pooled=pooled)
+    assert not torch.allclose(unmasked, base, atol=1e-3)
+
+
+def test_empty_prompt_is_finite_and_differs_from_a_prompt():
+    model = randomized()
+    x, t, text = inputs()
+    empty = model(x, t, text_states=text, text_mask=torch.zeros(2, 5, dtype=torch.bool))
+    assert torch.isfinite(empty).all()
+    assert not torch.allclose(empty, model(x, t, text_states=text), atol=1e-3)
+
+
+def test_conditioning_channels_change_output():
+    model = randomized()
+    x, t, text = inputs(t=4)
+    base = model(x, t, text_states=text)
+    cond_mask = torch.tensor([[1.0, 0, 0, 0], [1.0, 0, 0, 0]])
+    ref = torch.zeros_like(x)
+    ref[:, :, 0] = torch.randn_like(x[:, :, 0])
+    with_mask = model(x, t, text_states=text, cond_mask=cond_mask, cond_latents=torch.zeros_like(x))
+    with_ref = model(x, t, text_states=text, cond_mask=cond_mask, cond_latents=ref)
+    assert not torch.allclose(base, with_mask, atol=1e-3)
+    assert not torch.allclose(with_mask, with_ref, atol=1e-3)
+
+
+def test_timestep_changes_output_and_batch_items_are_independent():
+    model = randomized()
+    x, t, text = inputs()
+    v = model(x, t, text_states=text)
+    assert not torch.allclose(v, model(x, t.flip(0), text_states=text), atol=1e-3)
+    single = model(x[:1], t[:1], text_states=text[:1])
+    assert torch.allclose(single, v[:1], atol=1e-5)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = randomized().train()
+    x, t, text = inputs()
+    grads = []
+    for ckpt in (False, True):
+        model.grad_checkpointing = ckpt
+        model.zero_grad()
+        model(x, t, text_states=text).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+    assert grads[0].abs().sum() > 0
+
+
+def test_save_load_round_trip_is_identical(tmp_path):
+    model = randomized()
+    x, t, text = inputs()
+    model.save_pretrained(tmp_path / "dit")
+    loaded = DiT.from_pretrained(tmp_path / "dit")
+    assert loaded.config == model.config
+    assert torch.equal(loaded(x, t, text_states=text), model(x, t, text_states=text))
+
+
+def test_from_pretrained_errors(tmp_path):
+    with pytest.raises(ModelError, match="missing"):
+        DiT.from_pretrained(tmp_path)
+    randomized().save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"family": "cinepatch-dit", "width": 48, "bogus": 1}')
+    with pytest.raises(ModelError, match="bogus"):
+        DiT.from_pretrained(tmp_path)
+
+
+def test_config_validation_and_json_round_trip():
+    with pytest.raises(InvalidParameter, match="heads"):
+        DiTConfig(width=48, heads=5)
+    with pytest.raises(InvalidParameter):
+        DiTConfig.from_dict({"width": 48, "nope": 1})
+    assert DiTConfig.from_dict(TINY.to_dict()) == TINY
+
+
+def test_param_count_on_meta_matches_real_model():
+    assert count_params(TINY) == sum(p.numel() for p in DiT(TINY).parameters())
+    sizes = [count_params(c) for c in PRESETS.values()]
+    assert sizes == sorted(sizes)
+    assert 2e6 < count_params(PRESETS["tiny"]) < 12e6
+    assert count_params(PRESETS["xxl"]) > 10e9  # counted on meta: nothing allocated
+
+
+def test_analytic_flops_match_torch_flop_counter_on_linear_layers():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = dataclasses.replace(TINY, patch=(1, 2, 2))
+    model = randomized(cfg)
+    x, t, text = inputs(t=3, h=4, w=6, L=5)
+    with FlopCounterMode(display=False) as counter:
+        model(x, t, text_states=text)
+    linear = sum(v for op, v in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
+    est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
+    assert est["tokens"] == 3 * 2 * 3
+    assert linear == est["flops"] - est["attention_flops"]
