@@ -1,0 +1,269 @@
+"""Rectified flow: time sampling, time shift, training loss and the sampler.
+
+Convention (docs/architecture.md): ``x_t = (1 − t)·x_0 + t·ε``, ``t = 1`` is pure noise, the
+model predicts ``v = ε − x_0`` and sampling integrates ``dx/dt = v`` from ``t = 1`` to 0.
+
+The functions take any ``model_fn(x, t, *, cond_mask, cond_latents, **text)`` returning a
+velocity shaped like ``x`` — a ``DiT`` works as is. ``text`` is a mapping of keyword tensors
+with the batch first (for a DiT: ``text_states``, ``text_mask``, ``text_pooled``), forwarded
+unchanged; this module never looks inside it except to batch it with the negative prompt.
+
+Conditioning (the one editing primitive): latent frames with ``cond_mask = 1`` are *given*.
+In training and in sampling their entries of ``x_t`` are set to the reference
+``cond_latents`` (clean, as if at t = 0) and the model also sees the reference and mask as
+input channels; the loss is taken on the other frames only, and the sampler keeps the given
+frames at their reference values at every step, so the result carries them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from cinepatch.errors import InvalidParameter
+
+__all__ = [
+    "sample_timesteps",
+    "time_shift",
+    "shift_for_tokens",
+    "timestep_schedule",
+    "flow_loss",
+    "sample",
+]
+
+ModelFn = Callable[..., Tensor]
+
+
+# ------------------------------------------------------------------------------------------
+# Time: sampling and shift
+# ------------------------------------------------------------------------------------------
+
+
+def time_shift(t: Tensor, shift: float) -> Tensor:
+    """SD3's shift of the noise level: ``t' = s·t / (1 + (s − 1)·t)``.
+
+    ``s = 1`` is the identity; ``s > 1`` moves every ``t`` toward noise (``t = 0`` and ``1``
+    stay fixed). In signal-to-noise terms it divides the SNR ``((1−t)/t)²`` by ``s²``.
+    """
+    if shift <= 0:
+        raise InvalidParameter("shift", shift, "> 0")
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def shift_for_tokens(tokens: int, *, base_tokens: int = 256, base_shift: float = 1.0) -> float:
+    """Resolution/duration-dependent shift: ``s = base_shift · sqrt(tokens / base_tokens)``.
+
+    Why the square root (SD3, Esser et al. 2024, §5.3.2): n tokens that share one underlying
+    signal see independent noise, so at a fixed ``t`` a clip with more tokens (larger or
+    longer) keeps more of its information — its effective SNR grows like n. Dividing the SNR
+    by ``s² = n / n_base`` through ``time_shift`` gives every size the same effective noise
+    level as the ``base_tokens`` reference, where ``base_shift`` (tuned once) applies. Used for
+    both training time sampling and the sampler's schedule.
+    """
+    if tokens < 1 or base_tokens < 1:
+        raise InvalidParameter("tokens", (tokens, base_tokens), "positive token counts")
+    return base_shift * math.sqrt(tokens / base_tokens)
+
+
+def sample_timesteps(
+    batch: int,
+    *,
+    mean: float = 0.0,
+    std: float = 1.0,
+    shift: float = 1.0,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Logit-normal training times ``t = σ(m + s·z)``, ``z ~ N(0, 1)``, then time-shifted.
+
+    The logit-normal puts most samples at mid noise where the velocity is hardest to
+    predict (SD3); a shift > 1 moves weight toward high noise, where the global layout of a
+    clip is decided.
+    """
+    z = torch.randn(batch, generator=generator, device=device)
+    return time_shift(torch.sigmoid(mean + std * z), shift)  # (B,)
+
+
+def timestep_schedule(steps: int, *, shift: float = 1.0, device: torch.device | str | None = None) -> Tensor:
+    """The sampler's ``steps + 1`` times from 1 to 0: uniform, then time-shifted."""
+    if steps < 1:
+        raise InvalidParameter("steps", steps, "≥ 1")
+    return time_shift(torch.linspace(1.0, 0.0, steps + 1, device=device), shift)
+
+
+# ------------------------------------------------------------------------------------------
+# Loss
+# ------------------------------------------------------------------------------------------
+
+
+def _frame_mask(cond_mask: Tensor, x: Tensor) -> Tensor:
+    return cond_mask.to(x.dtype)[:, None, :, None, None]  # (B, 1, t, 1, 1)
+
+
+def _validate_cond(
+    x: Tensor, cond_mask: Tensor | None, cond_latents: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    b, _, frames = x.shape[:3]
+    if cond_mask is None:
+        cond_mask = x.new_zeros(b, frames)
+    if cond_latents is None:
+        cond_latents = torch.zeros_like(x)
+    if tuple(cond_mask.shape) != (b, frames):
+        raise InvalidParameter("cond_mask shape", tuple(cond_mask.shape), f"(B, t) = {(b, frames)}")
+    if cond_latents.shape != x.shape:
+        raise InvalidParameter("cond_latents shape", tuple(cond_latents.shape), f"{tuple(x.shape)}")
+    return cond_mask.to(x.dtype), cond_latents.to(x.dtype)
+
+
+def flow_loss(
+    model_fn: ModelFn,
+    x0: Tensor,
+    *,
+    text: Mapping[str, Tensor] | None = None,
+    cond_mask: Tensor | None = None,
+    cond_latents: Tensor | None = None,
+    t: Tensor | None = None,
+    noise: Tensor | None = None,
+    shift: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Velocity MSE on the unconditioned latent frames (``cond_mask == 0``) only.
+
+    ``x0 (B, C, t, h, w)`` clean latents; ``t (B,)`` and ``noise`` are drawn (logit-normal,
+    shifted by ``shift``; standard normal) when not given. Returns the mean over every element
+    of every unconditioned frame (a scalar; 0 if every frame is conditioned).
+    """
+    cond_mask, cond_latents = _validate_cond(x0, cond_mask, cond_latents)
+    b = x0.shape[0]
+    if t is None:
+        t = sample_timesteps(b, shift=shift, generator=generator, device=x0.device)
+    if noise is None:
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    m = _frame_mask(cond_mask, x0)  # (B, 1, t, 1, 1)
+    t_ = t.to(x0.dtype)[:, None, None, None, None]  # (B, 1, 1, 1, 1)
+    x_t = (1 - t_) * x0 + t_ * noise  # (B, C, t, h, w)
+    x_t = torch.where(m > 0, cond_latents, x_t)  # given frames at their reference
+    v = model_fn(x_t, t, cond_mask=cond_mask, cond_latents=cond_latents, **(text or {}))
+    target = noise - x0  # (B, C, t, h, w)
+    keep = (1 - m).expand_as(x0)  # (B, C, t, h, w)
+    # where(), not a product, so a non-finite prediction on a given frame cannot leak in.
+    err = torch.where(keep > 0, (v.float() - target.float()) ** 2, 0.0)
+    return err.sum() / keep.sum().clamp_min(1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Sampler
+# ------------------------------------------------------------------------------------------
+
+
+def _pad_to(x: Tensor, length: int) -> Tensor:
+    """Pad dim 1 (the token axis of text states and masks) with zeros / False."""
+    extra = length - x.shape[1]
+    if extra <= 0:
+        return x
+    pad = [0, 0] * (x.dim() - 2) + [0, extra]
+    return F.pad(x, pad, value=False if x.dtype == torch.bool else 0.0)
+
+
+def _cat_text(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Stack two text conditionings along the batch, padding the token axis to match."""
+    if set(a) != set(b):
+        raise InvalidParameter("negative", sorted(b), f"the same keys as text: {sorted(a)}")
+    out = {}
+    for key in a:
+        x, y = a[key], b[key]
+        if x.dim() >= 2 and x.shape[1] != y.shape[1] and x.shape[2:] == y.shape[2:]:
+            n = max(x.shape[1], y.shape[1])
+            x, y = _pad_to(x, n), _pad_to(y, n)
+        out[key] = torch.cat([x, y], dim=0)
+    return out
+
+
+def sample(
+    model_fn: ModelFn,
+    noise: Tensor | Sequence[int],
+    *,
+    steps: int = 30,
+    method: str = "euler",
+    guidance: float = 1.0,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
+    text: Mapping[str, Tensor] | None = None,
+    negative: Mapping[str, Tensor] | None = None,
+    cond_mask: Tensor | None = None,
+    cond_latents: Tensor | None = None,
+    shift: float = 1.0,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    callback: Callable[[int, float, Tensor], None] | None = None,
+) -> Tensor:
+    """Integrate from noise (t = 1) to data (t = 0); returns ``x_0 (B, C, t, h, w)``.
+
+    ``noise`` is the starting tensor, or a shape to draw it from ``generator`` (or a fresh
+    one seeded with ``seed``) — the same seed gives the same result. ``method`` is ``"euler"``
+    (one model call per step) or ``"heun"`` (two, the last step Euler). Classifier-free
+    guidance ``v = v_neg + g·(v_text − v_neg)`` runs cond and uncond in one batch and only
+    while ``lo ≤ t ≤ hi`` for ``guidance_interval = (lo, hi)``; outside it, one unguided call.
+    ``negative`` is the negative or empty-prompt conditioning, same keys as ``text`` (token
+    axes may differ in length; the shorter is padded with zeros / False).
+    ``callback(step, t_next, x)`` is called after every step.
+    """
+    # -- validate at the edge --------------------------------------------------------------
+    if method not in ("euler", "heun"):
+        raise InvalidParameter("method", method, "'euler' or 'heun'")
+    lo, hi = guidance_interval
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise InvalidParameter("guidance_interval", guidance_interval, "0 ≤ lo ≤ hi ≤ 1")
+    if guidance < 0:
+        raise InvalidParameter("guidance", guidance, "≥ 0 (1 = no guidance)")
+    guided = guidance != 1.0
+    if guided and negative is None:
+        raise InvalidParameter(
+            "negative", None, "a conditioning to guide against when guidance ≠ 1",
+            hint="pass the empty-prompt embedding for plain classifier-free guidance",
+        )
+    text = dict(text or {})
+    if not isinstance(noise, Tensor):
+        if generator is None:
+            generator = torch.Generator().manual_seed(0 if seed is None else seed)
+        noise = torch.randn(tuple(noise), generator=generator)
+    x = noise
+    cond_mask, cond_latents = _validate_cond(x, cond_mask, cond_latents)
+    m = _frame_mask(cond_mask, x) > 0  # (B, 1, t, 1, 1) bool
+    both = _cat_text(text, negative) if guided and negative is not None else {}
+    b = x.shape[0]
+
+    def velocity(x: Tensor, t: float) -> Tensor:
+        """The (guided) velocity at one time, conditioned frames' velocity set to 0."""
+        tt = x.new_full((b,), t)
+        if guided and lo <= t <= hi:
+            v_text, v_neg = model_fn(
+                torch.cat([x, x]), torch.cat([tt, tt]),
+                cond_mask=torch.cat([cond_mask, cond_mask]),
+                cond_latents=torch.cat([cond_latents, cond_latents]),
+                **both,
+            ).chunk(2)
+            v = v_neg + guidance * (v_text - v_neg)
+        else:
+            v = model_fn(x, tt, cond_mask=cond_mask, cond_latents=cond_latents, **text)
+        return torch.where(m, 0.0, v)
+
+    # -- the loop ------------------------------------------------------------------------
+    ts = timestep_schedule(steps, shift=shift).tolist()
+    x = torch.where(m, cond_latents, x)  # given frames start (and stay) at their reference
+    with torch.no_grad():
+        for i in range(steps):
+            t, t_next = ts[i], ts[i + 1]
+            dt = t - t_next  # > 0: we move toward t = 0
+            v = velocity(x, t)
+            if method == "heun" and t_next > 0:
+                x_euler = x - dt * v
+                v = 0.5 * (v + velocity(x_euler, t_next))
+            x = x - dt * v
+            x = torch.where(m, cond_latents, x)
+            if callback is not None:
+                callback(i, t_next, x)
+    return x

@@ -1,0 +1,213 @@
+"""Rectified flow: analytic checks of the schedule, the loss and the sampler."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from cinepatch.errors import InvalidParameter
+from cinepatch.flow import (
+    flow_loss,
+    sample,
+    sample_timesteps,
+    shift_for_tokens,
+    time_shift,
+    timestep_schedule,
+)
+from cinepatch.models.dit import DiT, DiTConfig
+
+SHAPE = (2, 3, 5, 4, 4)
+
+
+def test_time_shift_fixes_endpoints_and_moves_toward_noise():
+    t = torch.linspace(0, 1, 11)
+    assert torch.equal(time_shift(t, 1.0), t)
+    s = time_shift(t, 3.0)
+    assert s[0] == 0 and s[-1] == 1 and (s[1:-1] > t[1:-1]).all()
+    # SNR is divided by shift²
+    snr = lambda u: ((1 - u) / u) ** 2  # noqa: E731
+    assert torch.allclose(snr(s[1:-1]), snr(t[1:-1]) / 9, rtol=1e-4)
+    with pytest.raises(InvalidParameter):
+        time_shift(t, 0.0)
+
+
+def test_shift_for_tokens_is_sqrt_of_token_ratio():
+    assert shift_for_tokens(256) == 1.0
+    assert shift_for_tokens(1024) == 2.0
+    assert math.isclose(shift_for_tokens(80, base_tokens=80, base_shift=3.0), 3.0)
+    assert math.isclose(shift_for_tokens(320, base_tokens=80, base_shift=3.0), 6.0)
+
+
+def test_logit_normal_times_are_seeded_in_range_and_shift_moves_the_median():
+    a = sample_timesteps(4096, generator=torch.Generator().manual_seed(0))
+    b = sample_timesteps(4096, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and (a > 0).all() and (a < 1).all()
+    assert abs(a.median().item() - 0.5) < 0.03
+    shifted = sample_timesteps(4096, shift=3.0, generator=torch.Generator().manual_seed(0))
+    assert abs(shifted.median().item() - 0.75) < 0.03  # time_shift(0.5, 3) = 0.75
+
+
+def test_schedule_runs_from_one_to_zero_monotonically():
+    ts = timestep_schedule(10, shift=2.0)
+    assert ts[0] == 1 and ts[-1] == 0 and (ts[1:] < ts[:-1]).all()
+
+
+def constant_velocity(c):
+    calls = []
+
+    def model_fn(x, t, *, cond_mask, cond_latents, **text):
+        calls.append((x.shape[0], float(t[0])))
+        return c.expand_as(x).clone()
+
+    return model_fn, calls
+
+
+@pytest.mark.parametrize("method", ["euler", "heun"])
+@pytest.mark.parametrize("shift", [1.0, 3.0])
+def test_sampler_is_exact_for_a_constant_velocity(method, shift):
+    noise = torch.randn(SHAPE)
+    c = torch.randn(1, 3, 1, 1, 1)
+    model_fn, _ = constant_velocity(c)
+    x0 = sample(model_fn, noise, steps=7, method=method, shift=shift)
+    assert torch.allclose(x0, noise - c, atol=1e-5)
+
+
+def test_euler_is_exact_on_straight_paths_from_a_true_velocity_model():
+    # For a single data point x0 the ideal velocity is (x_t - x0) / t; every path is straight.
+    x_data = torch.randn(SHAPE)
+    model_fn = lambda x, t, **_: (x - x_data) / t[:, None, None, None, None]  # noqa: E731
+    out = sample(model_fn, torch.randn(SHAPE), steps=3)
+    assert torch.allclose(out, x_data, atol=1e-5)
+
+
+def true_velocity_model(x0, garbage=0.0):
+    """Predicts the exact velocity from x_t where it can, and `garbage` on given frames."""
+
+    def model_fn(x, t, *, cond_mask, cond_latents, **text):
+        v = (x - x0) / t[:, None, None, None, None]
+        m = cond_mask[:, None, :, None, None] > 0
+        return torch.where(m, torch.full_like(v, garbage), v)
+
+    return model_fn
+
+
+def test_true_velocity_gives_zero_loss_and_wrong_velocity_does_not():
+    x0 = torch.randn(SHAPE)
+    g = torch.Generator().manual_seed(0)
+    assert flow_loss(true_velocity_model(x0), x0, generator=g).item() < 1e-9
+    zero = lambda x, t, **_: torch.zeros_like(x)  # noqa: E731
+    noise = torch.randn(SHAPE)
+    loss = flow_loss(zero, x0, noise=noise, t=torch.full((2,), 0.5)).item()
+    assert math.isclose(loss, (noise - x0).square().mean().item(), rel_tol=1e-5)
+
+
+def test_loss_ignores_conditioned_frames():
+    x0 = torch.randn(SHAPE)
+    cond_mask = torch.tensor([[1.0, 1, 0, 0, 0], [0, 0, 0, 0, 1]])
+    ref = x0 * cond_mask[:, None, :, None, None]
+    kwargs = dict(cond_mask=cond_mask, cond_latents=ref, t=torch.tensor([0.3, 0.8]),
+                  noise=torch.randn(SHAPE))
+    assert flow_loss(true_velocity_model(x0, garbage=1e6), x0, **kwargs).item() < 1e-9
+    assert flow_loss(true_velocity_model(x0, garbage=float("nan")), x0, **kwargs).item() < 1e-9
+    # the model sees the reference, not noise, on given frames
+    seen = {}
+
+    def spy(x, t, *, cond_mask, cond_latents, **text):
+        seen["x"] = x
+        return torch.zeros_like(x)
+
+    flow_loss(spy, x0, **kwargs)
+    assert torch.equal(seen["x"][0, :, :2], x0[0, :, :2])
+    assert not torch.allclose(seen["x"][0, :, 2:], x0[0, :, 2:])
+
+
+def test_loss_gradient_is_zero_on_conditioned_frames():
+    x0 = torch.randn(SHAPE)
+    cond_mask = torch.tensor([[1.0, 0, 0, 0, 0]] * 2)
+    pred = torch.zeros(SHAPE, requires_grad=True)
+    flow_loss(lambda x, t, **_: pred, x0, cond_mask=cond_mask, cond_latents=x0 * 0).backward()
+    assert (pred.grad[:, :, 0] == 0).all() and (pred.grad[:, :, 1:] != 0).all()
+
+
+def tiny_dit():
+    torch.manual_seed(0)
+    model = DiT(DiTConfig(in_channels=3, patch=(1, 2, 2), width=24, depth=2, heads=2, text_dim=8))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0.0, 0.2)
+    return model.eval()
+
+
+def test_sampler_is_deterministic_for_a_seed_with_a_real_model():
+    model = tiny_dit()
+    text = {"text_states": torch.randn(2, 3, 8), "text_mask": torch.ones(2, 3, dtype=torch.bool)}
+    neg = {"text_states": torch.zeros(2, 1, 8), "text_mask": torch.zeros(2, 1, dtype=torch.bool)}
+    run = lambda seed: sample(model, SHAPE, steps=4, seed=seed, text=text, negative=neg,  # noqa: E731
+                              guidance=3.0, method="heun")
+    a, b, c = run(7), run(7), run(8)
+    assert torch.equal(a, b) and torch.isfinite(a).all()
+    assert not torch.allclose(a, c)
+
+
+def test_conditioned_frames_stay_at_their_reference():
+    model = tiny_dit()
+    text = {"text_states": torch.randn(2, 3, 8)}
+    cond_mask = torch.tensor([[1.0, 0, 0, 0, 1], [0, 0, 1, 0, 0]])
+    ref = torch.randn(SHAPE) * cond_mask[:, None, :, None, None]
+    seen = []
+    out = sample(model, SHAPE, steps=3, seed=0, text=text, cond_mask=cond_mask, cond_latents=ref,
+                 callback=lambda i, t, x: seen.append(x))
+    m = cond_mask[:, None, :, None, None].expand(SHAPE) > 0
+    assert torch.equal(out[m], ref[m])
+    assert all(torch.equal(x[m], ref[m]) for x in seen) and len(seen) == 3
+    assert not torch.equal(out[~m], torch.zeros_like(out[~m]))
+
+
+def test_guidance_runs_batched_and_only_inside_its_interval():
+    c_text, c_neg = torch.tensor(1.0), torch.tensor(-1.0)
+
+    def model_fn(x, t, *, cond_mask, cond_latents, text_states):
+        calls.append((x.shape[0], float(t[0])))
+        return text_states.reshape(-1, 1, 1, 1, 1).expand_as(x).clone()
+
+    text = {"text_states": c_text.expand(2, 1)}
+    neg = {"text_states": c_neg.expand(2, 1)}
+    calls = []
+    steps, g = 10, 4.0
+    out = sample(model_fn, torch.zeros(SHAPE), steps=steps, guidance=g, guidance_interval=(0.3, 0.7),
+                 text=text, negative=neg)
+    ts = timestep_schedule(steps).tolist()[:-1]
+    inside = [lo for lo in ts if 0.3 <= lo <= 0.7]
+    assert [b for b, t in calls] == [4 if 0.3 <= t <= 0.7 else 2 for t in ts]
+    assert len(inside) == 5
+    # guided velocity is v_neg + g (v_text - v_neg) = -1 + 4·2 = 7 inside, 1 outside; dt = 0.1
+    expected = -(0.1 * 7 * len(inside) + 0.1 * 1 * (steps - len(inside)))
+    assert torch.allclose(out, torch.full(SHAPE, expected), atol=1e-5)
+
+
+def test_guidance_one_never_doubles_the_batch_and_needs_no_negative():
+    model_fn, calls = constant_velocity(torch.tensor(0.5))
+    sample(model_fn, torch.zeros(SHAPE), steps=4)
+    assert [b for b, _ in calls] == [2] * 4
+
+
+def test_negative_prompt_of_another_length_is_padded():
+    model = tiny_dit()
+    text = {"text_states": torch.randn(2, 5, 8), "text_mask": torch.ones(2, 5, dtype=torch.bool)}
+    neg = {"text_states": torch.randn(2, 2, 8), "text_mask": torch.ones(2, 2, dtype=torch.bool)}
+    out = sample(model, SHAPE, steps=2, seed=0, text=text, negative=neg, guidance=2.0)
+    assert out.shape == SHAPE and torch.isfinite(out).all()
+
+
+def test_sampler_validates_at_the_edge():
+    model_fn, _ = constant_velocity(torch.tensor(0.0))
+    with pytest.raises(InvalidParameter, match="method"):
+        sample(model_fn, SHAPE, method="rk4")
+    with pytest.raises(InvalidParameter, match="guidance_interval"):
+        sample(model_fn, SHAPE, guidance_interval=(0.8, 0.2))
+    with pytest.raises(InvalidParameter, match="negative"):
+        sample(model_fn, SHAPE, guidance=5.0)
+    with pytest.raises(InvalidParameter, match="steps"):
+        sample(model_fn, SHAPE, steps=0)
