@@ -222,3 +222,15 @@ def test_analytic_flops_match_torch_flop_counter_on_linear_layers():
     est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
     assert est["tokens"] == 3 * 2 * 3
     assert linear == est["flops"] - est["attention_flops"]
+
+
+def test_cli_presets_prints_every_preset_with_tokens(capsys):
+    from cinepatch.cli import main
+
+    assert main(["model", "presets", "--latent", "5", "8", "8", "--text-len", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "latent 5×8×8" in out
+    for name in PRESETS:
+        line = next(row for row in out.splitlines() if row.startswith(f"{name} "))
+        assert " 80 " in line  # 5 × 4 × 4 tokens with 1×2×2 patches
+    assert main(["model", "presets", "--frames", "6"]) == 2
