@@ -1,0 +1,31 @@
+"""The procedural world: scenes, renderer, captions, prompt parser, evaluator, dataset.
+
+The ground truth the default model is trained on and measured against; what every word
+means on screen is fixed by WORLD.md (see docs/world.md for this implementation's choices).
+"""
+
+from __future__ import annotations
+
+from cinepatch.world.captions import CAPTION_LEVELS, captions, dense_caption, random_scene
+from cinepatch.world.parse import ParseResult, parse_prompt, parse_prompt_report, world_summary
+from cinepatch.world.render import Layout, Track, layout, render
+from cinepatch.world.scene import Background, Pillar, Scene, SceneObject
+
+__all__ = [
+    "Scene",
+    "SceneObject",
+    "Background",
+    "Pillar",
+    "render",
+    "layout",
+    "Layout",
+    "Track",
+    "random_scene",
+    "captions",
+    "dense_caption",
+    "CAPTION_LEVELS",
+    "parse_prompt",
+    "parse_prompt_report",
+    "ParseResult",
+    "world_summary",
+]

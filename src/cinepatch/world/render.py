@@ -1,0 +1,342 @@
+"""The renderer: a :class:`Scene` to frames ``(T, H, W, 3)`` uint8, exactly as WORLD.md says.
+
+Two steps. :func:`layout` turns the scene into numbers — each object's centre and size on
+every frame, the pillar's columns — and is where every placement rule lives (start positions
+that keep the whole motion inside, entering/leaving, pillar crossings, bounce physics).
+:func:`render` then rasterises that layout with numpy, a block of frames at a time, using
+coverage masks with a one-pixel anti-aliased edge.
+
+Coordinates are pixels with the origin at the top-left corner of the canvas, x right, y
+down; pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from cinepatch.errors import InvalidParameter
+from cinepatch.world.scene import (
+    BACKGROUNDS,
+    OBJECT_COLOURS,
+    PILLAR_COLOUR,
+    PILLAR_PLACES,
+    PILLAR_WIDTH,
+    POSITIONS,
+    SIZES,
+    SKY_BOTTOM,
+    SKY_TOP,
+    TEXTURE_DARKEN,
+    TEXTURE_PERIOD,
+    Scene,
+    SceneObject,
+)
+
+__all__ = ["Track", "Layout", "layout", "render", "check_canvas", "background_rows"]
+
+# Bounce physics. Gravity is not fixed by the contract; we pick it per clip so the first
+# impact comes at 35% of the clip (between 0.3 s and 1.5 s), which makes a bounce visible in
+# every clip and always "within 3 seconds". Each bounce keeps 85% of the speed (≤ 20% loss).
+BOUNCE_RESTITUTION = 0.85
+BOUNCE_FIRST_IMPACT = (0.35, 0.3, 1.5)  # fraction of the clip, min seconds, max seconds
+_BLOCK_PIXELS = 1 << 22  # frames are rasterised in blocks of about this many pixels
+
+
+@dataclass(frozen=True)
+class Track:
+    """One object's path: centre and bounding-box width, in pixels, per frame ``(T,)``."""
+
+    cx: np.ndarray
+    cy: np.ndarray
+    size: np.ndarray
+
+
+@dataclass(frozen=True)
+class Layout:
+    width: int
+    height: int
+    fps: float
+    frames: int
+    tracks: tuple[Track, ...]
+    pillar: tuple[float, float] | None  # (left, right) columns in pixels
+    texture_shift: np.ndarray  # (T,) horizontal shift of the background texture, pixels
+
+    @property
+    def unit(self) -> float:
+        """min(width, height): the unit of every size and speed in WORLD.md."""
+        return float(min(self.width, self.height))
+
+    @property
+    def times(self) -> np.ndarray:
+        return np.arange(self.frames) / self.fps
+
+
+def check_canvas(*, width: int, height: int, fps: float, frames: int) -> None:
+    """Raise :class:`InvalidParameter` unless the canvas is one WORLD.md allows."""
+    for name, value in (("width", width), ("height", height)):
+        if not isinstance(value, (int, np.integer)) or not 32 <= value <= 512 or value % 16:
+            raise InvalidParameter(name, value, "32 to 512, a multiple of 16")
+    if not 4 <= fps <= 30:
+        raise InvalidParameter("fps", fps, "4 to 30")
+    if not isinstance(frames, (int, np.integer)) or not 1 <= frames <= round(60 * fps):
+        raise InvalidParameter("frames", frames, f"1 to {round(60 * fps)} (60 s at {fps:g} fps)")
+
+
+# --- Layout ----------------------------------------------------------------------------------
+
+
+def _region(index: int, length: float, r: float) -> tuple[float, float]:
+    """The centre interval of a third of an axis, keeping the object inside at the start."""
+    return max(r, index * length / 3), min(length - r, (index + 1) * length / 3)
+
+
+def _place(
+    rng: np.random.Generator,
+    *,
+    length: float,
+    r_start: float,
+    r_max: float,
+    disp: np.ndarray,
+    region: tuple[float, float] | None,
+) -> float:
+    """A start centre on one axis so the whole path ``c0 + disp`` stays inside if it can.
+
+    A named region wins over staying inside (the caption said where it starts). When the path
+    is longer than the canvas the object starts at the entry side, fully inside, and leaves.
+    """
+    lo, hi = r_max - disp.min(), length - r_max - disp.max()
+    if lo <= hi:
+        if region is None:
+            return float(rng.uniform(lo, hi))
+        a, b = max(lo, region[0]), min(hi, region[1])
+        if a <= b:
+            return float(rng.uniform(a, b))
+        return float(np.clip((lo + hi) / 2, *sorted(region)))
+    c0 = r_start if disp[-1] >= 0 else length - r_start
+    return float(np.clip(c0, *sorted(region))) if region is not None else c0
+
+
+def _bounce_y(t: np.ndarray, *, y0: float, floor: float, duration: float) -> np.ndarray:
+    """Centre height of a ball dropped from rest at ``y0`` onto ``floor`` (y down)."""
+    drop = max(floor - y0, 0.0)
+    if drop == 0.0:
+        return np.full_like(t, floor)
+    frac, lo, hi = BOUNCE_FIRST_IMPACT
+    t1 = float(np.clip(frac * duration, lo, hi))
+    g = 2 * drop / t1**2
+    speed = g * t1  # impact speed
+    # Impact times: t1, then each flight lasts 2·u_k/g with u_k = e^k·speed.
+    ks = np.arange(1, 80)
+    flights = 2 * speed * BOUNCE_RESTITUTION**ks / g
+    impacts = np.concatenate([[t1], t1 + np.cumsum(flights)])
+    y = np.empty_like(t)
+    before = t < t1
+    y[before] = y0 + 0.5 * g * t[before] ** 2
+    k = np.searchsorted(impacts, t[~before], side="right") - 1  # last impact at or before t
+    k = np.minimum(k, len(flights) - 1)
+    tau = t[~before] - impacts[k]
+    u = speed * BOUNCE_RESTITUTION ** (k + 1)
+    y[~before] = floor - np.maximum(u * tau - 0.5 * g * tau**2, 0.0)
+    return y
+
+
+def _sizes(obj: SceneObject, unit: float, t: np.ndarray, duration: float) -> np.ndarray:
+    s0 = SIZES[obj.size] * unit
+    progress = t / duration if duration > 0 else np.zeros_like(t)
+    if obj.motion == "grow":
+        return s0 * (1 + progress)  # ×2 over the clip
+    if obj.motion == "shrink":
+        return s0 * (1 - 0.5 * progress)  # ×½ over the clip
+    return np.full_like(t, s0)
+
+
+def _track(
+    obj: SceneObject,
+    scene: Scene,
+    rng: np.random.Generator,
+    *,
+    width: int,
+    height: int,
+    t: np.ndarray,
+    duration: float,
+    pillar_x: float | None,
+) -> Track:
+    unit = float(min(width, height))
+    size = _sizes(obj, unit, t, duration)
+    r0, rmax = size[0] / 2, size.max() / 2
+    vx = (obj.velocity[0] + scene.pan_shift) * unit
+    vy = obj.velocity[1] * unit
+    dx, dy = vx * t, vy * t
+    col, row = POSITIONS[obj.start] if obj.start is not None else (None, None)
+    xregion = _region(col, width, r0) if col is not None else None
+    yregion = _region(row, height, r0) if row is not None else None
+
+    if obj.motion == "bounce":
+        # Falls from rest from the upper half (a named row is intersected with it).
+        top = yregion if yregion is not None else (r0, height / 3)
+        y0 = float(rng.uniform(top[0], max(top[0], min(top[1], height / 2))))
+        cy = _bounce_y(t, y0=y0, floor=height - r0, duration=duration)
+        cx = _place(rng, length=width, r_start=r0, r_max=rmax, disp=dx, region=xregion) + dx
+        return Track(cx=cx, cy=cy, size=size)
+
+    cx0 = _place(rng, length=width, r_start=r0, r_max=rmax, disp=dx, region=xregion)
+    cy0 = _place(rng, length=height, r_start=r0, r_max=rmax, disp=dy, region=yregion)
+    if obj.behind_pillar and pillar_x is not None:
+        # The centre crosses the pillar's centre mid-clip, unless that would start it off-canvas.
+        cx0 = float(np.clip(pillar_x - dx[-1] / 2, r0, width - r0))
+    if obj.exit != "none":
+        horizontal = obj.motion in ("left", "right")
+        length, disp, v = (width, dx, vx) if horizontal else (height, dy, vy)
+        forward = v > 0 if v != 0 else obj.motion in ("right", "down")
+        if obj.exit == "enters":
+            c0 = -r0 if forward else length + r0  # just off the entry edge, touching it
+        else:
+            # Fully off the exit edge on the last frame; never starting outside.
+            c0 = (length + r0 if forward else -r0) - disp[-1]
+            c0 = float(np.clip(c0, r0, length - r0))
+        if horizontal:
+            cx0 = c0
+        else:
+            cy0 = c0
+    return Track(cx=cx0 + dx, cy=cy0 + dy, size=size)
+
+
+def _overlap(a: Track, b: Track) -> float:
+    """Largest bounding-box overlap of two tracks over the clip, as a fraction of the smaller."""
+    ox = np.minimum(a.cx + a.size / 2, b.cx + b.size / 2) - np.maximum(a.cx - a.size / 2, b.cx - b.size / 2)
+    oy = np.minimum(a.cy + a.size / 2, b.cy + b.size / 2) - np.maximum(a.cy - a.size / 2, b.cy - b.size / 2)
+    area = np.clip(ox, 0, None) * np.clip(oy, 0, None)
+    return float((area / np.minimum(a.size, b.size) ** 2).max())
+
+
+def layout(
+    scene: Scene, *, width: int, height: int, fps: float, frames: int, seed: int | None = None
+) -> Layout:
+    """Every object's centre and size on every frame; the pillar's columns; the texture shift.
+
+    Start positions the scene leaves open come from ``numpy.random.default_rng(seed)`` (seed
+    ``None`` means 0), so a (scene, seed) pair always lays out, and renders, the same way.
+    """
+    check_canvas(width=width, height=height, fps=fps, frames=frames)
+    rng = np.random.default_rng(0 if seed is None else seed)
+    t = np.arange(frames, dtype=np.float64) / fps
+    duration = (frames - 1) / fps
+    unit = float(min(width, height))
+    pillar = None
+    pillar_x = None
+    if scene.pillar is not None:
+        pillar_x = PILLAR_PLACES[scene.pillar.place] * width
+        half = PILLAR_WIDTH * width / 2
+        pillar = (pillar_x - half, pillar_x + half)
+    tracks: list[Track] = []
+    for obj in scene.objects:
+        # Where the rng chooses, try a few starts and keep the one overlapping the objects
+        # already placed least, so a count stays countable (twins in parallel lanes).
+        best, best_overlap = None, math.inf
+        for _ in range(12):
+            track = _track(obj, scene, rng, width=width, height=height, t=t, duration=duration, pillar_x=pillar_x)
+            worst = max((_overlap(track, other) for other in tracks), default=0.0)
+            if worst < best_overlap:
+                best, best_overlap = track, worst
+            if worst == 0.0:
+                break
+        assert best is not None
+        tracks.append(best)
+    return Layout(
+        width=width,
+        height=height,
+        fps=float(fps),
+        frames=frames,
+        tracks=tuple(tracks),
+        pillar=pillar,
+        texture_shift=scene.pan_shift * unit * t,
+    )
+
+
+# --- Rasterising -----------------------------------------------------------------------------
+
+
+def background_rows(colour: str, height: int) -> np.ndarray:
+    """The background's base colour on every row, ``(H, 3)`` float (sky is a gradient)."""
+    if colour == "sky":
+        a = np.linspace(0.0, 1.0, height)[:, None]
+        return (1 - a) * np.array(SKY_TOP, float) + a * np.array(SKY_BOTTOM, float)
+    return np.broadcast_to(np.array(BACKGROUNDS[colour], float), (height, 3)).copy()
+
+
+def _square_wave(u: np.ndarray, period: float) -> np.ndarray:
+    """Coverage of the dark half ``[period/2, period)`` of a square wave, anti-aliased."""
+    u = np.mod(u, period)
+    half = period / 2
+    inside = np.minimum(u - half, period - u)
+    outside = -np.minimum(np.abs(half - u), np.minimum(u, period - u))
+    signed = np.where(u >= half, inside, outside)
+    return np.clip(signed + 0.5, 0.0, 1.0)
+
+
+def _band(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    return np.clip(np.minimum(x - lo, hi - x) + 0.5, 0.0, 1.0)
+
+
+def _coverage(shape: str, xs: np.ndarray, ys: np.ndarray, cx, cy, r) -> np.ndarray:
+    """Coverage ``(B, H, W)`` of a shape centred at ``(cx, cy)`` with half-width ``r`` (B,)."""
+    dx = xs[None, None, :] - cx[:, None, None]  # (B, 1, W)
+    dy = ys[None, :, None] - cy[:, None, None]  # (B, H, 1)
+    rr = r[:, None, None]
+    if shape == "square":
+        return np.clip(rr - np.abs(dx) + 0.5, 0, 1) * np.clip(rr - np.abs(dy) + 0.5, 0, 1)
+    if shape == "circle":
+        return np.clip(rr - np.sqrt(dx * dx + dy * dy) + 0.5, 0, 1)
+    # Isosceles triangle, apex up, as wide as it is tall: half-width (dy + r)/2 at height dy.
+    side = ((dy + rr) / 2 - np.abs(dx)) / math.sqrt(1.25)
+    return np.clip(side + 0.5, 0, 1) * np.clip(rr - dy + 0.5, 0, 1) * np.clip(dy + rr + 0.5, 0, 1)
+
+
+def render(
+    scene: Scene, *, width: int, height: int, fps: float, frames: int, seed: int | None = None
+) -> np.ndarray:
+    """Render ``scene`` to ``(frames, height, width, 3)`` uint8 RGB frames (see :func:`layout`)."""
+    plan = layout(scene, width=width, height=height, fps=fps, frames=frames, seed=seed)
+    xs = np.arange(width, dtype=np.float32) + 0.5
+    ys = np.arange(height, dtype=np.float32) + 0.5
+    base = background_rows(scene.background.colour, height).astype(np.float32)  # (H, 3)
+    dark = np.clip(base - TEXTURE_DARKEN, 0, 255)
+    period = TEXTURE_PERIOD * width
+    texture = scene.background.texture
+    out = np.empty((frames, height, width, 3), np.uint8)
+    block = max(1, _BLOCK_PIXELS // (width * height))
+    for start in range(0, frames, block):
+        sl = slice(start, min(frames, start + block))
+        n = sl.stop - sl.start
+        # Background and texture; the texture moves with the content when the camera pans.
+        shift = plan.texture_shift[sl].astype(np.float32)
+        if texture == "none":
+            amount = np.zeros((n, 1, 1), np.float32)
+        else:
+            cols = _square_wave(xs[None, :] - shift[:, None], period)[:, None, :]  # (n, 1, W)
+            if texture == "striped":
+                amount = cols
+            else:
+                rows = _square_wave(ys, period)[None, :, None]  # (1, H, 1)
+                amount = cols + rows - 2 * cols * rows  # soft XOR: checks
+        img = base[None, :, None, :] + (dark - base)[None, :, None, :] * amount[..., None]
+        img = np.broadcast_to(img, (n, height, width, 3)).copy()
+        # Objects in scene order (later ones in front), then the pillar in front of all.
+        for obj, track in zip(scene.objects, plan.tracks):
+            cov = _coverage(
+                obj.shape,
+                xs,
+                ys,
+                track.cx[sl].astype(np.float32),
+                track.cy[sl].astype(np.float32),
+                (track.size[sl] / 2).astype(np.float32),
+            )[..., None]
+            img += cov * (np.array(OBJECT_COLOURS[obj.colour], np.float32) - img)
+        if plan.pillar is not None:
+            cov = _band(xs, *plan.pillar)[None, None, :, None]
+            img += cov * (np.array(PILLAR_COLOUR, np.float32) - img)
+        out[sl] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+    return out
+
