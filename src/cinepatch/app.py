@@ -195,7 +195,13 @@ class Studio:
             steps=request.steps,
             guidance=request.guidance,
         )
-        plan = editing.plan(request.edit, spec, inputs, request.params)
+        expander = self._expander(request)
+        plan = editing.plan(
+            request.edit, spec, inputs, request.params,
+            window=getattr(backend, "max_frames", None),
+            prompt=request.prompt,
+            expand=lambda text: preset.decorate(expander.expand(text).expanded),
+        )
         for step in plan.specs:
             backend.check(step)
         report(0.02)

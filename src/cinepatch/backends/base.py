@@ -69,6 +69,9 @@ class Backend(Protocol):
     name: str
     """Identifies the model in outputs, credentials and the ledger."""
 
+    max_frames: int | None
+    """Most frames one pass makes; longer videos are made in overlapping windows. None: no limit."""
+
     def check(self, spec: GenerationSpec) -> None:
         """Raise :class:`InvalidParameter` for a spec this model cannot make, before any compute."""
         ...

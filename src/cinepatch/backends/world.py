@@ -18,6 +18,7 @@ __all__ = ["WorldOracle"]
 
 class WorldOracle:
     name = "cinepatch-world-oracle"
+    max_frames = None
 
     def check(self, spec: GenerationSpec) -> None:
         from cinepatch.world import parse_prompt

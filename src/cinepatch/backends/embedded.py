@@ -1,0 +1,93 @@
+"""The embedded model family — cinepatch's own DiT + causal VAE — behind the backend interface.
+
+The default model ships inside the package (``cinepatch/weights/default``); any folder written
+by ``Pipeline.save_pretrained`` (for instance by ``cinepatch train``) loads the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from cinepatch.backends.base import GenerationSpec, Progress
+from cinepatch.errors import InvalidParameter
+
+__all__ = ["EmbeddedBackend", "shipped_model_dir", "SHIPPED_MODEL"]
+
+SHIPPED_MODEL = Path(__file__).resolve().parent.parent / "weights" / "default"
+
+
+def shipped_model_dir() -> Path | None:
+    """The default model's folder, or None when this installation carries no weights."""
+    return SHIPPED_MODEL if (SHIPPED_MODEL / "config.json").exists() else None
+
+
+class EmbeddedBackend:
+    def __init__(self, pipeline, *, name: str) -> None:  # pipeline: cinepatch.pipeline.Pipeline
+        self.pipeline = pipeline
+        self.name = name
+        # The longest clip it was trained on; longer videos are made in overlapping windows.
+        self.max_frames: int | None = int(pipeline.metadata.get("max_frames", 65))
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> EmbeddedBackend:
+        from cinepatch.pipeline import Pipeline
+
+        folder = Path(folder)
+        pipeline = Pipeline.from_pretrained(folder)
+        name = str(pipeline.metadata.get("name") or f"cinepatch-{folder.name}")
+        return cls(pipeline, name=name)
+
+    def _model_frames(self, frames: int) -> int:
+        """The model makes 1 + 4k frames; a request for others is made one size up and trimmed."""
+        step = self.pipeline.frame_step
+        return 1 + step * -(-(frames - 1) // step)
+
+    def check(self, spec: GenerationSpec) -> None:
+        self.pipeline.check_shape(
+            frames=self._model_frames(spec.frames), width=spec.width, height=spec.height
+        )
+        if spec.source is not None and not 0 < spec.strength <= 1:
+            raise InvalidParameter("strength", spec.strength, "more than 0, at most 1")
+        if spec.keyframes is not None:
+            for index in spec.keyframes.indices:
+                if not 0 <= index < spec.frames:
+                    raise InvalidParameter("keyframe index", index, f"0 to {spec.frames - 1}")
+
+    def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
+        from cinepatch.pipeline import Conditioning
+
+        self.check(spec)
+        frames = self._model_frames(spec.frames)
+        cond = None
+        if spec.keyframes is not None:
+            cond = Conditioning(
+                frames=tuple(
+                    (int(index), image)
+                    for index, image in zip(spec.keyframes.indices, spec.keyframes.frames, strict=True)
+                )
+            )
+        init = None
+        if spec.source is not None:
+            source = spec.source[:frames]
+            if len(source) < frames:  # hold the last frame to the model's length
+                source = np.concatenate([source, np.repeat(source[-1:], frames - len(source), 0)])
+            init = source
+        report = None if progress is None else (lambda done, total: progress(done / total))
+        [video] = self.pipeline.generate(
+            [spec.prompt],
+            frames=frames,
+            width=spec.width,
+            height=spec.height,
+            fps=spec.fps,
+            seed=spec.seed,
+            steps=spec.steps,
+            guidance=spec.guidance,
+            negative=spec.negative or None,
+            cond=cond,
+            init=init,
+            noise_strength=spec.strength if init is not None else 1.0,
+            progress=report if report is not None else False,
+        )
+        return video[: spec.frames]

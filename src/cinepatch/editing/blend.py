@@ -1,0 +1,66 @@
+"""Blend: join two videos with a generated transition, or mix two prompts into one scene."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from cinepatch.backends.base import Backend, GenerationSpec, Progress
+from cinepatch.editing.conform import conform
+from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, seconds_param, window_length
+from cinepatch.editing.remix import remix
+from cinepatch.editing.text import text_to_video
+from cinepatch.errors import InvalidParameter
+from cinepatch.io.video import Video
+
+__all__ = ["blend"]
+
+
+def blend(
+    spec: GenerationSpec,
+    inputs: list[Video],
+    params: Mapping[str, object],
+    *,
+    window: int | None,
+    prompt: str,
+    expand: Callable[[str], str],
+) -> Plan:
+    """``mode='join'`` (default): first video, a ``transition`` of new frames, second video.
+
+    ``mode='mix'``: one scene holding both the prompt and ``params['with']`` (a second prompt);
+    with one source video, its layout and motion are kept (a remix under the mixed prompt).
+    """
+    mode = params.get("mode", "join")
+    if mode == "mix":
+        other = params.get("with")
+        if not isinstance(other, str) or not other.strip():
+            raise InvalidParameter("with", other, "a second prompt to mix into the scene")
+        mixed = replace(spec, prompt=expand(f"{prompt.rstrip(' .')} and {other.strip()}"))
+        if len(inputs) > 1:
+            raise InvalidParameter("sources", len(inputs), "none or one video for a mix")
+        return remix(mixed, inputs, params, window=window) if inputs else text_to_video(mixed, window=window)
+    if mode != "join":
+        raise InvalidParameter("mode", mode, "'join' or 'mix'")
+    if len(inputs) != 2:
+        raise InvalidParameter("sources", len(inputs), "two videos to join")
+    first, notes_a = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the first video")
+    second, notes_b = conform(inputs[1], width=spec.width, height=spec.height, fps=spec.fps, name="the second video")
+    length = window_length(window, spec.fps)
+    context = context_length(spec.fps, length)
+    for name, clip in (("first video", first), ("second video", second)):
+        if len(clip) < 2:
+            raise InvalidParameter(name, f"{len(clip)} frame(s)", "a clip of two frames or more")
+    seconds = seconds_param(params, "transition", 1.0, low=0, high=10)
+    bridge = max(1, round(seconds * spec.fps))
+    if 2 * context + bridge > length:
+        raise InvalidParameter("transition", seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")
+    shape = placeholder(replace(spec, frames=2 * context + bridge), 2 * context,
+                        list(range(context)) + list(range(context + bridge, 2 * context + bridge)))
+
+    def run(backend: Backend, progress: Progress) -> np.ndarray:
+        made = continue_video(backend, spec, first, bridge, window=length, tail=second[:context], progress=progress)
+        return np.concatenate([first, made, second])
+
+    return Plan(specs=(shape,), runner=run, warnings=notes_a + notes_b)

@@ -1,0 +1,31 @@
+"""Image-to-video: animate a still, placed at the start, the end, or any time."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cinepatch.backends.base import GenerationSpec
+from cinepatch.editing.conform import conform
+from cinepatch.editing.plan import Plan, pinned
+from cinepatch.editing.text import text_to_video
+from cinepatch.errors import InvalidParameter
+from cinepatch.io.video import Video
+
+__all__ = ["image_to_video"]
+
+
+def image_to_video(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+    if len(inputs) != 1 or len(inputs[0].frames) != 1:
+        raise InvalidParameter("sources", len(inputs), "exactly one image for image-to-video")
+    at = params.get("at", "start")
+    last = spec.frames - 1
+    if at == "start":
+        index = 0
+    elif at == "end":
+        index = last
+    elif isinstance(at, (int, float)) and not isinstance(at, bool) and 0 <= at * spec.fps <= last:
+        index = round(float(at) * spec.fps)
+    else:
+        raise InvalidParameter("at", at, f"'start', 'end', or 0 to {last / spec.fps:g} seconds")
+    image, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the image")
+    return text_to_video(pinned(spec, image, [index]), window=window, warnings=notes)

@@ -1,0 +1,57 @@
+"""Loop: a clip whose last frame leads seamlessly back into its first.
+
+From a prompt: a first pass makes the clip; a second pass remakes its end so it runs into the
+clip's own opening frames. From a video: a generated bridge runs from the video's end into its
+start, and the result is the video followed by the bridge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from cinepatch.backends.base import Backend, GenerationSpec, Progress
+from cinepatch.editing.conform import conform
+from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, seconds_param, window_length
+from cinepatch.errors import InvalidParameter
+from cinepatch.io.video import Video
+
+__all__ = ["loop"]
+
+
+def loop(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+    if len(inputs) > 1:
+        raise InvalidParameter("sources", len(inputs), "none (loop from the prompt) or one video")
+    length = window_length(window, spec.fps)
+    context = context_length(spec.fps, length)
+    bridge_seconds = seconds_param(params, "bridge", 1.0, low=0, high=10)
+    bridge = max(1, round(bridge_seconds * spec.fps))
+    if 2 * context + bridge > length:
+        raise InvalidParameter("bridge", bridge_seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")
+    notes: tuple[str, ...] = ()
+    if inputs:
+        source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
+        if len(source) < 2 * context:
+            raise InvalidParameter("source length", len(source), f"at least {2 * context} frames to loop")
+        first = None
+    else:
+        if spec.frames < 2 * context + bridge:
+            raise InvalidParameter("seconds", spec.seconds, f"at least {(2 * context + bridge) / spec.fps:g} for a loop")
+        source = None
+        first = replace(spec, frames=spec.frames - bridge)
+    shape = placeholder(replace(spec, frames=2 * context + bridge), 2 * context,
+                        list(range(context)) + list(range(context + bridge, 2 * context + bridge)))
+
+    def run(backend: Backend, progress: Progress) -> np.ndarray:
+        video = source
+        if video is None:
+            video = backend.generate(first, progress=lambda f: progress(0.6 * f))
+        tail = video[:context]  # the opening the bridge must lead into
+        made = continue_video(backend, spec, video, bridge, window=length, tail=tail,
+                              progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
+        return np.concatenate([video, made])
+
+    specs = (shape,) if first is None else (first, shape)
+    return Plan(specs=specs, runner=run, warnings=notes)

@@ -1,0 +1,111 @@
+"""The primitive every edit is built from, and the plan an edit returns.
+
+An edit never touches a model. It pins known frames in time (:class:`Keyframes`), optionally
+hands over a source to re-noise (remix), and cuts long work into windows that overlap by a
+context of already-made frames. :class:`Plan` carries the passes' shapes — checked against the
+backend before any compute — and the function that runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from cinepatch.backends.base import Backend, GenerationSpec, Keyframes, Progress
+from cinepatch.errors import InvalidParameter
+
+__all__ = [
+    "Plan",
+    "pinned",
+    "context_length",
+    "window_length",
+    "seconds_param",
+    "continue_video",
+    "DEFAULT_WINDOW_SECONDS",
+]
+
+DEFAULT_WINDOW_SECONDS = 4.0  # pass length for backends that set no limit of their own
+CONTEXT_SECONDS = 1.0  # how much already-made video each new window sees
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The passes an edit needs (their shapes, for checking) and how to run them."""
+
+    specs: tuple[GenerationSpec, ...]
+    runner: Callable[[Backend, Progress], np.ndarray]
+    warnings: tuple[str, ...] = ()
+
+    def run(self, backend: Backend, *, progress: Progress) -> np.ndarray:
+        return self.runner(backend, progress)
+
+
+def pinned(spec: GenerationSpec, frames: np.ndarray, indices: range | list[int]) -> GenerationSpec:
+    """``spec`` with ``frames`` pinned at output frame ``indices``."""
+    return replace(spec, keyframes=Keyframes(frames=np.asarray(frames), indices=tuple(indices)))
+
+
+def placeholder(spec: GenerationSpec, count: int, indices: list[int]) -> GenerationSpec:
+    """A spec with the shape of a future pass (keyframes not yet made), for ``check``."""
+    blank = np.zeros((count, spec.height, spec.width, 3), dtype=np.uint8)
+    return pinned(spec, blank, indices)
+
+
+def window_length(backend_limit: int | None, fps: int) -> int:
+    """Frames per pass: the backend's limit, or DEFAULT_WINDOW_SECONDS when it sets none."""
+    return backend_limit if backend_limit is not None else 1 + 4 * round(DEFAULT_WINDOW_SECONDS * fps / 4)
+
+
+def context_length(fps: int, window: int) -> int:
+    """Frames of context a continuation sees: about a second, ``1 + 4k``, under half a window."""
+    k = max(1, round(CONTEXT_SECONDS * fps / 4))
+    k = min(k, max(1, (window - 1) // 8))
+    return 1 + 4 * k
+
+
+def seconds_param(params: Mapping[str, object], name: str, default: float | None, *, low: float, high: float) -> float:
+    value = params.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
+        raise InvalidParameter(name, value, f"seconds, more than {low:g} and at most {high:g}")
+    return float(value)
+
+
+def continue_video(
+    backend: Backend,
+    spec: GenerationSpec,
+    video: np.ndarray,
+    new_frames: int,
+    *,
+    window: int,
+    progress: Progress,
+    tail: np.ndarray | None = None,
+) -> np.ndarray:
+    """Make ``new_frames`` frames that follow ``video``, window by window (memory stays flat).
+
+    Each window sees the last ``context`` frames made so far, pinned at its start. With
+    ``tail``, the last window also pins those frames at its end, so the new part leads into
+    them (loops, blends); the returned frames exclude both the context and ``tail``.
+    """
+    context = context_length(spec.fps, window)
+    made: list[np.ndarray] = []
+    remaining = new_frames
+    history = video
+    passes = max(1, -(-new_frames // (window - context - (0 if tail is None else len(tail)))))
+    done = 0
+    while remaining > 0:
+        ctx = history[-context:]
+        last = tail is not None and remaining <= window - len(ctx) - len(tail)
+        take = min(remaining, window - len(ctx) - (len(tail) if last else 0))
+        total = len(ctx) + take + (len(tail) if last else 0)
+        frames = np.concatenate([ctx, tail]) if last else ctx
+        indices = list(range(len(ctx))) + (list(range(total - len(tail), total)) if last else [])
+        step = pinned(replace(spec, frames=total), frames, indices)
+        out = backend.generate(step, progress=lambda f, d=done: progress((d + f) / passes))
+        new = out[len(ctx) : len(ctx) + take]
+        made.append(new)
+        history = np.concatenate([history[-context:], new])
+        remaining -= take
+        done += 1
+    return np.concatenate(made) if made else video[:0]

@@ -1,0 +1,38 @@
+"""Remix: re-generate a video with a new prompt, keeping its layout and motion.
+
+The source is noised to ``strength`` and denoised under the new prompt: at low strength only
+detail changes, at 1.0 the source is forgotten. What survives the noise — coarse layout and
+where things move — is what the result keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+
+from cinepatch.backends.base import GenerationSpec
+from cinepatch.editing.conform import conform
+from cinepatch.editing.plan import Plan
+from cinepatch.errors import InvalidParameter
+from cinepatch.io.video import Video
+
+__all__ = ["remix", "DEFAULT_STRENGTH"]
+
+DEFAULT_STRENGTH = 0.7
+
+
+def remix(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+    if len(inputs) != 1:
+        raise InvalidParameter("sources", len(inputs), "exactly one video to remix")
+    strength = params.get("strength", DEFAULT_STRENGTH)
+    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
+        raise InvalidParameter("strength", strength, "more than 0 (a light touch), at most 1 (a full re-imagining)")
+    source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
+    frames = len(source)
+    if window is not None and frames > window:
+        raise InvalidParameter("source length", f"{frames / spec.fps:g} s",
+                               f"at most {window / spec.fps:g} s for this model's remix")
+    step = replace(spec, frames=frames, source=np.ascontiguousarray(source), strength=float(strength))
+    return Plan(specs=(step,), runner=lambda backend, progress: backend.generate(step, progress=progress), warnings=notes)

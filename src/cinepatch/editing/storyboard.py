@@ -1,0 +1,145 @@
+"""Storyboard: cards — each a prompt, an image or a video clip — placed on a timeline and
+rendered as one continuous video.
+
+A card spans from its time to the next card's (the last to the end), or for ``seconds`` when
+it gives them; the gap after a short card continues that card. Each card's part is made as a
+continuation of everything before it, so motion carries across card boundaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from cinepatch.backends.base import Backend, GenerationSpec, Progress
+from cinepatch.editing.conform import conform
+from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, window_length
+from cinepatch.errors import InvalidParameter
+from cinepatch.io.video import Video
+
+__all__ = ["Card", "parse_cards", "read_storyboard", "storyboard"]
+
+
+@dataclass(frozen=True)
+class Card:
+    at: float  # seconds
+    prompt: str | None = None
+    source: int | None = None  # index into the request's sources (an image or a clip)
+    seconds: float | None = None
+
+
+def read_storyboard(path: Path) -> tuple[list[dict], list[Path]]:
+    """A JSON/YAML timeline file → card dicts with ``source`` indices, and the source paths.
+
+    File format::
+
+        cards:
+          - {at: 0, prompt: "a red circle moves right on a navy background"}
+          - {at: 2, image: start.png}
+          - {at: 4, video: clip.mp4, prompt: "…"}
+    """
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidParameter("storyboard", str(path), f"a readable JSON or YAML file ({exc})") from exc
+    cards = raw.get("cards") if isinstance(raw, dict) else raw
+    if not isinstance(cards, list):
+        raise InvalidParameter("storyboard", str(path), "a list of cards, or a mapping with 'cards'")
+    sources: list[Path] = []
+    out = []
+    for card in cards:
+        if not isinstance(card, dict):
+            raise InvalidParameter("card", card, "a mapping with 'at' and one of prompt/image/video")
+        card = dict(card)
+        media = [key for key in ("image", "video") if key in card]
+        if len(media) > 1:
+            raise InvalidParameter("card", card, "at most one of image or video")
+        if media:
+            sources.append((Path(path).parent / str(card.pop(media[0]))).resolve())
+            card["source"] = len(sources) - 1
+        out.append(card)
+    return out, sources
+
+
+def parse_cards(value: object, *, duration: float, sources: int) -> list[Card]:
+    """Validate cards (times inside the video, none overlapping) before any compute."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise InvalidParameter("cards", value, "a non-empty list of cards")
+    cards = []
+    for item in value:
+        if not isinstance(item, Mapping):
+            raise InvalidParameter("card", item, "a mapping with 'at' and a prompt, image or video")
+        unknown = set(item) - {"at", "prompt", "source", "seconds"}
+        if unknown:
+            raise InvalidParameter(f"card.{sorted(unknown)[0]}", item, "keys at, prompt, image/video, seconds")
+        at, seconds, source = item.get("at"), item.get("seconds"), item.get("source")
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0 <= at < duration:
+            raise InvalidParameter("card.at", at, f"0 to {duration:g} seconds (before the end)")
+        if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0):
+            raise InvalidParameter("card.seconds", seconds, "more than 0")
+        if source is not None and source not in range(sources):
+            raise InvalidParameter("card.source", source, f"0 to {sources - 1}")
+        prompt = item.get("prompt")
+        if source is None and not (isinstance(prompt, str) and prompt.strip()):
+            raise InvalidParameter("card", dict(item), "a prompt, an image or a video")
+        cards.append(Card(at=float(at), prompt=prompt, source=source, seconds=seconds))
+    cards.sort(key=lambda card: card.at)
+    if cards[0].at != 0:
+        raise InvalidParameter("card.at", cards[0].at, "0 for the first card (the video starts with it)")
+    for card, nxt in zip(cards, cards[1:]):
+        end = card.at + (card.seconds or 0)
+        if nxt.at == card.at or end > nxt.at + 1e-9:
+            raise InvalidParameter("cards", f"cards at {card.at:g} s and {nxt.at:g} s",
+                                   "cards that do not overlap in time")
+    return cards
+
+
+def storyboard(
+    spec: GenerationSpec,
+    inputs: list[Video],
+    params: Mapping[str, object],
+    *,
+    window: int | None,
+    expand: Callable[[str], str],
+) -> Plan:
+    cards = parse_cards(params.get("cards"), duration=spec.seconds, sources=len(inputs))
+    conformed = [conform(video, width=spec.width, height=spec.height, fps=spec.fps, name=f"source {i}")
+                 for i, video in enumerate(inputs)]
+    notes = tuple(note for _, found in conformed for note in found)
+    starts = [round(card.at * spec.fps) for card in cards] + [spec.frames]
+    prompts = [expand(card.prompt) if card.prompt else spec.prompt for card in cards]
+    length = window_length(window, spec.fps)
+    context = context_length(spec.fps, length)
+    shapes = (replace(spec, frames=min(length, starts[1])),
+              placeholder(replace(spec, frames=length), context, list(range(context))))
+
+    def run(backend: Backend, progress: Progress) -> np.ndarray:
+        video = np.zeros((0, spec.height, spec.width, 3), np.uint8)
+        for i, card in enumerate(cards):
+            n = starts[i + 1] - starts[i]
+            part = replace(spec, prompt=prompts[i])
+            report = lambda f, i=i: progress((starts[i] + f * (starts[i + 1] - starts[i])) / spec.frames)  # noqa: E731
+            media = conformed[card.source][0] if card.source is not None else None
+            if media is not None and len(media) > 1:  # a clip: used as it is, continued if short
+                clip = media[:n]
+                rest = continue_video(backend, part, np.concatenate([video, clip]), n - len(clip),
+                                      window=length, progress=report) if n > len(clip) else clip[:0]
+                video = np.concatenate([video, clip, rest])
+            elif media is not None:  # an image: pinned at the card's first frame
+                made = continue_video(backend, part, np.concatenate([video, media]), n - 1,
+                                      window=length, progress=report) if n > 1 else media[:0]
+                video = np.concatenate([video, media, made])
+            elif len(video) == 0:
+                first = replace(part, frames=min(n, length))
+                head = backend.generate(first, progress=report)
+                rest = continue_video(backend, part, head, n - len(head), window=length, progress=report) if n > len(head) else head[:0]
+                video = np.concatenate([head, rest])
+            else:
+                video = np.concatenate([video, continue_video(backend, part, video, n, window=length, progress=report)])
+        return video
+
+    return Plan(specs=shapes, runner=run, warnings=notes)

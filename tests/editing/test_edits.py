@@ -1,0 +1,203 @@
+"""Each edit's contract over the keyframe primitive, and its bad inputs.
+
+The backend here records every pass and honours pinned keyframes by pasting them over frames it
+fills with its pass number — enough to see which frames each edit pins, keeps, and makes. The
+same plans run on the real models in tests/test_app.py and benchmarks/edits_eval.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cinepatch.backends.base import GenerationSpec
+from cinepatch.editing import plan, read_storyboard
+from cinepatch.errors import InvalidParameter
+from cinepatch.io.video import Video
+
+W = H = 32
+FPS = 8
+
+
+class RecordingBackend:
+    name = "recording"
+
+    def __init__(self, max_frames: int | None = 33) -> None:
+        self.max_frames = max_frames
+        self.passes: list[GenerationSpec] = []
+
+    def check(self, spec: GenerationSpec) -> None:
+        if self.max_frames is not None and spec.frames > self.max_frames:
+            raise InvalidParameter("frames", spec.frames, f"at most {self.max_frames}")
+
+    def generate(self, spec: GenerationSpec, *, progress=None) -> np.ndarray:
+        self.check(spec)
+        self.passes.append(spec)
+        value = 100 + len(self.passes)
+        frames = np.full((spec.frames, spec.height, spec.width, 3), value, np.uint8)
+        if spec.keyframes is not None:
+            for image, index in zip(spec.keyframes.frames, spec.keyframes.indices):
+                frames[index] = image
+        if progress:
+            progress(1.0)
+        return frames
+
+
+def clip(n: int, start: int = 0, size: int = W) -> Video:
+    frames = np.stack([np.full((size, size, 3), (start + i) % 100, np.uint8) for i in range(n)])
+    return Video(frames=frames, fps=FPS)
+
+
+def spec(seconds: float = 4.0, prompt: str = "a red circle moves right") -> GenerationSpec:
+    return GenerationSpec(prompt=prompt, frames=round(seconds * FPS), width=W, height=H, fps=FPS, seed=1)
+
+
+def run(edit, s, inputs, params=None, backend=None, **kw):
+    backend = backend or RecordingBackend()
+    p = plan(edit, s, inputs, params or {}, window=backend.max_frames, **kw)
+    for step in p.specs:
+        backend.check(step)
+    seen = []
+    out = p.run(backend, progress=seen.append)
+    assert seen and 0 <= min(seen) and max(seen) <= 1.0 + 1e-9
+    return out, backend, p
+
+
+def value(frame: np.ndarray) -> int:
+    return int(frame[0, 0, 0])
+
+
+def test_text_to_video_is_one_pass_when_it_fits() -> None:
+    out, backend, _ = run(None, spec(2), [])
+    assert out.shape == (16, H, W, 3) and len(backend.passes) == 1
+
+
+def test_long_video_is_windows_that_each_see_the_last_second() -> None:
+    out, backend, p = run(None, spec(20), [])
+    assert out.shape[0] == 160
+    assert all(step.frames <= 33 for step in backend.passes)
+    later = backend.passes[1]
+    assert later.keyframes is not None and later.keyframes.indices == tuple(range(9))
+    assert any("overlapping windows" in w for w in p.warnings)
+
+
+def test_image_to_video_pins_the_image_where_asked() -> None:
+    image = Video(frames=np.full((1, 64, 48, 3), 7, np.uint8), fps=1.0)
+    for at, index in (("start", 0), ("end", 31), (2.0, 16)):
+        out, backend, p = run("image", spec(4), [image], {"at": at})
+        assert backend.passes[0].keyframes.indices == (index,)
+        assert value(out[index]) == 7
+    assert any("scaled to cover 32x32" in w for w in p.warnings)
+    with pytest.raises(InvalidParameter, match="at"):
+        plan("image", spec(4), [image], {"at": 9.0})
+    with pytest.raises(InvalidParameter, match="sources"):
+        plan("image", spec(4), [clip(5)], {})
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_extend_keeps_the_source_exactly_and_adds_seconds(direction: str) -> None:
+    source = clip(16, start=10)
+    out, backend, _ = run("extend", spec(), [source], {"seconds": 3, "direction": direction})
+    assert len(out) == 16 + 24
+    kept = out[:16] if direction == "forward" else out[-16:]
+    assert np.array_equal(kept, source.frames)
+    ctx = backend.passes[0].keyframes
+    expected = source.frames[-len(ctx.indices):] if direction == "forward" else source.frames[::-1][-len(ctx.indices):]
+    assert np.array_equal(ctx.frames, expected)
+
+
+def test_remix_hands_the_source_and_strength_to_the_backend() -> None:
+    source = clip(12, size=64)
+    out, backend, p = run("remix", spec(prompt="a blue square"), [source], {"strength": 0.4})
+    step = backend.passes[0]
+    assert step.strength == 0.4 and step.source.shape == (12, H, W, 3) and len(out) == 12
+    for bad in (0, 1.5, "high", True):
+        with pytest.raises(InvalidParameter, match="strength"):
+            plan("remix", spec(), [source], {"strength": bad})
+
+
+def test_recut_keeps_ranges_reordered_at_the_chosen_time() -> None:
+    source = clip(32)  # values 0..31, one per frame
+    out, _, _ = run("recut", spec(4), [source], {"ranges": [[2, 3], [0, 0.5]], "at": 1.0})
+    assert len(out) == 32
+    kept = [value(f) for f in out[8 : 8 + 12]]
+    assert kept == list(range(16, 24)) + list(range(0, 4))
+    for ranges in ([[3, 2]], [[0, 5]], [], "0-1", [[0, 1, 2]]):
+        with pytest.raises(InvalidParameter, match="ranges"):
+            plan("recut", spec(4), [source], {"ranges": ranges})
+    with pytest.raises(InvalidParameter, match="at"):
+        plan("recut", spec(4), [source], {"ranges": [[0, 2]], "at": 3.5})
+
+
+def test_loop_from_a_video_ends_leading_into_its_start() -> None:
+    source = clip(24, start=30)
+    out, backend, _ = run("loop", spec(), [source], {"bridge": 1})
+    assert np.array_equal(out[:24], source.frames) and len(out) == 24 + 8
+    pins = backend.passes[-1].keyframes
+    total = backend.passes[-1].frames
+    tail_at = [i for i in pins.indices if i >= total - 9]
+    assert np.array_equal(pins.frames[-len(tail_at):], source.frames[: len(tail_at)])
+
+
+def test_loop_from_a_prompt_has_the_requested_length() -> None:
+    out, backend, _ = run("loop", spec(4), [])
+    assert len(out) == 32 and len(backend.passes) == 2
+
+
+def test_blend_join_keeps_both_videos_around_a_transition() -> None:
+    a, b = clip(16, start=0), clip(16, start=50)
+    out, backend, _ = run("blend", spec(), [a, b], {"transition": 1.5})
+    assert len(out) == 16 + 12 + 16
+    assert np.array_equal(out[:16], a.frames) and np.array_equal(out[-16:], b.frames)
+    with pytest.raises(InvalidParameter, match="first video"):
+        plan("blend", spec(), [Video(frames=a.frames[:1], fps=FPS), b], {})
+    with pytest.raises(InvalidParameter, match="sources"):
+        plan("blend", spec(), [a], {})
+
+
+def test_blend_mix_expands_both_prompts_into_one() -> None:
+    seen = []
+    out, backend, _ = run("blend", spec(2), [], {"mode": "mix", "with": "a blue square bounces"},
+                          prompt="a red circle moves right", expand=lambda t: seen.append(t) or t.upper())
+    assert seen == ["a red circle moves right and a blue square bounces"]
+    assert backend.passes[0].prompt == seen[0].upper()
+
+
+def test_storyboard_cards_become_one_video(tmp_path) -> None:
+    image = Video(frames=np.full((1, H, W, 3), 77, np.uint8), fps=1.0)
+    cards = [{"at": 0, "prompt": "a red circle moves right"}, {"at": 2, "source": 0}, {"at": 3, "prompt": "a blue square"}]
+    out, backend, _ = run("storyboard", spec(5), [image], {"cards": cards}, expand=str.upper)
+    assert len(out) == 40
+    assert value(out[16]) == 77  # the image card's first frame
+    assert backend.passes[0].prompt == "A RED CIRCLE MOVES RIGHT"
+    assert backend.passes[-1].prompt == "A BLUE SQUARE"
+
+
+@pytest.mark.parametrize(
+    "cards, match",
+    [
+        ([{"at": 1, "prompt": "x"}], "first card"),
+        ([{"at": 0, "prompt": "x", "seconds": 3}, {"at": 2, "prompt": "y"}], "do not overlap"),
+        ([{"at": 0, "prompt": "x"}, {"at": 0, "prompt": "y"}], "do not overlap"),
+        ([{"at": 0, "prompt": "x"}, {"at": 9, "prompt": "y"}], "card.at"),
+        ([{"at": 0}], "a prompt, an image or a video"),
+        ([{"at": 0, "source": 3}], "card.source"),
+        ([{"at": 0, "prompt": "x", "colour": "red"}], "card.colour"),
+    ],
+)
+def test_storyboard_errors_come_before_compute(cards, match) -> None:
+    with pytest.raises(InvalidParameter, match=match):
+        plan("storyboard", spec(5), [], {"cards": cards})
+
+
+def test_storyboard_file_resolves_media_paths(tmp_path) -> None:
+    (tmp_path / "board.yaml").write_text("cards:\n  - {at: 0, prompt: a red circle}\n  - {at: 2, image: still.png}\n")
+    cards, sources = read_storyboard(tmp_path / "board.yaml")
+    assert cards[1] == {"at": 2, "source": 0} and sources == [tmp_path / "still.png"]
+
+
+def test_unknown_edit_and_stray_sources() -> None:
+    with pytest.raises(InvalidParameter, match="edit"):
+        plan("warp", spec(), [], {})
+    with pytest.raises(InvalidParameter, match="sources"):
+        plan(None, spec(), [clip(4)], {})
