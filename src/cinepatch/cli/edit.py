@@ -1,0 +1,174 @@
+"""`cinepatch edit NAME ...`: Sora's edits from the command line.
+
+::
+
+    cinepatch edit image PROMPT --image still.png [--at start|end|SECONDS] -o out.mp4
+    cinepatch edit extend VIDEO PROMPT --add 2 [--backward] -o out.mp4
+    cinepatch edit remix VIDEO PROMPT [--strength 0.7] -o out.mp4
+    cinepatch edit recut VIDEO PROMPT --range 1:2 [--range 0:0.5] [--at 1] --seconds 6 -o out.mp4
+    cinepatch edit loop PROMPT [--video VIDEO] [--bridge 1] -o out.mp4
+    cinepatch edit blend VIDEO_A VIDEO_B PROMPT [--transition 1] -o out.mp4
+    cinepatch edit mix PROMPT --with PROMPT [--video VIDEO] -o out.mp4
+    cinepatch edit storyboard BOARD.yaml [PROMPT] --seconds 8 -o out.mp4
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from cinepatch.cli.common import (
+    add_sampling_arguments,
+    add_studio_arguments,
+    check_output,
+    make_studio,
+    progress_bar,
+    show_warnings,
+)
+
+__all__ = ["register"]
+
+
+def _range(text: str) -> list[float]:
+    start, sep, end = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return [float(start), float(end)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"range {text!r} is not START:END in seconds, e.g. 1.5:3") from None
+
+
+def _at(text: str) -> str | float:
+    return text if text in ("start", "end") else float(text)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("edit", help="image-to-video, extend, remix, re-cut, loop, blend, mix, storyboard")
+    edits = parser.add_subparsers(dest="edit_name", metavar="EDIT", required=True)
+
+    def edit(name: str, help: str) -> argparse.ArgumentParser:
+        sub = edits.add_parser(name, help=help, description=help)
+        sub.add_argument("-o", "--output", type=Path, required=True, help="out.mp4, out.gif, or a folder for PNGs")
+        sub.add_argument("--seed", type=int, help="default: random")
+        add_sampling_arguments(sub)
+        add_studio_arguments(sub)
+        sub.set_defaults(func=run, size=None)
+        return sub
+
+    sub = edit("image", "animate a still image")
+    sub.add_argument("prompt")
+    sub.add_argument("--image", type=Path, required=True)
+    sub.add_argument("--at", type=_at, default="start", help="start, end, or a time in seconds")
+
+    sub = edit("extend", "continue a video forwards or backwards")
+    sub.add_argument("video", type=Path)
+    sub.add_argument("prompt")
+    sub.add_argument("--add", type=float, default=2.0, help="seconds to add (default 2)")
+    sub.add_argument("--backward", action="store_true", help="add before the start instead of after the end")
+
+    sub = edit("remix", "re-imagine a video with a new prompt, keeping layout and motion")
+    sub.add_argument("video", type=Path)
+    sub.add_argument("prompt")
+    sub.add_argument("--strength", type=float, default=0.7, help="0 light touch … 1 full re-imagining (default 0.7)")
+
+    sub = edit("recut", "keep time ranges of a video and regenerate around them")
+    sub.add_argument("video", type=Path)
+    sub.add_argument("prompt")
+    sub.add_argument("--range", dest="ranges", type=_range, action="append", required=True,
+                     help="START:END seconds to keep; repeat for several, in the order given")
+    sub.add_argument("--at", type=float, default=0.0, help="where the kept footage starts in the output (s)")
+
+    sub = edit("loop", "a clip that plays seamlessly on repeat")
+    sub.add_argument("prompt")
+    sub.add_argument("--video", type=Path, help="loop this video instead of making one")
+    sub.add_argument("--bridge", type=float, default=1.0, help="seconds of generated bridge (default 1)")
+
+    sub = edit("blend", "join two videos with a generated transition")
+    sub.add_argument("video_a", type=Path)
+    sub.add_argument("video_b", type=Path)
+    sub.add_argument("prompt")
+    sub.add_argument("--transition", type=float, default=1.0, help="seconds (default 1)")
+
+    sub = edit("mix", "mix two prompts into one scene")
+    sub.add_argument("prompt")
+    sub.add_argument("--with", dest="other", required=True, help="the second prompt")
+    sub.add_argument("--video", type=Path, help="keep this video's layout and motion")
+
+    sub = edit("storyboard", "render a timeline of prompt, image and clip cards")
+    sub.add_argument("board", type=Path, help="JSON or YAML: cards: [{at: 0, prompt: …}, {at: 2, image: a.png}]")
+    sub.add_argument("prompt", nargs="?", default=None, help="for cards without a prompt of their own")
+
+
+def _request_fields(args: argparse.Namespace) -> tuple[str, str, tuple[Path, ...], dict]:
+    """(edit, prompt, sources, params) for the chosen edit."""
+    from cinepatch.editing import read_storyboard
+
+    name = args.edit_name
+    if name == "image":
+        return "image", args.prompt, (args.image,), {"at": args.at}
+    if name == "extend":
+        return "extend", args.prompt, (args.video,), {"seconds": args.add, "direction": "backward" if args.backward else "forward"}
+    if name == "remix":
+        return "remix", args.prompt, (args.video,), {"strength": args.strength}
+    if name == "recut":
+        return "recut", args.prompt, (args.video,), {"ranges": args.ranges, "at": args.at}
+    if name == "loop":
+        return "loop", args.prompt, ((args.video,) if args.video else ()), {"bridge": args.bridge}
+    if name == "blend":
+        return "blend", args.prompt, (args.video_a, args.video_b), {"transition": args.transition}
+    if name == "mix":
+        return "blend", args.prompt, ((args.video,) if args.video else ()), {"mode": "mix", "with": args.other}
+    cards, sources = read_storyboard(args.board)
+    prompt = args.prompt or next((c["prompt"] for c in cards if c.get("prompt")), "storyboard")
+    return "storyboard", prompt, tuple(sources), {"cards": cards}
+
+
+def _default_size(sources: tuple[Path, ...]) -> tuple[int, int]:
+    """The first source's size when the model can make it, else 128x128."""
+    from cinepatch.io.video import read_media
+
+    for path in sources:
+        if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+            continue
+        width, height = read_media(path).size
+        if width % 16 == 0 and height % 16 == 0 and 32 <= min(width, height) and max(width, height) <= 512:
+            return width, height
+        break
+    return 128, 128
+
+
+def run(args: argparse.Namespace) -> int:
+    from cinepatch.app import VideoRequest
+
+    check_output(args.output)
+    edit, prompt, sources, params = _request_fields(args)
+    width, height = args.size or _default_size(sources)
+    request = VideoRequest(
+        prompt=prompt,
+        seconds=args.seconds if args.seconds is not None else 4.0,
+        frames=args.frames,
+        width=width,
+        height=height,
+        fps=args.fps,
+        seed=args.seed,
+        model=args.model,
+        steps=args.steps,
+        guidance=args.guidance,
+        negative=args.negative,
+        preset=args.preset,
+        expand=args.expand,
+        edit=edit,
+        sources=sources,
+        params=params,
+    )
+    studio = make_studio(args)
+    with show_warnings():
+        bar = progress_bar(edit)
+        try:
+            result = studio.create(request, out=args.output, progress=bar)
+        finally:
+            bar.close()
+        print(f"wrote {result.path} ({result.width}x{result.height}, {result.frames} frames at "
+              f"{result.fps} fps, {result.seconds:g} s, model {result.model}, watermark {result.payload})")
+    return 0
