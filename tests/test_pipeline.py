@@ -1,0 +1,172 @@
+"""Pipeline: generation, conditioning, remix, validation, and the model folder round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.models.dit import DiT, DiTConfig
+from cinepatch.models.text import MiniLMEncoder
+from cinepatch.models.vae import PRESETS as VAE_PRESETS, CausalVAE
+from cinepatch.pipeline import Conditioning, Pipeline, SamplerConfig, latent_index
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return MiniLMEncoder()
+
+
+@pytest.fixture()
+def pipe(encoder):
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=4, width=32, depth=2, heads=2, text_dim=encoder.dim))
+    # A fresh DiT predicts v = 0 (zero-initialised output); give it weights that do something.
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    vae = CausalVAE(VAE_PRESETS["tiny"])
+    return Pipeline(dit=dit, vae=vae, text_encoder=encoder, sampler=SamplerConfig(steps=4, guidance=3.0))
+
+
+def _gen(pipe, prompts=("a red circle",), **kw):
+    args = dict(frames=5, width=32, height=32, fps=8, seed=0, steps=4, guidance=3.0, negative=None, progress=False)
+    args.update(kw)
+    return pipe.generate(list(prompts), **args)
+
+
+def test_generate_shapes_and_is_deterministic_for_a_seed(pipe):
+    a = _gen(pipe, ["a red circle", "a blue square"], width=48)
+    assert len(a) == 2 and all(v.shape == (5, 32, 48, 3) and v.dtype == np.uint8 for v in a)
+    b = _gen(pipe, ["a red circle", "a blue square"], width=48)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], _gen(pipe, ["a red circle"], width=48, seed=7)[0])
+    assert not np.array_equal(a[0], a[1])  # prompt i uses seed + i, and another prompt
+    image = _gen(pipe, frames=1)[0]
+    assert image.shape == (1, 32, 32, 3)
+
+
+def test_several_seeds_for_one_prompt_and_batching(pipe):
+    videos = _gen(pipe, seed=[3, 4, 5], batch_size=2)
+    assert len(videos) == 3
+    alone = _gen(pipe, seed=4)[0]
+    assert np.abs(videos[1].astype(int) - alone.astype(int)).max() <= 1  # same seed, other batch
+
+
+def test_guidance_and_negative_change_the_result(pipe):
+    plain = _gen(pipe, guidance=1.0)[0]
+    guided = _gen(pipe, guidance=5.0)[0]
+    negative = _gen(pipe, guidance=5.0, negative="a blue square")[0]
+    assert not np.array_equal(plain, guided)
+    assert not np.array_equal(guided, negative)
+
+
+def test_progress_and_callback_once_per_step(pipe):
+    seen, done = [], []
+    _gen(pipe, ["a", "b", "c"], steps=3, batch_size=2, callback=lambda i, t, z: seen.append((i, t, z.shape)),
+         progress=lambda d, total: done.append((d, total)))
+    assert [i for i, _, _ in seen] == [0, 1, 2, 0, 1, 2]  # two batches of three steps
+    assert seen[-1][1] == 0.0 and seen[0][2] == (2, 4, 2, 4, 4)
+    assert done[-1] == (6, 6)
+    _gen(pipe, progress=True)  # a tqdm bar, to stderr
+
+
+def test_bad_parameters_raise_invalid_parameter(pipe):
+    cases = {
+        "frames": dict(frames=6),
+        "width": dict(width=40),
+        "height": dict(height=0),
+        "steps": dict(steps=0),
+        "guidance": dict(guidance=-1.0),
+        "fps": dict(fps=0),
+        "seed": dict(seed=-1),
+        "noise_strength": dict(noise_strength=0.0),
+        "init": dict(noise_strength=0.5),
+        "negative": dict(negative=["x", "y"]),
+    }
+    for name, kw in cases.items():
+        with pytest.raises(InvalidParameter) as info:
+            _gen(pipe, **kw)
+        assert info.value.name == name, (name, str(info.value))
+    with pytest.raises(InvalidParameter, match=r"1 \+ 4k"):
+        _gen(pipe, frames=8)
+    with pytest.raises(InvalidParameter, match="multiple of 16"):
+        _gen(pipe, width=24)
+    with pytest.raises(InvalidParameter):
+        _gen(pipe, prompts=[])
+    with pytest.raises(InvalidParameter):
+        _gen(pipe, seed=[1, 2], prompts=["a", "b", "c"])
+
+
+def test_conditioning_keeps_given_frames_exactly(pipe):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    mask, latents = pipe.resolve_conditioning(Conditioning.first_last(image, image), frames=9, width=32, height=32)
+    assert mask.tolist() == [1.0, 0.0, 1.0]
+    ref = pipe.encode_frames(image)
+    assert torch.equal(latents[:, 0], ref[:, 0]) and torch.equal(latents[:, 2], ref[:, 0])
+    final = []
+    _gen(pipe, frames=9, cond=Conditioning.first_frame(image), callback=lambda i, t, z: final.append(z))
+    assert torch.equal(final[-1][0, :, 0], ref[:, 0])  # frame 0 is the reference at every step
+    # A leading clip of 5 frames covers latent frames 0 and 1; latents given directly work too.
+    clip = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    mask, _ = pipe.resolve_conditioning(Conditioning(frames=((0, clip),)), frames=9, width=32, height=32)
+    assert mask.tolist() == [1.0, 1.0, 0.0]
+    direct = Conditioning(mask=torch.tensor([0.0, 1.0, 0.0]), latents=torch.randn(4, 3, 4, 4))
+    mask, latents = pipe.resolve_conditioning(direct, frames=9, width=32, height=32)
+    assert latents[:, 0].abs().sum() == 0 and latents[:, 1].abs().sum() > 0
+    assert [latent_index(i) for i in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
+    with pytest.raises(InvalidParameter):
+        _gen(pipe, cond=Conditioning.first_frame(np.zeros((16, 16, 3), np.uint8)))
+    with pytest.raises(InvalidParameter):
+        _gen(pipe, frames=9, cond=Conditioning(frames=((8, clip),)))  # runs past the end
+
+
+def test_noise_strength_starts_from_the_noised_source(pipe):
+    rng = np.random.default_rng(1)
+    source = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
+    recon = pipe.decode_latents(pipe.encode_frames(source)[None])[0].astype(float)
+    steps = []
+    light = _gen(pipe, init=source, noise_strength=0.1, steps=10, callback=lambda i, t, z: steps.append(t))[0]
+    full = _gen(pipe, steps=10)[0]
+    assert len(steps) == 1 and steps[-1] == 0.0  # round(10 × 0.1) steps, ending at t = 0
+    assert np.abs(light - recon).mean() < 0.5 * np.abs(full - recon).mean()
+
+
+def test_save_load_round_trip_gives_identical_frames(pipe, tmp_path):
+    before = _gen(pipe, ["a green triangle"], frames=9, seed=5)[0]
+    folder = pipe.save_pretrained(tmp_path / "model", training={"step": 3})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "dit.safetensors", "vae.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["text_encoder"]["kind"] == "minilm" and config["training"] == {"step": 3}
+    loaded = Pipeline.from_pretrained(folder)
+    assert loaded.sampler == pipe.sampler
+    assert np.array_equal(before, _gen(loaded, ["a green triangle"], frames=9, seed=5)[0])
+    pipe.save_pretrained(folder)  # over an existing folder: replaced whole
+    assert not list(tmp_path.glob(".model*"))
+
+
+def test_from_pretrained_errors_name_the_problem(pipe, tmp_path):
+    with pytest.raises(ModelError, match="no such model folder"):
+        Pipeline.from_pretrained(tmp_path / "nothing")
+    folder = pipe.save_pretrained(tmp_path / "m")
+    (folder / "dit.safetensors").unlink()
+    with pytest.raises(ModelError, match="missing dit.safetensors"):
+        Pipeline.from_pretrained(folder)
+    folder = pipe.save_pretrained(tmp_path / "m")
+    (folder / "config.json").write_text("{not json")
+    with pytest.raises(ModelError, match="not readable JSON"):
+        Pipeline.from_pretrained(folder)
+    folder = pipe.save_pretrained(tmp_path / "m")
+    config = json.loads((folder / "config.json").read_text())
+    config["dit"]["width"] = 64
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="does not match"):
+        Pipeline.from_pretrained(folder)
+    folder = pipe.save_pretrained(tmp_path / "m")
+    (folder / "vae.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ModelError, match="vae.safetensors"):
+        Pipeline.from_pretrained(folder)
