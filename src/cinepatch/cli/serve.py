@@ -1,0 +1,107 @@
+"""`cinepatch serve` (the studio service) and `cinepatch keys create|list|revoke`."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import time
+from pathlib import Path
+
+from cinepatch.errors import InvalidParameter
+
+__all__ = ["register"]
+
+DEFAULT_DATA_DIR = Path("cinepatch-data")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser(
+        "serve",
+        help="run the studio: the OpenAI-compatible Videos API and the web page",
+        description="Serve the Videos API at /v1 and the web studio at /. Generation runs in worker"
+        " processes; jobs, keys and the ledger live in SQLite under --data-dir.",
+    )
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    serve.add_argument("--config", type=Path, help="a TOML file of ServiceConfig fields")
+    serve.add_argument("--workers", type=int, help="generation worker processes (default 1)")
+    serve.add_argument("--generator", help="'module:callable' building the generator (default: cinepatch's Studio)")
+    serve.add_argument("--allow-anonymous", action="store_true", default=None,
+                       help="accept requests without a key (only when --host is a loopback address)")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    keys = subparsers.add_parser("keys", help="create, list and revoke API keys of the studio service")
+    keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = keys_sub.add_parser("create", help="make a key and print it (it is shown only once)")
+    create.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    create.add_argument("--name", default="default")
+    create.add_argument("--concurrency", type=int, help="jobs queued or running at once (default: the service's)")
+    create.add_argument("--daily-quota", type=int, help="jobs a UTC day (default: the service's)")
+    create.set_defaults(func=_keys_create)
+    list_ = keys_sub.add_parser("list", help="list keys (ids and prefixes, never the secrets)")
+    list_.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    list_.set_defaults(func=_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
+    revoke.add_argument("key_id")
+    revoke.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    revoke.set_defaults(func=_keys_revoke)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from cinepatch.service import ServiceConfig, create_app
+
+    config = ServiceConfig.load(
+        args.config, data_dir=args.data_dir, workers=args.workers, generator=args.generator,
+        allow_anonymous=args.allow_anonymous,
+    )
+    if config.allow_anonymous and not _is_loopback(args.host):
+        raise InvalidParameter("--allow-anonymous", args.host, "only with a loopback --host (127.0.0.1, ::1)")
+    app = create_app(config)
+    print(f"cinepatch studio on http://{args.host}:{args.port}/ (data in {config.data_dir})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
+    return 0
+
+
+def _store(data_dir: Path):  # -> SQLiteStore
+    from cinepatch.service.config import ServiceConfig
+    from cinepatch.service.store import SQLiteStore
+
+    return SQLiteStore(ServiceConfig(data_dir=data_dir).db_path)
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    key, secret = _store(args.data_dir).create_key(
+        args.name, concurrency=args.concurrency, daily_quota=args.daily_quota
+    )
+    print(secret)
+    return 0
+
+
+def _keys_list(args: argparse.Namespace) -> int:
+    print(f"{'id':<18} {'name':<16} {'prefix':<10} {'created (UTC)':<20} {'limits':<14} status")
+    for key in _store(args.data_dir).list_keys():
+        created = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(key.created_at))
+        limits = f"{key.concurrency or '-'}/{key.daily_quota or '-'}"
+        status = "revoked" if key.revoked_at else "active"
+        print(f"{key.id:<18} {key.name:<16} {key.prefix + '…':<10} {created:<20} {limits:<14} {status}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    if not _store(args.data_dir).revoke_key(args.key_id):
+        raise InvalidParameter("key_id", args.key_id, "the id of an active key (see `cinepatch keys list`)")
+    print(f"revoked {args.key_id}")
+    return 0

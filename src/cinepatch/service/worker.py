@@ -1,0 +1,204 @@
+"""A worker process: claim a job, run the generator, write the previews, record the result.
+
+Run by the supervisor as ``python -m cinepatch.service.worker --config JSON --worker-id ID``.
+Generation happens here, never in the server's event loop. The worker dies with its parent
+(``PR_SET_PDEATHSIG``), so after ``kill -9`` of the server no orphan keeps writing; the
+restarted server requeues what was running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from cinepatch.errors import CinepatchError, InvalidParameter, MediaError, Refused
+from cinepatch.service.config import ServiceConfig
+from cinepatch.service.generator import Generator, load_callable, request_type
+from cinepatch.service.store import Job, SQLiteStore
+
+__all__ = ["run_job", "main", "VIDEO", "THUMBNAIL", "SPRITESHEET", "PROVENANCE"]
+
+log = logging.getLogger("cinepatch.service.worker")
+
+VIDEO = "video.mp4"
+THUMBNAIL = "thumbnail.webp"
+SPRITESHEET = "spritesheet.jpg"
+PROVENANCE = "provenance.json"
+SPRITE_FRAMES = 10
+GENERATION_SHARE = 95  # progress 0..95 is the generator's; 95..100 the previews and checks
+
+
+class Cancelled(Exception):
+    """The job was deleted, or requeued for another worker, while this one ran it."""
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # not Linux: the ppid check in the heartbeat covers it
+        pass
+
+
+def source_paths(config: ServiceConfig, spec: dict[str, Any]) -> tuple[Path, ...]:
+    """The job's sources as files: earlier videos by id, or uploads saved with the job."""
+    paths = []
+    for source in spec.get("sources", []):
+        if "video_id" in source:
+            paths.append(config.video_dir(source["video_id"]) / VIDEO)
+        else:
+            paths.append(Path(source["path"]))
+    return tuple(paths)
+
+
+def build_request(generator: Generator, config: ServiceConfig, spec: dict[str, Any]) -> Any:
+    fields = {k: v for k, v in spec.items() if k not in ("sources", "params")}
+    return request_type(generator)(
+        **fields, sources=source_paths(config, spec), params=dict(spec.get("params", {}))
+    )
+
+
+def write_previews(folder: Path) -> dict[str, Any]:
+    """Thumbnail (WebP, middle frame) and spritesheet (JPEG strip) beside the video."""
+    from cinepatch.io.video import read_video, write_image, write_strip
+
+    video = read_video(folder / VIDEO)
+    frames = video.frames
+    write_image(folder / THUMBNAIL, frames[len(frames) // 2], quality=85)
+    write_strip(folder / SPRITESHEET, frames, n=SPRITE_FRAMES)
+    return {"sprite_frames": min(SPRITE_FRAMES, len(frames))}
+
+
+def write_provenance(folder: Path) -> None:
+    """The verify report of the finished file, kept so the API can serve it without a model."""
+    from cinepatch.io.atomic import write_bytes
+
+    try:
+        from cinepatch.provenance import verify
+    except ImportError:
+        report: dict[str, Any] = {"available": False, "reason": "cinepatch.provenance.verify is not installed"}
+    else:
+        try:
+            report = verify(folder / VIDEO).to_dict()
+        except CinepatchError as exc:
+            report = {"available": False, "reason": str(exc)}
+    write_bytes(folder / PROVENANCE, json.dumps(report, indent=2, default=str).encode())
+
+
+def _result_dict(result: Any, sprite: dict[str, Any]) -> dict[str, Any]:
+    keys = ("width", "height", "fps", "frames", "seconds", "expanded_prompt", "model", "seed", "payload")
+    out = {k: getattr(result, k, None) for k in keys}
+    seconds = out.get("seconds")
+    if isinstance(seconds, (int, float)):
+        out["seconds_label"] = f"{seconds:g}" if float(seconds).is_integer() else f"{seconds:.2f}"
+    out.update(sprite)
+    return out
+
+
+def _error(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, Refused):
+        return {"code": "moderation_blocked", "message": str(exc), "type": "invalid_request_error",
+                "param": "prompt" if exc.stage == "prompt" else None}
+    if isinstance(exc, InvalidParameter):
+        return {"code": "invalid_value", "message": str(exc), "type": "invalid_request_error", "param": exc.name}
+    if isinstance(exc, MediaError):
+        return {"code": "invalid_media", "message": str(exc), "type": "invalid_request_error", "param": None}
+    if isinstance(exc, CinepatchError):
+        return {"code": "generation_failed", "message": str(exc), "type": "server_error", "param": None}
+    return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "type": "server_error", "param": None}
+
+
+def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job: Job) -> str:
+    """Run one claimed job to completion or failure; returns the final status."""
+    assert job.claim_token is not None
+    token = job.claim_token
+    folder = config.video_dir(job.id)
+    folder.mkdir(parents=True, exist_ok=True)
+    stop = threading.Event()
+    lost = threading.Event()
+    parent = os.getppid()
+
+    def beat() -> None:  # keeps the lease while the generator is busy between progress calls
+        while not stop.wait(config.lease_seconds / 4):
+            if os.getppid() != parent:
+                os._exit(1)
+            if not store.heartbeat(job.id, token, lease_seconds=config.lease_seconds):
+                lost.set()
+
+    last = [0.0, -1]
+
+    def progress(fraction: float) -> None:
+        if lost.is_set():
+            raise Cancelled(job.id)
+        percent = int(max(0.0, min(1.0, float(fraction))) * GENERATION_SHARE)
+        now = time.monotonic()
+        if percent != last[1] and (now - last[0] > 0.1 or percent >= GENERATION_SHARE):
+            last[0], last[1] = now, percent
+            if not store.heartbeat(job.id, token, lease_seconds=config.lease_seconds, progress=percent):
+                lost.set()
+                raise Cancelled(job.id)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        request = build_request(generator, config, job.spec)
+        result = generator.create(request, out=folder / VIDEO, progress=progress)
+        store.heartbeat(job.id, token, lease_seconds=config.lease_seconds, progress=GENERATION_SHARE + 1)
+        sprite = write_previews(folder)
+        store.heartbeat(job.id, token, lease_seconds=config.lease_seconds, progress=GENERATION_SHARE + 3)
+        write_provenance(folder)
+        if not store.complete(job.id, token, _result_dict(result, sprite)):
+            raise Cancelled(job.id)
+        return "completed"
+    except Cancelled:
+        log.info("job %s was deleted or taken over; dropping its files", job.id)
+        current = store.get(job.id)
+        if current is None:  # deleted: remove what was written
+            shutil.rmtree(folder, ignore_errors=True)
+        return "cancelled"
+    except Exception as exc:  # every failure is recorded on the job, with its reason
+        if not isinstance(exc, CinepatchError):
+            log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+        store.fail(job.id, token, _error(exc))
+        return "failed"
+    finally:
+        stop.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cinepatch.service.worker")
+    parser.add_argument("--config", required=True, help="the ServiceConfig as JSON")
+    parser.add_argument("--worker-id", required=True)
+    args = parser.parse_args(argv)
+    _die_with_parent()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {args.worker_id} %(levelname)s %(message)s")
+    config = ServiceConfig.from_json(args.config)
+    store = SQLiteStore(config.db_path)
+    generator = load_callable(config.generator)(config)
+    parent = os.getppid()
+    print(f"ready {args.worker_id}", flush=True)
+    while True:
+        if os.getppid() != parent:
+            return 1
+        job = store.claim(args.worker_id, lease_seconds=config.lease_seconds)
+        if job is None:
+            time.sleep(0.2)
+            continue
+        log.info("claimed %s (attempt %d)", job.id, job.attempts)
+        status = run_job(store, config, generator, job)
+        log.info("%s %s", job.id, status)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

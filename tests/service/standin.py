@@ -1,0 +1,103 @@
+"""A tiny, fast stand-in for cinepatch's Studio: the service must not care what it drives.
+
+It takes the same kind of request (fields of ``cinepatch.app.VideoRequest``), reports
+progress, refuses prompts containing "forbidden", and writes a real H.264 file through
+``cinepatch.io.video``. ``generator_options``: ``step_seconds`` (sleep per step, default 0.02),
+``steps`` (default 10).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cinepatch.errors import InvalidParameter, Refused
+
+BLOCKED_WORD = "forbidden"
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    seconds: float | None = 4.0
+    width: int = 128
+    height: int = 128
+    fps: int | None = None
+    seed: int | None = None
+    model: str = "default"
+    steps: int | None = None
+    guidance: float | None = None
+    negative: str = ""
+    preset: str | None = None
+    edit: str | None = None
+    sources: tuple[Path, ...] = ()
+    params: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Result:
+    path: Path
+    width: int
+    height: int
+    fps: int
+    frames: int
+    seconds: float
+    prompt: str
+    expanded_prompt: str
+    model: str
+    seed: int
+    payload: str
+
+
+def check_prompt(prompt: str) -> None:
+    if BLOCKED_WORD in prompt.lower():
+        raise Refused("violence", f"the prompt was refused: it contains {BLOCKED_WORD!r}")
+
+
+class TinyStudio:
+    request_type = Request
+
+    def __init__(self, options: Mapping[str, Any]) -> None:
+        self.step_seconds = float(options.get("step_seconds", 0.02))
+        self.steps = int(options.get("steps", 10))
+
+    def create(self, request: Request, *, out: Path, progress: Callable[[float], None] | None = None) -> Result:
+        from cinepatch.io.video import read_video, write_video
+
+        check_prompt(request.prompt)
+        fps = request.fps or 8
+        frames_n = max(1, round((request.seconds or 1) * fps))
+        seed = request.seed if request.seed is not None else 1234
+        rng = np.random.default_rng(seed)
+        base = rng.integers(0, 255, size=3)
+        t = np.arange(frames_n)[:, None, None, None]
+        x = np.arange(request.width)[None, None, :, None]
+        y = np.arange(request.height)[None, :, None, None]
+        frames = ((base + 3 * t + x + y) % 256).astype(np.uint8)
+        frames = np.broadcast_to(frames, (frames_n, request.height, request.width, 3)).copy()
+        for source in request.sources:
+            video = read_video(source)  # edits read their sources like the real one does
+            if request.edit == "extend":
+                head = video.frames[:, : request.height, : request.width]
+                frames = np.concatenate([head, frames[: max(1, frames_n)]])
+        if request.params.get("explode"):
+            raise InvalidParameter("explode", True, "false")
+        for step in range(self.steps):
+            time.sleep(self.step_seconds)
+            if progress is not None:
+                progress((step + 1) / self.steps)
+        write_video(out, frames, fps=fps)
+        return Result(
+            path=out, width=request.width, height=request.height, fps=fps, frames=len(frames),
+            seconds=len(frames) / fps, prompt=request.prompt, expanded_prompt=f"{request.prompt}, in tiny colours",
+            model=request.model, seed=seed, payload="00ff" * 4,
+        )
+
+
+def make(config: Any) -> TinyStudio:
+    return TinyStudio(config.generator_options)
