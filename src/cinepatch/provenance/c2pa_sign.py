@@ -204,12 +204,14 @@ def ensure_keys(folder: str | Path) -> SigningKeys:
 # ---------------------------------------------------------------------------------------------
 
 
-def _manifest_json(info: ManifestInfo, *, title: str, mime: str, ingredient_ids: list[str]) -> dict:
+def _manifest_json(
+    info: ManifestInfo, *, title: str, mime: str, ingredient_ids: list[str], unlisted: list[str]
+) -> dict:
     agent = {"name": "cinepatch", "version": __version__}
     parameters = {"model": info.model}
     if info.edit:
-        actions = [
-            {"action": "c2pa.opened", "parameters": {"ingredientIds": ingredient_ids[:1]}},
+        opened = [{"action": "c2pa.opened", "parameters": {"ingredientIds": ingredient_ids[:1]}}]
+        actions = opened[: len(ingredient_ids[:1])] + [
             {
                 "action": "c2pa.edited",
                 "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
@@ -228,6 +230,8 @@ def _manifest_json(info: ManifestInfo, *, title: str, mime: str, ingredient_ids:
             }
         ]
     generation = {"model": info.model, "software": f"cinepatch {__version__}", **info.extra}
+    if unlisted:
+        generation["sources_not_hashed"] = unlisted  # formats C2PA cannot take as ingredients
     if info.watermark_payload is not None:
         generation["watermark_payload"] = f"{info.watermark_payload:08x}"
     return {
@@ -241,11 +245,18 @@ def _manifest_json(info: ManifestInfo, *, title: str, mime: str, ingredient_ids:
     }
 
 
-def sign_file(path: str | Path, info: ManifestInfo, keys: SigningKeys) -> Path:
-    """Embed a signed C2PA manifest in the MP4 at ``path`` (replaced atomically); return it."""
+def sign_file(
+    path: str | Path, info: ManifestInfo, keys: SigningKeys, *, dest: str | Path | None = None
+) -> Path:
+    """Sign the MP4 at ``path`` with a C2PA manifest, writing ``dest`` (default: ``path`` itself).
+
+    The signed file is written beside ``dest`` and renamed onto it, so on any failure ``dest`` is
+    left as it was and nothing partial remains. Returns ``dest``.
+    """
     import c2pa
 
     path = Path(path)
+    dest = path if dest is None else Path(dest)
     mime = _MIME.get(path.suffix.lower())
     if mime is None:
         raise InvalidParameter("path", str(path), "an .mp4, .m4v or .mov file to sign")
@@ -255,30 +266,40 @@ def sign_file(path: str | Path, info: ManifestInfo, keys: SigningKeys) -> Path:
         chain, key = keys.chain.read_bytes(), keys.key.read_bytes()
     except OSError as exc:
         raise ProvenanceError(f"signing key or certificate unreadable: {exc}") from exc
-    ingredient_ids = [f"source{i}" for i in range(len(info.sources))]
+    supported = set(c2pa.Builder.get_supported_mime_types())
+    ingredients = []  # (id, path, format) of sources C2PA can hash; others are only listed
+    unlisted = []
+    for i, source in enumerate(Path(s) for s in info.sources):
+        fmt = _MIME.get(source.suffix.lower()) or source.suffix.lstrip(".").lower()
+        if source.is_file() and fmt in supported:
+            ingredients.append((f"source{i}", source, fmt))
+        else:
+            unlisted.append(source.name)
     manifest = _manifest_json(
-        info, title=info.title or path.name, mime=mime, ingredient_ids=ingredient_ids
+        info,
+        title=info.title or path.name,
+        mime=mime,
+        ingredient_ids=[ident for ident, _, _ in ingredients],
+        unlisted=unlisted,
     )
     try:
         signer = c2pa.Signer.from_info(
             c2pa.C2paSignerInfo(keys.alg.encode(), chain, key, None)
         )
         with signer, c2pa.Builder(manifest) as builder:
-            for i, source in enumerate(info.sources):
-                source = Path(source)
+            for n, (ident, source, fmt) in enumerate(ingredients):
                 ingredient = {
                     "title": source.name,
-                    "relationship": "parentOf" if i == 0 else "componentOf",
-                    "label": ingredient_ids[i],
+                    "relationship": "parentOf" if n == 0 else "componentOf",
+                    "label": ident,
                 }
-                fmt = _MIME.get(source.suffix.lower()) or source.suffix.lstrip(".").lower()
                 with open(source, "rb") as stream:
                     builder.add_ingredient(ingredient, fmt, stream)
-            with atomic_write(path) as tmp, open(path, "rb") as src, open(tmp, "w+b") as dst:
+            with atomic_write(dest) as tmp, open(path, "rb") as src, open(tmp, "w+b") as dst:
                 builder.sign(signer, mime, src, dst)
     except (c2pa.C2paError, OSError, ValueError) as exc:
         raise ProvenanceError(f"{path}: C2PA signing failed: {exc}") from exc
-    return path
+    return dest
 
 
 # ---------------------------------------------------------------------------------------------
