@@ -101,7 +101,7 @@ def _result_dict(result: Any, sprite: dict[str, Any]) -> dict[str, Any]:
     out = {k: getattr(result, k, None) for k in keys}
     seconds = out.get("seconds")
     if isinstance(seconds, (int, float)):
-        out["seconds_label"] = f"{seconds:g}" if float(seconds).is_integer() else f"{seconds:.2f}"
+        out["seconds_label"] = f"{round(float(seconds), 2):g}"
     out.update(sprite)
     return out
 
