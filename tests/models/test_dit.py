@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 import torch
@@ -21,7 +22,9 @@ from cinepatch.models.dit import (
     unpatchify,
 )
 
-TINY = DiTConfig(in_channels=4, patch=(2, 2, 2), width=48, depth=2, heads=2, text_dim=12)
+TINY = DiTConfig(
+    in_channels=4, patch=(2, 2, 2), width=48, depth=2, heads=2, text_dim=12, qk_norm=True
+)
 
 
 def randomized(config: DiTConfig = TINY, seed: int = 0) -> DiT:
@@ -73,16 +76,15 @@ def test_rope_attention_depends_only_on_relative_position():
     pos = torch.randint(0, 6, (n, 3), generator=g).float()
     scores = []
     for offset in ([0.0, 0.0, 0.0], [3.0, -5.0, 11.0]):
-        cos, sin = rope_angles(pos + torch.tensor(offset), head_dim, 10_000.0)
-        scores.append(apply_rope(q, cos, sin) @ apply_rope(k, cos, sin).transpose(-1, -2))
+        rope = rope_angles(pos + torch.tensor(offset), head_dim, 10_000.0)
+        scores.append(apply_rope(q, rope) @ apply_rope(k, rope).transpose(-1, -2))
     assert torch.allclose(scores[0], scores[1], atol=1e-4)
     # ... and positions do matter: moving only the keys along any one axis changes the scores.
     for axis in range(3):
         moved = pos.clone()
         moved[:, axis] += 1
-        cq, sq = rope_angles(pos, head_dim, 10_000.0)
-        ck, sk = rope_angles(moved, head_dim, 10_000.0)
-        other = apply_rope(q, cq, sq) @ apply_rope(k, ck, sk).transpose(-1, -2)
+        rq, rk = rope_angles(pos, head_dim, 10_000.0), rope_angles(moved, head_dim, 10_000.0)
+        other = apply_rope(q, rq) @ apply_rope(k, rk).transpose(-1, -2)
         assert not torch.allclose(scores[0], other, atol=1e-3)
 
 
@@ -90,8 +92,13 @@ def test_rope_preserves_norm_and_grid_positions_are_raster_order():
     x = torch.randn(2, 3, 24, 36)
     pos = grid_positions((2, 3, 4))
     assert pos.shape == (24, 3) and pos[1].tolist() == [0, 0, 1] and pos[4].tolist() == [0, 1, 0]
-    cos, sin = rope_angles(pos, 36, 100.0)
-    assert torch.allclose(apply_rope(x, cos, sin).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+    rope = rope_angles(pos, 36, 100.0)
+    assert torch.allclose(apply_rope(x, rope).norm(dim=-1), x.norm(dim=-1), atol=1e-5)
+    # pair (2i, 2i+1) at position p on axis a turns by p·theta^(-2i/d_a): check one by hand
+    one = torch.zeros(1, 1, 24, 36)
+    one[..., 0] = 1.0  # first pair of the t axis, frequency 1
+    turned = apply_rope(one, rope)[0, 0, 12]  # token 12 sits at t = 1
+    assert torch.allclose(turned[:2], torch.tensor([math.cos(1.0), math.sin(1.0)]), atol=1e-6)
 
 
 def test_adaln_zero_init_gives_zero_velocity_and_identity_blocks():
@@ -102,12 +109,13 @@ def test_adaln_zero_init_gives_zero_velocity_and_identity_blocks():
     h = torch.randn(2, 12, TINY.width)
     c = torch.randn(2, TINY.width)
     ctx, mask = torch.randn(2, 6, TINY.width), torch.ones(2, 6, dtype=torch.bool)
-    cos, sin = rope_angles(grid_positions((1, 3, 4)), TINY.head_dim, 1e4)
-    assert torch.equal(model.blocks[0](h, c, ctx, mask, cos, sin), h)
+    rope = rope_angles(grid_positions((1, 3, 4)), TINY.head_dim, 1e4)
+    assert torch.equal(model.blocks[0](h, c, ctx, mask, rope), h)
 
 
-def test_output_shape_for_odd_frame_counts_and_any_size():
-    model = randomized()
+@pytest.mark.parametrize("qk_norm", [True, False])
+def test_output_shape_for_odd_frame_counts_and_any_size(qk_norm):
+    model = randomized(dataclasses.replace(TINY, qk_norm=qk_norm))
     for t, h, w in [(1, 2, 2), (5, 4, 6), (9, 8, 2)]:
         x, time, text = inputs(t=t, h=h, w=w)
         v = model(x, time, text_states=text)
