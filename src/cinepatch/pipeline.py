@@ -155,6 +155,8 @@ class Pipeline:
     # -- encode / decode -------------------------------------------------------------------------
 
     def encode_text(self, prompts: list[str]) -> dict[str, torch.Tensor]:
+        for prompt in dict.fromkeys(prompts):  # alone first, so an embedding (cached by the
+            self.text_encoder.encode([prompt])  # encoder) does not depend on its batch-mates
         emb = self.text_encoder.encode(prompts)
         return {
             "text_states": emb.states.to(self.device),

@@ -393,8 +393,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
         missing = [k for k in keys if k not in cache]
         if missing:
             clips = [source.get(bucket, index) for bucket, index in missing]
-            with torch.no_grad():
-                z = vae.encode(torch.stack([c.video for c in clips]).to(device))  # (b, C, t, h, w)
+            with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
+                z = [vae.encode(c.video[None].to(device))[0] for c in clips]  # (C, t, h, w) each
             fresh = {k: (z[j], c.caption) for j, (k, c) in enumerate(zip(missing, clips))}
         else:
             fresh = {}
@@ -455,7 +455,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
     # -- the training loop --------------------------------------------------------------------
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bfloat16")
     peak = _peak_flops(device, config, local_world)
-    window_loss, window_samples, window_flops, window_start = 0.0, 0, 0.0, time.perf_counter()
+    window_loss, window_steps, window_samples, window_flops = 0.0, 0, 0, 0.0
+    window_start = time.perf_counter()
     loss_value = float("nan")
     while step < config.max_steps:
         lr = lr_at(step, config)
@@ -474,7 +475,10 @@ def main(config: TrainConfig) -> dict[str, Any]:
         t = flow.sample_timesteps(b_global, generator=gen, shift=config.timestep_shift)[lo:hi].to(device)
         noise = torch.randn((b_global, *x0.shape[1:]), generator=gen)[lo:hi].to(device)
 
-        text = text_encoder.encode(["" if d else c for d, c in zip(drop[lo:hi], captions)])
+        prompts = ["" if d else c for d, c in zip(drop[lo:hi], captions)]
+        for prompt in prompts:  # one at a time: an embedding must not depend on its batch-mates,
+            text_encoder.encode([prompt])  # or a resumed run would drift (the encoder caches it)
+        text = text_encoder.encode(prompts)
         cond_mask = torch.from_numpy(masks[lo:hi]).to(device)  # (b, t)
         keep = cond_mask[:, None, :, None, None]  # (b, 1, t, 1, 1)
         cond_latents = x0 * keep
@@ -503,11 +507,11 @@ def main(config: TrainConfig) -> dict[str, Any]:
 
         # -- logging: loss, samples/s, MFU ------------------------------------------------------
         window_loss += loss.item()
+        window_steps += 1
         window_samples += b_global
         window_flops += 3 * forward_flops(dit_config, tuple(x0.shape[2:]), text_len=text.states.shape[1], batch=b_global)["flops"]
         if step % config.log_every == 0 or step == config.max_steps:
-            steps_in_window = step % config.log_every or config.log_every
-            loss_value = window_loss / steps_in_window
+            loss_value = window_loss / window_steps
             if distributed:
                 reduced = torch.tensor([loss_value], dtype=torch.float64)
                 dist.all_reduce(reduced)
@@ -529,7 +533,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
                 f"step {step:6d} | loss {loss_value:.4f} | lr {lr:.2e} | "
                 f"{record['samples_per_s']:.1f} samples/s | MFU {100 * record['mfu']:.2f}%"
             )
-            window_loss, window_samples, window_flops, window_start = 0.0, 0, 0.0, time.perf_counter()
+            window_loss, window_steps, window_samples, window_flops = 0.0, 0, 0, 0.0
+            window_start = time.perf_counter()
         if step % config.ckpt_every == 0 or step == config.max_steps:
             save_checkpoint(loss_value)
         if config.sample_every and step % config.sample_every == 0 and step != config.max_steps:
