@@ -117,3 +117,16 @@ def test_stream_ranks_split_the_same_global_batch():
     assert 0.15 < drawn.count(1) / 400 < 0.35  # weights 3 : 1
     with pytest.raises(ValueError):
         BatchStream(_Counting(), batch_size=5, seed=0, world_size=2)
+
+
+def test_world_source_renders_captioned_clips_in_every_bucket():
+    from cinepatch.data import WorldSource
+
+    buckets = parse_buckets(["48x32x9", "32x32x1"])
+    source = WorldSource(buckets, fps=8, seed=3, image_fraction=0.25)
+    assert source.weights() == {Bucket(48, 32, 9): 0.75, Bucket(32, 32, 1): 0.25}
+    clip = source.get(Bucket(48, 32, 9), 5)
+    assert clip.video.shape == (3, 9, 32, 48) and isinstance(clip.caption, str) and clip.caption
+    assert torch.equal(clip.video, source.get(Bucket(48, 32, 9), 5).video)
+    assert clip.video[:, 0].std() > 0  # something is drawn
+    assert {source.get(Bucket(32, 32, 1), i).caption for i in range(6)}.__len__() > 1

@@ -14,8 +14,6 @@ from cinepatch.data.folder import Clip, fit_frames
 
 __all__ = ["WorldSource"]
 
-CAPTION_LEVELS = ("terse", "medium", "dense")
-
 
 class WorldSource:
     """Clips of random world scenes in any bucket, with a caption of a random level of detail."""
@@ -42,8 +40,12 @@ class WorldSource:
         from cinepatch import world
 
         rng = np.random.default_rng([self.seed, index])
-        scene = world.random_scene(rng)
-        frames = world.render(scene, width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames)
+        # A still image must not show an object that enters later: it would be off-canvas.
+        scene = world.random_scene(rng, exits=not bucket.is_image)
+        frames = world.render(
+            scene, width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames,
+            seed=int(rng.integers(2**31)),
+        )
         levels = world.captions(scene, rng)
-        caption = levels[CAPTION_LEVELS[int(rng.integers(len(CAPTION_LEVELS)))]]
+        caption = levels[world.CAPTION_LEVELS[int(rng.integers(len(world.CAPTION_LEVELS)))]]
         return Clip(fit_frames(np.asarray(frames), bucket.width, bucket.height), caption)
