@@ -733,7 +733,9 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         if job.status != "completed" or not path.is_file():
             raise APIError(409, f"video '{video_id}' is {job.status}; provenance is available once completed",
                            param="video_id", code="video_not_ready")
-        return {"object": "video.provenance", "video_id": video_id, "report": json.loads(path.read_text())}
+        report = json.loads(path.read_text())
+        report.pop("path", None)  # the server's file layout is not the caller's business
+        return {"object": "video.provenance", "video_id": video_id, "report": report}
 
     @app.get("/v1/videos/{video_id}/events")
     async def events(video_id: str, request: Request, who: Caller = Depends(caller)) -> StreamingResponse:

@@ -1,0 +1,539 @@
+// cinepatch studio: a plain-JS client of the service's own Videos API (no build, no CDN).
+// Auth is the HttpOnly cookie set by POST /studio/session, so <img>, <video> and EventSource
+// requests carry it without the page ever holding the key.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const node = Object.assign(document.createElement(tag), props);
+  for (const child of children) node.append(child);
+  return node;
+};
+
+const state = {
+  options: null,
+  videos: new Map(),      // id -> video object
+  order: [],              // ids, newest first
+  lastId: null,
+  hasMore: false,
+  streams: new Map(),     // id -> EventSource
+  current: null,          // id shown in the detail view
+  progressLog: [],        // [id, percent] as rendered: the browser test reads it
+};
+window.__studio = state;
+
+// ------------------------------------------------------------------------------------------
+// API
+// ------------------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const err = (body && body.error) || {};
+    super(err.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = err.code;
+    this.param = err.param;
+  }
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: {}, credentials: "same-origin" };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    if (response.status === 401 && path !== "/studio/session") showLogin();
+    throw new ApiError(response.status, data);
+  }
+  return data;
+}
+
+function toast(message, kind = "") {
+  const node = el("div", { className: `toast ${kind}`, textContent: message });
+  $("#toasts").append(node);
+  setTimeout(() => node.remove(), 6000);
+}
+
+function fail(error) {
+  if (error instanceof ApiError && error.status === 401) return;
+  const where = error.param ? ` (${error.param})` : "";
+  toast(`${error.message}${where}`, "bad");
+}
+
+// ------------------------------------------------------------------------------------------
+// Sign-in
+// ------------------------------------------------------------------------------------------
+
+function showLogin() {
+  const dialog = $("#login");
+  if (!dialog.open) dialog.showModal();
+  $("#login-key").focus();
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  $("#login-error").textContent = "";
+  try {
+    await api("POST", "/studio/session", { key: $("#login-key").value.trim() });
+    $("#login").close();
+    $("#login-key").value = "";
+    await start();
+  } catch (error) {
+    $("#login-error").textContent = error.message;
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  await api("DELETE", "/studio/session").catch(() => {});
+  location.reload();
+});
+
+// ------------------------------------------------------------------------------------------
+// Compose
+// ------------------------------------------------------------------------------------------
+
+function fillSelect(select, values, chosen) {
+  select.replaceChildren(...values.map((v) => el("option", { value: v, textContent: v, selected: v === chosen })));
+}
+
+function setupOptions(options) {
+  state.options = options;
+  fillSelect($("#size"), options.sizes, options.default_size);
+  fillSelect($("#sb-size"), options.sizes, options.default_size);
+  fillSelect($("#model"), options.models, options.default_model);
+  const preset = $("#preset");
+  preset.replaceChildren(el("option", { value: "", textContent: "none" }),
+    ...options.presets.map((p) => el("option", { value: p, textContent: p })));
+  const seconds = $("#seconds");
+  seconds.max = Math.floor(options.max_seconds);
+  seconds.value = Math.min(options.default_seconds, options.max_seconds);
+  $("#seconds-out").textContent = `${seconds.value} s`;
+  $("#prompt").maxLength = options.max_prompt_chars;
+  $("#who").textContent = options.owner === "anonymous" ? "local, no key" : `key ${options.owner}`;
+  $("#logout").hidden = options.owner === "anonymous";
+}
+
+$("#seconds").addEventListener("input", (e) => { $("#seconds-out").textContent = `${e.target.value} s`; });
+$("#prompt").addEventListener("input", (e) => { $("#prompt-count").textContent = e.target.value.length; });
+$("#dice").addEventListener("click", () => { $("#seed").value = Math.floor(Math.random() * 2 ** 31); });
+$("#prompt").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.metaKey || e.ctrlKey)) $("#generate").click();
+});
+
+async function submit(button, path, body) {
+  button.disabled = true;
+  try {
+    const video = await api("POST", path, body);
+    addVideo(video, true);
+    return video;
+  } catch (error) {
+    fail(error);
+    return null;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("#generate").addEventListener("click", async () => {
+  const prompt = $("#prompt").value.trim();
+  if (!prompt) { toast("Describe the shot first.", "bad"); $("#prompt").focus(); return; }
+  const body = { prompt, size: $("#size").value, seconds: $("#seconds").value, model: $("#model").value };
+  if ($("#preset").value) body.preset = $("#preset").value;
+  if ($("#seed").value !== "") body.seed = Number($("#seed").value);
+  await submit($("#generate"), "/v1/videos", body);
+});
+
+// ------------------------------------------------------------------------------------------
+// Library
+// ------------------------------------------------------------------------------------------
+
+function aspect(video) {
+  const [w, h] = video.size.split("x").map(Number);
+  return `${w} / ${h}`;
+}
+
+function contentUrl(video, variant) {
+  return `/v1/videos/${video.id}/content?variant=${variant}&v=${video.completed_at || 0}`;
+}
+
+function renderCard(video) {
+  let card = document.querySelector(`.card[data-id="${video.id}"]`);
+  const fresh = !card;
+  if (fresh) {
+    card = el("article", { className: "card" });
+    card.dataset.id = video.id;
+    card.addEventListener("click", () => openDetail(video.id));
+    const thumb = el("div", { className: "thumb" }, el("div", { className: "sprite" }), el("div", { className: "scrub" }));
+    thumb.addEventListener("mousemove", (e) => scrub(card, e));
+    thumb.addEventListener("mouseenter", () => loadSprite(card));
+    card.append(thumb, el("div", { className: "body" }, el("div", { className: "title" }), el("div", { className: "tags" })));
+  }
+  card.className = `card ${video.status}`;
+  const thumb = $(".thumb", card);
+  thumb.style.aspectRatio = "16 / 10";
+  $(".title", card).textContent = video.prompt;
+  const tags = $(".tags", card);
+  const kind = video.cinepatch.kind;
+  tags.replaceChildren(
+    ...(kind !== "create" ? [el("span", { className: "tag kind", textContent: kind })] : []),
+    el("span", { className: "tag", textContent: `${video.seconds}s · ${video.size}` }),
+    el("span", { className: `tag ${video.status}`, textContent: video.status.replace("_", " ") }),
+  );
+  let wait = $(".wait", thumb);
+  if (video.status === "completed") {
+    if (wait) wait.remove();
+    thumb.style.backgroundImage = `url("${contentUrl(video, "thumbnail")}")`;
+  } else {
+    if (!wait) {
+      wait = el("div", { className: "wait" }, el("div", { className: "bar" }, el("i")), el("span", { className: "pct" }));
+      thumb.append(wait);
+    }
+    if (video.status === "failed") {
+      wait.replaceChildren(el("span", { textContent: (video.error && video.error.message) || "failed" }));
+    } else {
+      $(".bar i", wait).style.width = `${video.progress}%`;
+      $(".pct", wait).textContent = video.status === "queued" ? "queued" : `${video.progress}%`;
+    }
+  }
+  return { card, fresh };
+}
+
+function loadSprite(card) {
+  const video = state.videos.get(card.dataset.id);
+  const sprite = $(".sprite", card);
+  if (!video || video.status !== "completed" || sprite.dataset.src) return;
+  const url = contentUrl(video, "spritesheet");
+  const img = new Image();
+  img.onload = () => {
+    sprite.dataset.src = url;
+    sprite.style.backgroundImage = `url("${url}")`;
+    sprite.classList.add("ready");
+    sprite.dataset.frames = video.cinepatch.sprite_frames || 10;
+  };
+  img.src = url;
+}
+
+// Hover preview: the mouse's x position picks a frame of the spritesheet (one row of frames).
+function scrub(card, event) {
+  const sprite = $(".sprite", card);
+  const frames = Number(sprite.dataset.frames || 0);
+  if (!frames) return;
+  const box = sprite.getBoundingClientRect();
+  const x = Math.min(0.999, Math.max(0, (event.clientX - box.left) / box.width));
+  const index = Math.floor(x * frames);
+  const video = state.videos.get(card.dataset.id);
+  const [w, h] = video.size.split("x").map(Number);
+  // Fit one frame inside the box, centred, like background-size: contain would.
+  const scale = Math.min(box.width / w, box.height / h);
+  const fw = w * scale, fh = h * scale;
+  sprite.style.backgroundSize = `${fw * frames}px ${fh}px`;
+  sprite.style.backgroundPosition = `${(box.width - fw) / 2 - index * fw}px ${(box.height - fh) / 2}px`;
+  $(".scrub", card).style.width = `${x * 100}%`;
+}
+
+function addVideo(video, prepend = false) {
+  const known = state.videos.has(video.id);
+  state.videos.set(video.id, video);
+  const { card, fresh } = renderCard(video);
+  if (fresh) {
+    if (prepend) { $("#grid").prepend(card); state.order.unshift(video.id); }
+    else { $("#grid").append(card); state.order.push(video.id); }
+  }
+  if (!known) watch(video);
+  updateCounts();
+}
+
+function updateVideo(video) {
+  const before = state.videos.get(video.id);
+  state.videos.set(video.id, video);
+  renderCard(video);
+  if (video.status === "in_progress" || video.status === "completed") {
+    state.progressLog.push([video.id, video.progress]);
+  }
+  if (state.current === video.id) renderDetail(video);
+  if (before && before.status !== video.status && video.status === "completed") toast(`Ready: ${video.prompt}`, "ok");
+  if (before && before.status !== video.status && video.status === "failed") toast(`Failed: ${video.error ? video.error.message : video.prompt}`, "bad");
+  refreshBlendChoices();
+}
+
+// Live progress over Server-Sent Events, one stream per unfinished video.
+function watch(video) {
+  if (video.status === "completed" || video.status === "failed" || state.streams.has(video.id)) return;
+  const source = new EventSource(`/v1/videos/${video.id}/events`);
+  state.streams.set(video.id, source);
+  source.addEventListener("video", (e) => updateVideo(JSON.parse(e.data)));
+  source.addEventListener("done", () => { source.close(); state.streams.delete(video.id); });
+  source.onerror = () => {
+    if (source.readyState === EventSource.CLOSED) state.streams.delete(video.id);
+  };
+}
+
+function updateCounts() {
+  const n = state.videos.size;
+  $("#lib-count").textContent = n ? `${n} video${n === 1 ? "" : "s"}` : "";
+  $("#empty").hidden = n > 0;
+  $("#more").hidden = !state.hasMore;
+  refreshBlendChoices();
+}
+
+async function loadLibrary(after) {
+  const query = new URLSearchParams({ limit: "24", order: "desc" });
+  if (after) query.set("after", after);
+  const page = await api("GET", `/v1/videos?${query}`);
+  for (const video of page.data) addVideo(video);
+  state.lastId = page.last_id;
+  state.hasMore = page.has_more;
+  updateCounts();
+}
+
+$("#more").addEventListener("click", () => loadLibrary(state.lastId).catch(fail));
+
+// ------------------------------------------------------------------------------------------
+// Detail view
+// ------------------------------------------------------------------------------------------
+
+function meta(dl, rows) {
+  dl.replaceChildren(...rows.filter(([, v]) => v !== undefined && v !== null && v !== "")
+    .flatMap(([k, v]) => [el("dt", { textContent: k }), el("dd", { textContent: String(v) })]));
+}
+
+function renderDetail(video) {
+  $("#d-prompt").textContent = video.prompt;
+  $("#d-expanded").textContent = video.cinepatch.expanded_prompt || (video.status === "completed" ? "—" : "(after generation)");
+  const created = new Date(video.created_at * 1000).toLocaleString();
+  meta($("#d-meta"), [
+    ["Status", video.status === "in_progress" ? `in progress · ${video.progress}%` : video.status],
+    ["Kind", video.cinepatch.kind],
+    ["Size", video.size], ["Duration", `${video.seconds} s`],
+    ["Frames", video.cinepatch.frames && `${video.cinepatch.frames} @ ${video.cinepatch.fps} fps`],
+    ["Seed", video.cinepatch.seed], ["Model", video.model], ["Preset", video.cinepatch.preset],
+    ["From", video.remixed_from_video_id || (video.cinepatch.sources || []).join(", ")],
+    ["Created", created], ["Id", video.id],
+    ["Error", video.error && video.error.message],
+    ["Notes", (video.cinepatch.notes || []).join("\n")],
+  ]);
+  const stage = $(".stage");
+  const player = $("#player");
+  if (video.status === "completed") {
+    stage.classList.remove("waiting");
+    const src = contentUrl(video, "video");
+    if (player.dataset.src !== src) {
+      player.dataset.src = src;
+      player.src = src;
+      player.play().catch(() => {});
+      $("#download").href = src;
+      $("#download").download = `${video.id}.mp4`;
+      loadProvenance(video);
+      const seconds = Number(video.seconds) || 1;
+      $("#recut-end").value = Math.min(seconds, Number($("#recut-start").value) + seconds / 2).toFixed(2);
+    }
+  } else {
+    stage.classList.add("waiting");
+    player.removeAttribute("src");
+    player.dataset.src = "";
+    $("#stage-progress").textContent = video.status === "failed" ? "failed" : `${video.progress}%`;
+    $("#d-prov-badge").textContent = "pending";
+    $("#d-prov-badge").className = "badge";
+    $("#d-prov-body").replaceChildren();
+  }
+  for (const button of $("#actions").querySelectorAll("button:not(#delete)")) {
+    button.disabled = video.status !== "completed";
+  }
+}
+
+function flatten(object, prefix = "", rows = []) {
+  for (const [key, value] of Object.entries(object || {})) {
+    const name = prefix ? `${prefix}.${key}` : key;
+    if (value && typeof value === "object" && !Array.isArray(value)) flatten(value, name, rows);
+    else rows.push([name, Array.isArray(value) ? value.join(", ") : value]);
+  }
+  return rows;
+}
+
+async function loadProvenance(video) {
+  const badge = $("#d-prov-badge");
+  try {
+    const { report } = await api("GET", `/v1/videos/${video.id}/provenance`);
+    const rows = flatten(report);
+    meta($("#d-prov-body"), rows.slice(0, 24));
+    const ok = report.made_by_cinepatch === true;
+    badge.textContent = report.available === false ? "not available" : ok ? "made by cinepatch" : "not verified";
+    badge.className = `badge ${ok ? "ok" : "warn"}`;
+  } catch (error) {
+    badge.textContent = "unavailable";
+    badge.className = "badge warn";
+  }
+}
+
+function openDetail(id) {
+  state.current = id;
+  const video = state.videos.get(id);
+  $("#remix-prompt").value = "";
+  $("#extend-prompt").value = "";
+  $("#recut-start").value = 0;
+  $("#player").dataset.src = "";
+  renderDetail(video);
+  refreshBlendChoices();
+  const dialog = $("#detail");
+  if (!dialog.open) dialog.showModal();
+}
+
+function closeDetail() {
+  const player = $("#player");
+  player.pause();
+  state.current = null;
+  $("#detail").close();
+}
+$("#close").addEventListener("click", closeDetail);
+$("#detail").addEventListener("click", (e) => { if (e.target === $("#detail")) closeDetail(); });
+$("#detail").addEventListener("close", () => { $("#player").pause(); state.current = null; });
+
+function refreshBlendChoices() {
+  const select = $("#blend-with");
+  const current = state.current;
+  const choices = state.order.map((id) => state.videos.get(id))
+    .filter((v) => v && v.id !== current && v.status === "completed");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "", textContent: choices.length ? "Blend into…" : "no other video yet" }),
+    ...choices.map((v) => el("option", { value: v.id, textContent: v.prompt.slice(0, 48), selected: v.id === chosen })));
+}
+
+async function edit(button, path, body) {
+  const video = await submit(button, path, body);
+  if (video) openDetail(video.id);
+}
+
+$("#remix-go").addEventListener("click", () => {
+  const prompt = $("#remix-prompt").value.trim();
+  if (!prompt) { toast("Describe the change for the remix.", "bad"); return; }
+  edit($("#remix-go"), `/v1/videos/${state.current}/remix`, { prompt });
+});
+$("#extend-go").addEventListener("click", () => {
+  const source = state.videos.get(state.current);
+  edit($("#extend-go"), "/v1/videos/extensions", {
+    video: { id: source.id }, prompt: $("#extend-prompt").value.trim() || source.prompt, seconds: $("#extend-seconds").value,
+  });
+});
+$("#recut-go").addEventListener("click", () => {
+  edit($("#recut-go"), "/v1/videos/recuts", {
+    video: { id: state.current }, start: Number($("#recut-start").value), end: Number($("#recut-end").value),
+  });
+});
+$("#loop-go").addEventListener("click", () => edit($("#loop-go"), "/v1/videos/loops", { video: { id: state.current } }));
+$("#blend-go").addEventListener("click", () => {
+  const other = $("#blend-with").value;
+  if (!other) { toast("Pick a video to blend into.", "bad"); return; }
+  edit($("#blend-go"), "/v1/videos/blends", { videos: [{ id: state.current }, { id: other }] });
+});
+$("#delete").addEventListener("click", async () => {
+  const id = state.current;
+  if (!confirm("Delete this video for good?")) return;
+  try {
+    await api("DELETE", `/v1/videos/${id}`);
+    state.videos.delete(id);
+    state.order = state.order.filter((x) => x !== id);
+    const card = document.querySelector(`.card[data-id="${id}"]`);
+    if (card) card.remove();
+    closeDetail();
+    updateCounts();
+  } catch (error) { fail(error); }
+});
+
+// ------------------------------------------------------------------------------------------
+// Storyboard editor: cards on a timeline, width proportional to length, drag to reorder
+// ------------------------------------------------------------------------------------------
+
+const board = [
+  { prompt: "a red ball rolls into the frame", seconds: 2 },
+  { prompt: "the ball bounces twice", seconds: 2 },
+];
+const PX_PER_SECOND = 70;
+let dragIndex = null;
+
+function renderBoard() {
+  const timeline = $("#timeline");
+  timeline.replaceChildren(...board.map((card, i) => {
+    const text = el("textarea", { value: card.prompt, placeholder: "What happens in this shot?" });
+    text.addEventListener("input", () => { card.prompt = text.value; });
+    const secs = el("input", { type: "number", min: "0.5", max: "12", step: "0.5", value: card.seconds });
+    secs.addEventListener("change", () => { card.seconds = Math.max(0.5, Number(secs.value) || 1); renderBoard(); });
+    const remove = el("button", { className: "ghost icon small", textContent: "✕", title: "Remove card", disabled: board.length === 1 });
+    remove.addEventListener("click", () => { board.splice(i, 1); renderBoard(); });
+    const node = el("div", { className: "sb-card", draggable: true },
+      el("span", { className: "num", textContent: `Shot ${i + 1}` }), text,
+      el("div", { className: "row" }, secs, el("span", { textContent: "s" }), remove));
+    node.style.width = `${Math.max(170, card.seconds * PX_PER_SECOND)}px`;
+    node.style.setProperty("--hue", `hsl(${(i * 57 + 12) % 360} 80% 65%)`);
+    node.addEventListener("dragstart", () => { dragIndex = i; node.classList.add("dragging"); });
+    node.addEventListener("dragend", () => node.classList.remove("dragging"));
+    node.addEventListener("dragover", (e) => e.preventDefault());
+    node.addEventListener("drop", (e) => {
+      e.preventDefault();
+      if (dragIndex === null || dragIndex === i) return;
+      const [moved] = board.splice(dragIndex, 1);
+      board.splice(i, 0, moved);
+      dragIndex = null;
+      renderBoard();
+    });
+    return node;
+  }));
+  const total = board.reduce((sum, c) => sum + Number(c.seconds), 0);
+  const max = state.options ? state.options.max_seconds : 12;
+  const label = $("#sb-total");
+  label.textContent = `${total.toFixed(1)} s of ${max} s`;
+  label.classList.toggle("over", total > max);
+  const ruler = $("#ruler");
+  let offset = 0;
+  const marks = [];
+  board.forEach((card, i) => {
+    marks.push(el("span", { textContent: `${offset.toFixed(1)}s`, style: `left:${timelineOffset(i)}px` }));
+    offset += Number(card.seconds);
+  });
+  ruler.replaceChildren(...marks);
+}
+
+function timelineOffset(index) {
+  const cards = $("#timeline").children;
+  return cards[index] ? cards[index].offsetLeft - $("#timeline").offsetLeft + 4 : 0;
+}
+
+$("#sb-add").addEventListener("click", () => { board.push({ prompt: "", seconds: 2 }); renderBoard(); });
+$("#sb-render").addEventListener("click", async () => {
+  if (board.some((c) => !c.prompt.trim())) { toast("Every card needs a prompt.", "bad"); return; }
+  const video = await submit($("#sb-render"), "/v1/videos/storyboards", {
+    cards: board.map((c) => ({ prompt: c.prompt.trim(), seconds: Number(c.seconds) })), size: $("#sb-size").value,
+  });
+  if (video) toast("Storyboard queued.", "ok");
+});
+
+for (const tab of document.querySelectorAll(".tab")) {
+  tab.addEventListener("click", () => {
+    for (const t of document.querySelectorAll(".tab")) t.classList.toggle("active", t === tab);
+    $("#panel-create").hidden = tab.dataset.tab !== "create";
+    $("#panel-storyboard").hidden = tab.dataset.tab !== "storyboard";
+    if (tab.dataset.tab === "storyboard") renderBoard();
+  });
+}
+
+// ------------------------------------------------------------------------------------------
+// Start
+// ------------------------------------------------------------------------------------------
+
+async function start() {
+  try {
+    setupOptions(await api("GET", "/v1/studio/options"));
+  } catch (error) {
+    if (!(error instanceof ApiError && error.status === 401)) fail(error);
+    return;
+  }
+  state.videos.clear();
+  state.order = [];
+  $("#grid").replaceChildren();
+  await loadLibrary().catch(fail);
+  renderBoard();
+}
+
+start();
