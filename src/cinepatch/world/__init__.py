@@ -7,7 +7,7 @@ means on screen is fixed by WORLD.md (see docs/world.md for this implementation'
 from __future__ import annotations
 
 from cinepatch.world.captions import CAPTION_LEVELS, captions, dense_caption, random_scene
-from cinepatch.world.parse import ParseResult, parse_prompt, parse_prompt_report, world_summary
+from cinepatch.world.parse import ParseResult, parse_prompt, parse_prompt_report, unknown_words, world_summary
 from cinepatch.world.render import Layout, Track, layout, render
 from cinepatch.world.scene import Background, Pillar, Scene, SceneObject
 
@@ -27,5 +27,6 @@ __all__ = [
     "parse_prompt",
     "parse_prompt_report",
     "ParseResult",
+    "unknown_words",
     "world_summary",
 ]

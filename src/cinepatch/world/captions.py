@@ -175,13 +175,20 @@ def random_scene(
             )
         )
     place = str(rng.choice(list(PILLAR_PLACES), p=[0.2, 0.6, 0.2])) if has_pillar else None
+    # A pan against a pillar crosser would slow it on screen until it cannot clear the pillar;
+    # only a pan that speeds every crosser up is allowed (camera pans left: content moves right).
+    crossers = {o.motion for o in objects if o.behind_pillar}
+    pans = {frozenset(): ["left", "right"], frozenset({"right"}): ["left"], frozenset({"left"}): ["right"]}.get(
+        frozenset(crossers), []
+    )
+    pan_choice = str(rng.choice(pans)) if pan and pans and rng.random() < 0.25 else "none"
     return Scene(
         objects=tuple(objects),
         background=Background(
             colour=str(rng.choice(list(BACKGROUNDS))), texture=str(rng.choice(TEXTURES, p=[0.5, 0.25, 0.25]))
         ),
         pillar=None if place is None else Pillar(place=place),
-        pan=str(rng.choice(["none", "left", "right"], p=[0.75, 0.125, 0.125])) if pan else "none",
+        pan=pan_choice,
     )
 
 

@@ -35,7 +35,7 @@ from cinepatch.world.scene import (
     SceneObject,
 )
 
-__all__ = ["ParseResult", "parse_prompt", "parse_prompt_report", "LEXICON", "world_summary"]
+__all__ = ["ParseResult", "parse_prompt", "parse_prompt_report", "unknown_words", "LEXICON", "world_summary"]
 
 
 def _plural(words: dict[str, str]) -> dict[str, tuple[str, bool]]:
@@ -495,3 +495,11 @@ def parse_prompt_report(text: str) -> ParseResult:
 def parse_prompt(text: str) -> Scene:
     """Free text to a :class:`Scene`; raises :class:`UnknownPrompt` if it names no object."""
     return parse_prompt_report(text).scene
+
+
+def unknown_words(text: str) -> tuple[str, ...]:
+    """The words of ``text`` the world did not understand (all of them if it names no object)."""
+    try:
+        return parse_prompt_report(text).unknown_words
+    except UnknownPrompt:
+        return tuple(t for t in _tokens(text) if t.isalpha() and t not in _STOPWORDS and t not in LEXICON)

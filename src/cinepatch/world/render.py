@@ -190,7 +190,9 @@ def _track(
         horizontal = obj.motion in ("left", "right")
         length, disp, v = (width, dx, vx) if horizontal else (height, dy, vy)
         forward = v > 0 if v != 0 else obj.motion in ("right", "down")
-        if obj.exit == "enters":
+        if obj.exit == "enters" and len(t) == 1:
+            c0 = r0 if forward else length - r0  # a still image shows it just inside the entry edge
+        elif obj.exit == "enters":
             c0 = -r0 if forward else length + r0  # just off the entry edge, touching it
         else:
             # Fully off the exit edge on the last frame; never starting outside.
@@ -203,12 +205,22 @@ def _track(
     return Track(cx=cx0 + dx, cy=cy0 + dy, size=size)
 
 
-def _overlap(a: Track, b: Track) -> float:
-    """Largest bounding-box overlap of two tracks over the clip, as a fraction of the smaller."""
-    ox = np.minimum(a.cx + a.size / 2, b.cx + b.size / 2) - np.maximum(a.cx - a.size / 2, b.cx - b.size / 2)
-    oy = np.minimum(a.cy + a.size / 2, b.cy + b.size / 2) - np.maximum(a.cy - a.size / 2, b.cy - b.size / 2)
+def _overlap(a: Track, b: Track, *, margin: float) -> float:
+    """Largest bounding-box overlap of two tracks over the clip, as a fraction of the smaller.
+
+    Boxes are grown by ``margin`` pixels so objects that merely touch count as overlapping.
+    """
+    ra, rb = a.size / 2 + margin, b.size / 2 + margin
+    ox = np.minimum(a.cx + ra, b.cx + rb) - np.maximum(a.cx - ra, b.cx - rb)
+    oy = np.minimum(a.cy + ra, b.cy + rb) - np.maximum(a.cy - ra, b.cy - rb)
     area = np.clip(ox, 0, None) * np.clip(oy, 0, None)
     return float((area / np.minimum(a.size, b.size) ** 2).max())
+
+
+def _pillar_overlap(a: Track, pillar: tuple[float, float], *, margin: float) -> float:
+    """Mean fraction of the clip during which ``a`` overlaps the pillar's columns."""
+    r = a.size / 2 + margin
+    return float(((a.cx + r > pillar[0]) & (a.cx - r < pillar[1])).mean())
 
 
 def layout(
@@ -231,13 +243,17 @@ def layout(
         half = PILLAR_WIDTH * width / 2
         pillar = (pillar_x - half, pillar_x + half)
     tracks: list[Track] = []
+    margin = 0.03 * unit + 1
     for obj in scene.objects:
         # Where the rng chooses, try a few starts and keep the one overlapping the objects
-        # already placed least, so a count stays countable (twins in parallel lanes).
+        # already placed (and, unless it crosses it, the pillar) least, so every object stays
+        # countable and visible (twins in parallel lanes).
         best, best_overlap = None, math.inf
         for _ in range(12):
             track = _track(obj, scene, rng, width=width, height=height, t=t, duration=duration, pillar_x=pillar_x)
-            worst = max((_overlap(track, other) for other in tracks), default=0.0)
+            worst = max((_overlap(track, other, margin=margin) for other in tracks), default=0.0)
+            if pillar is not None and not obj.behind_pillar:
+                worst += _pillar_overlap(track, pillar, margin=margin)
             if worst < best_overlap:
                 best, best_overlap = track, worst
             if worst == 0.0:

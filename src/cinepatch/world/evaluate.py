@@ -1,0 +1,719 @@
+"""The evaluator: does a video show what a prompt (or scene) says? Read from pixels only.
+
+It never sees the renderer's layout; it measures the frames the way any outside checker
+could, in fractions of the canvas (so any size, any fps, after H.264 and downscaling):
+
+1. **Label** every pixel with its nearest reference colour — the 8 object colours, the
+   pillar, and every background's base and textured (25 darker) colour per row (the sky is a
+   gradient). Nearest-colour labelling splits anti-aliased edges at about half coverage, so
+   areas and extents come out unbiased. A 3×3 opening removes the one-pixel rings that
+   blended edges (and H.264 ringing) leave in other colours.
+2. **Measure** per frame and colour: area, centroid, bounding box; the pillar's columns;
+   the background's colour, texture and (from the texture's phase) its horizontal motion.
+   On a few sampled frames, connected components give counts, shapes and sizes.
+3. **Check** every attribute the scene implies, each with its measured evidence.
+
+Motion is judged on screen: an object's expected screen velocity is its own plus the pan
+shift the scene claims (WORLD.md), so a wrong pan also shows up on the objects.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cinepatch.errors import InvalidParameter
+from cinepatch.world.render import background_rows
+from cinepatch.world.scene import (
+    BACKGROUNDS,
+    LINEAR_MOTIONS,
+    OBJECT_COLOURS,
+    PAN_SPEED,
+    PILLAR_COLOUR,
+    PILLAR_PLACES,
+    POSITIONS,
+    SIZES,
+    SPEEDS,
+    TEXTURE_DARKEN,
+    TEXTURE_PERIOD,
+    Scene,
+    SceneObject,
+)
+
+__all__ = ["Check", "EvalReport", "evaluate", "measure", "Measurements"]
+
+_COLOURS = list(OBJECT_COLOURS)
+_BGS = list(BACKGROUNDS)
+_PILLAR = len(_COLOURS)  # label of the pillar; backgrounds follow: base b at 9+2b, dark at 10+2b
+_FILL = {"circle": math.pi / 4, "square": 1.0, "triangle": 0.5}  # area / bounding box
+_SAMPLED_FRAMES = 12  # frames that get connected components (counts, shapes, sizes)
+# Decision boundaries between the contract's classes (about the geometric means).
+_SIZE_EDGES = (math.sqrt(SIZES["small"] * SIZES["medium"]), math.sqrt(SIZES["medium"] * SIZES["large"]))
+_SPEED_EDGES = (math.sqrt(SPEEDS["slow"] * SPEEDS["normal"]), math.sqrt(SPEEDS["normal"] * SPEEDS["fast"]))
+_STILL_SPEED = 0.06  # below this (min side per second) an object counts as not moving
+_GROW_RATIO = (0.72, 1.42)  # size ratio end/start below/above which it shrank/grew
+
+
+@dataclass(frozen=True)
+class Check:
+    """One attribute: what the scene implies, what the pixels show, and whether they agree."""
+
+    name: str
+    subject: str
+    expected: str
+    measured: str
+    passed: bool
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "subject": self.subject,
+            "expected": self.expected,
+            "measured": self.measured,
+            "passed": self.passed,
+            "evidence": {k: round(float(v), 4) for k, v in self.evidence.items()},
+        }
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    scene: Scene
+    checks: tuple[Check, ...]
+    unobservable: tuple[str, ...]  # attributes the video cannot show (motion in one frame …)
+    width: int
+    height: int
+    frames: int
+    fps: float
+
+    @property
+    def score(self) -> float:
+        """Fraction of checks passed (1.0 when there is nothing to check)."""
+        return sum(c.passed for c in self.checks) / len(self.checks) if self.checks else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.checks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "score": round(self.score, 4),
+            "video": {"width": self.width, "height": self.height, "frames": self.frames, "fps": self.fps},
+            "scene": self.scene.to_dict(),
+            "checks": [c.to_dict() for c in self.checks],
+            "unobservable": list(self.unobservable),
+        }
+
+
+# --- Measuring -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Measurements:
+    """Per-frame, per-colour measurements ``(T, 8)`` in pixels, and the scene-level ones."""
+
+    width: int
+    height: int
+    fps: float
+    area: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    x0: np.ndarray
+    x1: np.ndarray
+    y0: np.ndarray
+    y1: np.ndarray
+    columns: np.ndarray  # (T, W, 8) bool: the colour occupies that column
+    pillar_columns: np.ndarray  # (W,) fraction of pillar-coloured pixels per column
+    background_votes: np.ndarray  # (6,) pixels per background
+    dark_fraction: float  # of background pixels, how many are the textured colour
+    stripe_score: float  # 1 = dark runs whole columns (stripes), ~0 = alternates (checks)
+    texture_speed: float | None  # texture motion, min side per second (x right)
+    sampled: np.ndarray  # indices of frames with components
+    components: list[list[list[dict[str, float]]]]  # [colour][sample] -> components
+
+    @property
+    def unit(self) -> float:
+        return float(min(self.width, self.height))
+
+
+def _references(height: int) -> np.ndarray:
+    """Reference colours per row ``(H, R, 3)``: objects, pillar, then each background's pair."""
+    refs = [np.broadcast_to(np.array(OBJECT_COLOURS[c], np.float32), (height, 3)) for c in _COLOURS]
+    refs.append(np.broadcast_to(np.array(PILLAR_COLOUR, np.float32), (height, 3)))
+    for name in _BGS:
+        base = background_rows(name, height).astype(np.float32)
+        refs += [base, np.clip(base - TEXTURE_DARKEN, 0, 255)]
+    return np.stack(refs, axis=1)
+
+
+_SKY = 9 + 2 * _BGS.index("sky")  # the two labels whose colour changes with the row
+
+
+@functools.lru_cache(maxsize=1)
+def _lookup() -> tuple[np.ndarray, np.ndarray]:
+    """Nearest row-independent reference for every colour on a 64³ grid, and the references."""
+    refs = _references(1)[0]  # (R, 3); the sky's entries are replaced per row in _label
+    fixed = np.delete(np.arange(len(refs)), [_SKY, _SKY + 1])
+    grid = (np.arange(64, dtype=np.float32) * 4 + 1.5)
+    rgb = np.stack(np.meshgrid(grid, grid, grid, indexing="ij"), -1).reshape(-1, 3)
+    d = ((rgb[:, None, :] - refs[None, fixed, :]) ** 2).sum(-1)
+    return fixed[d.argmin(-1)].astype(np.int8), refs
+
+
+def _label(frames: np.ndarray, refs: np.ndarray) -> np.ndarray:
+    """Nearest reference per pixel ``(n, H, W)`` int8.
+
+    A 64³ lookup table finds the nearest of the fixed colours; only the sky's two gradient
+    colours, which change with the row, are compared per pixel.
+    """
+    table, flat_refs = _lookup()
+    q = frames >> 2
+    idx = (q[..., 0].astype(np.int32) << 12) | (q[..., 1].astype(np.int32) << 6) | q[..., 2]
+    labels = table[idx]
+    channels = [frames[..., i].astype(np.float32) for i in range(3)]
+    nearest = flat_refs[labels]
+
+    def dist(ref: np.ndarray) -> np.ndarray:  # ref broadcastable to (n, H, W, 3)
+        return sum((channels[i] - ref[..., i]) ** 2 for i in range(3))
+
+    d_fixed = dist(nearest)
+    sky = refs[:, _SKY : _SKY + 2]  # (H, 2, 3)
+    d_base = dist(sky[None, :, None, 0])
+    d_dark = dist(sky[None, :, None, 1])
+    labels = np.where(d_base < d_fixed, np.int8(_SKY), labels)
+    labels = np.where((d_dark < d_fixed) & (d_dark < d_base), np.int8(_SKY + 1), labels)
+    return labels
+
+
+def _shift_and(mask: np.ndarray, reduce) -> np.ndarray:  # noqa: ANN001 - np.logical_and / or
+    """3×3 erosion (logical_and) or dilation (logical_or) over axes 1, 2; edges replicate."""
+    padded = np.pad(mask, [(0, 0), (1, 1), (1, 1)] + [(0, 0)] * (mask.ndim - 3), mode="edge")
+    h, w = mask.shape[1], mask.shape[2]
+    out = padded[:, 1 : 1 + h, 1 : 1 + w].copy()
+    for dy in (0, 1, 2):
+        for dx in (0, 1, 2):
+            if dy == 1 and dx == 1:
+                continue
+            reduce(out, padded[:, dy : dy + h, dx : dx + w], out=out)
+    return out
+
+
+def _clean(mask: np.ndarray) -> np.ndarray:
+    """Drop thin slivers, keep shapes whole: the pixels within 2 px of the mask's 3×3 opening.
+
+    A plain opening would also shave the acute corners of small triangles, biasing shape and
+    size; taking back the original pixels next to the opened core restores them.
+    """
+    core = _shift_and(_shift_and(mask, np.logical_and), np.logical_or)
+    return mask & _shift_and(_shift_and(core, np.logical_or), np.logical_or)
+
+
+def _components(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """Connected components (4-neighbour) of a boolean stack ``(n, H, W)``; labels 0..k-1, −1 off.
+
+    Min-label propagation with pointer jumping, in numpy (no scipy dependency).
+    """
+    n, h, w = mask.shape
+    big = np.iinfo(np.int64).max
+    idx = np.arange(n * h * w, dtype=np.int64).reshape(n, h, w)
+    lab = np.where(mask, idx, big)
+    while True:
+        new = lab.copy()
+        np.minimum(new[:, 1:], lab[:, :-1], out=new[:, 1:])
+        np.minimum(new[:, :-1], lab[:, 1:], out=new[:, :-1])
+        np.minimum(new[:, :, 1:], lab[:, :, :-1], out=new[:, :, 1:])
+        np.minimum(new[:, :, :-1], lab[:, :, 1:], out=new[:, :, :-1])
+        new = np.where(mask, new, big)
+        flat = new.ravel()
+        on = flat != big
+        for _ in range(4):  # pointer jumping: follow each label to its own label
+            flat[on] = flat[flat[on]]
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    roots, inverse = np.unique(lab[mask], return_inverse=True)
+    out = np.full(mask.shape, -1, np.int64)
+    out[mask] = inverse
+    return out, len(roots)
+
+
+def _component_stats(mask: np.ndarray) -> list[list[dict[str, float]]]:
+    """Per frame of ``mask (n, H, W)``, its components: area, centroid, box, lower-half share."""
+    labels, k = _components(mask)
+    result: list[list[dict[str, float]]] = [[] for _ in range(mask.shape[0])]
+    if k == 0:
+        return result
+    fi, yi, xi = np.nonzero(labels >= 0)
+    lab = labels[fi, yi, xi]
+    area = np.bincount(lab, minlength=k).astype(float)
+    frame = np.zeros(k, np.int64)
+    frame[lab] = fi
+    x0 = np.full(k, np.inf)
+    x1 = np.full(k, -np.inf)
+    y0 = np.full(k, np.inf)
+    y1 = np.full(k, -np.inf)
+    np.minimum.at(x0, lab, xi)
+    np.maximum.at(x1, lab, xi)
+    np.minimum.at(y0, lab, yi)
+    np.maximum.at(y1, lab, yi)
+    cx = np.bincount(lab, xi + 0.5, k) / area
+    cy = np.bincount(lab, yi + 0.5, k) / area
+    mid = (y0 + y1 + 1) / 2
+    lower = np.bincount(lab, (yi + 0.5 > mid[lab]).astype(float), k) / area
+    for j in range(k):
+        result[frame[j]].append(
+            {"area": area[j], "cx": cx[j], "cy": cy[j], "x0": x0[j], "x1": x1[j] + 1,
+             "y0": y0[j], "y1": y1[j] + 1, "lower": lower[j]}  # fmt: skip
+        )
+    return result
+
+
+def _texture_phase(lum: np.ndarray, bg: np.ndarray, period: float) -> np.ndarray:
+    """Per frame and row, the complex amplitude of the texture's horizontal period ``(n, H)``."""
+    w = lum.shape[-1]
+    angle = 2 * np.pi * (np.arange(w) + 0.5) / period
+    basis = np.stack([np.cos(angle), -np.sin(angle)], axis=1).astype(np.float32)  # (W, 2)
+    weight = bg.astype(np.float32)
+    count = weight.sum(-1, keepdims=True)
+    mean = (lum * weight).sum(-1, keepdims=True) / np.maximum(count, 1)
+    re_im = ((lum - mean) * weight) @ basis  # (n, H, 2)
+    return re_im[..., 0] + 1j * re_im[..., 1]
+
+
+def measure(frames: np.ndarray, *, fps: float, components_for: tuple[str, ...] = tuple(_COLOURS)) -> Measurements:
+    """Measure ``frames (T, H, W, 3)`` uint8; components only for the colours listed."""
+    t, h, w, _ = frames.shape
+    refs = _references(h)
+    n_obj = len(_COLOURS)
+    n_labels = refs.shape[1]
+    area = np.zeros((t, n_obj))
+    cx = np.full((t, n_obj), np.nan)
+    cy = np.full((t, n_obj), np.nan)
+    x0, x1, y0, y1 = (np.full((t, n_obj), np.nan) for _ in range(4))
+    pillar_cols = np.zeros(w)
+    columns = np.zeros((t, w, n_obj), bool)
+    bg_votes = np.zeros(len(_BGS))
+    base_dark = np.zeros((len(_BGS), 2))
+    stripe = np.zeros((len(_BGS), 2))  # Σ over frames of the stripe score, and of weights
+    phases: list[np.ndarray] = []
+    masks_sampled: dict[str, list[np.ndarray]] = {c: [] for c in components_for}
+    sampled = np.unique(np.linspace(0, t - 1, min(t, _SAMPLED_FRAMES)).round().astype(int))
+    xs = np.arange(w) + 0.5
+    ys = np.arange(h) + 0.5
+    chunk = max(1, (1 << 20) // (h * w))
+    period = TEXTURE_PERIOD * w
+    lum_weights = np.array([0.299, 0.587, 0.114], np.float32)
+    bg_masks: list[np.ndarray] = []
+    lums: list[np.ndarray] = []
+    for start in range(0, t, chunk):
+        stop = min(t, start + chunk)
+        labels = _label(frames[start:stop], refs)
+        onehot = labels[..., None] == np.arange(n_obj)  # (n, H, W, 8)
+        onehot = _clean(onehot)
+        col_counts = onehot.sum(1, dtype=np.int32)  # (n, W, 8)
+        row_counts = onehot.sum(2, dtype=np.int32)  # (n, H, 8)
+        a = col_counts.sum(1)
+        area[start:stop] = a
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cx[start:stop] = (col_counts * xs[None, :, None]).sum(1) / a
+            cy[start:stop] = (row_counts * ys[None, :, None]).sum(1) / a
+        cols = col_counts > 0
+        columns[start:stop] = cols
+        rows = row_counts > 0
+        present = a > 0
+        x0[start:stop] = np.where(present, cols.argmax(1), np.nan)
+        x1[start:stop] = np.where(present, w - cols[:, ::-1].argmax(1), np.nan)
+        y0[start:stop] = np.where(present, rows.argmax(1), np.nan)
+        y1[start:stop] = np.where(present, h - rows[:, ::-1].argmax(1), np.nan)
+        # Pixels per (frame, label, column) in one pass.
+        n = stop - start
+        key = (np.arange(n)[:, None, None] * n_labels + labels.astype(np.int64)) * w + np.arange(w)
+        per_col = np.bincount(key.ravel(), minlength=n * n_labels * w).reshape(n, n_labels, w)
+        pillar_cols += per_col[:, _PILLAR].sum(0) / h
+        for b in range(len(_BGS)):
+            base, dark = per_col[:, 9 + 2 * b], per_col[:, 10 + 2 * b]  # (n, W)
+            bg_votes[b] += base.sum() + dark.sum()
+            base_dark[b] += (base.sum(), dark.sum())
+            # Per frame (a pan moves the stripes): do dark pixels fill whole columns?
+            total = base + dark
+            frac = dark / np.maximum(total, 1)
+            stripe[b] += ((np.abs(2 * frac - 1) * total).sum(), total.sum())
+        bg_masks.append(labels >= 9)
+        lums.append(frames[start:stop].astype(np.float32) @ lum_weights)
+        for c in components_for:
+            pick = sampled[(sampled >= start) & (sampled < stop)] - start
+            if len(pick):
+                masks_sampled[c].append(onehot[pick, :, :, _COLOURS.index(c)])
+    best = int(np.argmax(bg_votes))
+    base_n, dark_n = base_dark[best]
+    dark_fraction = float(dark_n / max(base_n + dark_n, 1))
+    stripe_score = float(stripe[best, 0] / max(stripe[best, 1], 1))
+    texture_speed = None
+    if t >= 2:
+        # Only the chosen background's pixels carry the texture; others are zero-weighted.
+        for lum, bgm in zip(lums, bg_masks):
+            phases.append(_texture_phase(lum, bgm, period))
+        z = np.concatenate(phases)  # (T, H)
+        step = (z[1:] * np.conj(z[:-1])).sum(-1)  # per frame pair, summed over rows
+        shift = -np.angle(step) * period / (2 * np.pi)  # pixels per frame
+        texture_speed = float(np.median(shift) * fps / min(h, w))
+    components = [
+        _component_stats(np.concatenate(masks_sampled[c])) if c in masks_sampled else [] for c in _COLOURS
+    ]
+    return Measurements(
+        width=w, height=h, fps=fps, columns=columns, area=area, cx=cx, cy=cy, x0=x0, x1=x1, y0=y0, y1=y1,
+        pillar_columns=pillar_cols / t, background_votes=bg_votes, dark_fraction=dark_fraction,
+        stripe_score=stripe_score, texture_speed=texture_speed, sampled=sampled, components=components,
+    )  # fmt: skip
+
+
+# --- Checking --------------------------------------------------------------------------------
+
+
+def _fit(t: np.ndarray, v: np.ndarray) -> tuple[float, float]:
+    """Least-squares line ``v ≈ a + b t``; (a, b)."""
+    if len(t) < 2 or np.ptp(t) == 0:
+        return float(np.mean(v)), 0.0
+    b, a = np.polyfit(t, v, 1)
+    return float(a), float(b)
+
+
+def _classify_shape(fill: float, lower: float) -> str:
+    if lower > 0.63:
+        return "triangle"
+    return "square" if fill > 0.89 else "circle"
+
+
+def _classify_size(s: float) -> str:
+    return "small" if s < _SIZE_EDGES[0] else "medium" if s < _SIZE_EDGES[1] else "large"
+
+
+def _classify_speed(v: float) -> str:
+    return "slow" if v < _SPEED_EDGES[0] else "normal" if v < _SPEED_EDGES[1] else "fast"
+
+
+def _pillar(meas: Measurements) -> tuple[float, float] | None:
+    """The pillar's (left, right) columns, if pillar colour fills most of some columns."""
+    cols = np.nonzero(meas.pillar_columns > 0.6)[0]
+    if len(cols) < max(2, 0.05 * meas.width):
+        return None
+    return float(cols.min()), float(cols.max() + 1)
+
+
+def _cut_by_border(meas: Measurements, c: int) -> np.ndarray:
+    """Per frame: the colour's box touches the canvas border (so part of it may be outside)."""
+    with np.errstate(invalid="ignore"):
+        return (meas.x0[:, c] <= 0) | (meas.y0[:, c] <= 0) | (meas.x1[:, c] >= meas.width) | (
+            meas.y1[:, c] >= meas.height
+        )
+
+
+def _occluded(meas: Measurements, c: int, pillar: tuple[float, float] | None, others: list[int]) -> np.ndarray:
+    """Per frame: the colour's box meets the pillar or another named colour's box (so it may be hidden)."""
+    with np.errstate(invalid="ignore"):
+        hit = np.zeros(len(meas.area), bool)
+        if pillar is not None:
+            hit |= (meas.x1[:, c] >= pillar[0] - 1) & (meas.x0[:, c] <= pillar[1] + 1)
+        for o in others:
+            hit |= (
+                (meas.x1[:, c] >= meas.x0[:, o] - 1) & (meas.x0[:, c] <= meas.x1[:, o] + 1)
+                & (meas.y1[:, c] >= meas.y0[:, o] - 1) & (meas.y0[:, c] <= meas.y1[:, o] + 1)
+            )  # fmt: skip
+    return hit
+
+
+def _clean_components(meas: Measurements, c: int, pillar, min_area: float, occluded: np.ndarray) -> list[tuple[float, dict]]:  # noqa: ANN001,E501
+    """(time, component) for sampled components cut neither by the border, the pillar nor others."""
+    out = []
+    for s, comps in zip(meas.sampled, meas.components[c]):
+        if occluded[s] and pillar is None:
+            continue
+        for comp in comps:
+            if comp["area"] < min_area:
+                continue
+            cut = comp["x0"] <= 0 or comp["y0"] <= 0 or comp["x1"] >= meas.width or comp["y1"] >= meas.height
+            if pillar is not None and comp["x1"] >= pillar[0] - 1 and comp["x0"] <= pillar[1] + 1:
+                cut = True
+            if occluded[s] and pillar is not None:
+                cut = cut or _box_hits_others(meas, s, comp, c)
+            if not cut:
+                out.append((s / meas.fps, comp))
+    return out
+
+
+def _box_hits_others(meas: Measurements, s: int, comp: dict, c: int) -> bool:
+    """Whether a component's box meets another colour's box on frame ``s``."""
+    for o in range(len(_COLOURS)):
+        if o == c or not meas.area[s, o]:
+            continue
+        if comp["x1"] >= meas.x0[s, o] - 1 and comp["x0"] <= meas.x1[s, o] + 1 and comp["y1"] >= meas.y0[s, o] - 1 and comp["y0"] <= meas.y1[s, o] + 1:
+            return True
+    return False
+
+
+def _object_checks(
+    scene: Scene, colour: str, members: list[SceneObject], meas: Measurements, pillar, checks: list[Check], unobs: list[str]  # noqa: ANN001
+) -> None:
+    c = _COLOURS.index(colour)
+    others = [_COLOURS.index(x) for x in scene.groups() if x != colour]
+    occluded = _occluded(meas, c, pillar, others)
+    cut = _cut_by_border(meas, c)
+    obj = members[0]
+    k = len(members)
+    unit = meas.unit
+    t = np.arange(len(meas.area)) / meas.fps
+    name = f"{colour} {obj.shape}" + (f" ×{k}" if k > 1 else "")
+    smallest = min(SIZES[o.size] for o in members) * (0.5 if obj.motion == "shrink" else 1.0)
+    min_area = 0.25 * 0.5 * (smallest * unit) ** 2
+    area = meas.area[:, c]
+    visible = area >= min_area
+
+    # Colour: the colour is on screen (at some point, for entering/leaving objects).
+    a90 = float(np.quantile(area, 0.9)) / unit**2
+    present = a90 * unit**2 >= 0.3 * _FILL[obj.shape] * (smallest * unit) ** 2 * (0.5 if obj.exit != "none" else 1)
+    checks.append(Check("colour", name, colour, colour if present else "absent", bool(present), {"area": a90}))
+    if not present:
+        for attr in ("count", "shape", "size", "motion"):
+            checks.append(Check(attr, name, "", "object absent", False))
+        return
+
+    # Count: the largest number of separate pieces seen on at least 15% of the sampled frames
+    # (objects of one colour may overlap for a while; a noisy frame must not add one). Frames
+    # where another colour covers this one are skipped; pieces touching the pillar count in
+    # pairs (one object seen on both of its sides).
+    counts = []
+    per_frame = {}
+    for s, frame_comps in zip(meas.sampled, meas.components[c]):
+        big = [x for x in frame_comps if x["area"] >= min_area]
+        at_pillar = sum(1 for x in big if pillar is not None and x["x1"] >= pillar[0] - 1 and x["x0"] <= pillar[1] + 1)
+        per_frame[s] = len(big)
+        if big and not _occluded(meas, c, None, others)[s]:
+            counts.append(len(big) - at_pillar + math.ceil(at_pillar / 2))
+    if not counts:
+        counts = [n for n in per_frame.values() if n] or [0]
+    values, freq = np.unique(counts, return_counts=True)
+    count = int(max(v for v, f in zip(values, freq) if f >= max(1, 0.15 * len(counts))))
+    comps = _clean_components(meas, c, pillar, min_area, occluded)
+    if k > 1:  # shapes and sizes only from frames where the twins are apart
+        comps = [(tc, x) for tc, x in comps if per_frame.get(int(round(tc * meas.fps))) == k]
+    checks.append(Check("count", name, str(k), str(count), count == k, {"frames": len(counts)}))
+
+    if not comps:
+        unobs.append(f"{name}: shape and size (always cut by the border or the pillar)")
+        measured_shape = obj.shape
+    else:
+        fill = float(np.median([x["area"] / ((x["x1"] - x["x0"]) * (x["y1"] - x["y0"])) for _, x in comps]))
+        lower = float(np.median([x["lower"] for _, x in comps]))
+        measured_shape = _classify_shape(fill, lower)
+        checks.append(
+            Check("shape", name, obj.shape, measured_shape, measured_shape == obj.shape, {"fill": fill, "lower_half": lower})
+        )
+        sizes = np.array([math.sqrt(x["area"] / _FILL[measured_shape]) / unit for _, x in comps])
+        times = np.array([s for s, _ in comps])
+        if obj.motion in ("grow", "shrink"):
+            size0 = _fit(times, sizes)[0]  # the named size is the size at the start
+        else:
+            size0 = float(np.median(sizes))
+        expected_sizes = sorted({o.size for o in members})
+        measured_size = _classify_size(size0)
+        checks.append(
+            Check("size", name, "/".join(expected_sizes), measured_size, measured_size in expected_sizes, {"size": size0})
+        )
+
+    if len(t) < 2:
+        unobs.append(f"{name}: motion (a single frame)")
+        return
+    duration = t[-1]
+    whole = visible & ~occluded & ~cut
+    if whole.sum() < 2:
+        whole = visible & ~occluded
+    if whole.sum() < 2:
+        whole = visible
+    # Growth: linear size (from area) at the end over the start, over uncut frames.
+    tw = t[whole]
+    if k == 1:  # the box's longer side: partial cover shrinks it less than it shrinks the area
+        size_t = np.maximum(meas.x1[whole, c] - meas.x0[whole, c], meas.y1[whole, c] - meas.y0[whole, c]) / unit
+    else:
+        size_t = np.sqrt(area[whole] / k / _FILL[measured_shape]) / unit
+    a0, b0 = _fit(tw, size_t)
+    ratio = (a0 + b0 * duration) / a0 if a0 > 0 and len(tw) >= 2 else 1.0
+    # Velocity on screen, minus the pan shift the scene claims: the object's own motion.
+    ax, vx = _fit(tw, meas.cx[whole, c] / unit)
+    ay, vy = _fit(tw, meas.cy[whole, c] / unit)
+    vx -= scene.pan_shift
+    # Bounce: went down, then came back up, with its lowest point in the lower half.
+    seen = visible & ~occluded if (visible & ~occluded).sum() >= 3 else visible
+    ys = meas.cy[seen, c] / unit
+    bottoms = meas.y1[seen, c]
+    bounced = False
+    for j in range(1, len(ys) - 1):
+        drop = ys[j] - ys[: j + 1].min()
+        rise = ys[j] - ys[j:].min()
+        if drop > 0.08 and rise > 0.03 and bottoms[j] > meas.height / 2:
+            bounced = True
+            break
+    speed = math.hypot(vx, vy)
+    if bounced:
+        motion = "bounce"
+    elif ratio >= _GROW_RATIO[1]:
+        motion = "grow"
+    elif ratio <= _GROW_RATIO[0]:
+        motion = "shrink"
+    elif speed < _STILL_SPEED:
+        motion = "still"
+    elif abs(vx) >= abs(vy):
+        motion = "right" if vx > 0 else "left"
+    else:
+        motion = "down" if vy > 0 else "up"
+    evidence = {"vx": vx, "vy": vy, "size_ratio": ratio, "frames": float(whole.sum())}
+    checks.append(Check("motion", name, obj.motion, motion, motion == obj.motion, evidence))
+    if obj.motion in LINEAR_MOTIONS:
+        along = vx if obj.motion in ("left", "right") else vy
+        along = abs(along)
+        measured_speed = _classify_speed(along)
+        checks.append(Check("speed", name, obj.speed, measured_speed, measured_speed == obj.speed, {"speed": along}))
+
+    # Start position (one object per colour only: twins share a colour and cannot be told apart).
+    if obj.start is not None and k == 1:
+        if visible[0]:
+            col, row = POSITIONS[obj.start]
+            fx, fy = meas.cx[0, c] / meas.width, meas.cy[0, c] / meas.height
+            tol = 0.04
+            ok = (col / 3 - tol <= fx <= (col + 1) / 3 + tol) and (row / 3 - tol <= fy <= (row + 1) / 3 + tol)
+            measured = f"{fx:.2f},{fy:.2f} of the canvas"
+            checks.append(Check("start", name, obj.start, measured, bool(ok), {"x": fx, "y": fy}))
+        else:
+            unobs.append(f"{name}: start (not visible on the first frame)")
+
+    # Entering / leaving: little of it on the first / last frame compared with its most.
+    if obj.exit != "none":
+        peak = max(area.max(), 1.0)
+        first, last = area[0] / peak, area[-1] / peak
+        if obj.exit == "enters":
+            ok = first <= 0.5 and visible.any()
+        else:
+            ok = last <= 0.5 and first >= 0.5
+        checks.append(Check("exit", name, obj.exit, f"first {first:.2f}, last {last:.2f} of its largest area",
+                            bool(ok), {"first": first, "last": last}))  # fmt: skip
+
+    if obj.behind_pillar and k == 1:
+        others_only = _occluded(meas, c, None, others)
+        checks.append(_reappearance(obj, scene, c, meas, pillar, t, visible, others_only, name))
+
+
+def _reappearance(obj: SceneObject, scene: Scene, c: int, meas: Measurements, pillar, t, visible, occluded_by_others, name: str) -> Check:  # noqa: ANN001,E501
+    """Hidden behind the pillar, back on the other side where its velocity predicts.
+
+    Tracked by the object's leading edge, which the pillar does not cut once it is past it and
+    which stays measurable while the trailing part is still hidden.
+    """
+    if pillar is None:
+        return Check("pillar_crossing", name, "hidden, then reappears", "no pillar", False)
+    unit = meas.unit
+    v_exp = (obj.velocity[0] + scene.pan_shift) * unit  # px/s on screen
+    forward = v_exp > 0
+    lead = meas.x1[:, c] if forward else meas.x0[:, c]
+    ok_frames = visible & ~occluded_by_others & (meas.x0[:, c] > 0) & (meas.x1[:, c] < meas.width)
+    with np.errstate(invalid="ignore"):
+        if forward:
+            before = ok_frames & (lead < pillar[0] - 1)
+            after = ok_frames & (lead > pillar[1] + 1) & (meas.x0[:, c] > pillar[1] + 1)
+            after |= ok_frames & (lead > pillar[1] + 1) & (lead < meas.width - 1)
+        else:
+            before = ok_frames & (lead > pillar[1] + 1)
+            after = ok_frames & (lead < pillar[0] - 1) & (lead > 1)
+    # Inside the pillar's columns the object must never show (the pillar is in front).
+    inner = meas.columns[:, int(pillar[0]) + 1 : max(int(pillar[0]) + 2, int(pillar[1]) - 1), c]
+    shown = int(inner.any(1).sum())
+    if not before.any() or not after.any():
+        return Check("pillar_crossing", name, "visible before and after the pillar",
+                     f"{int(before.sum())} frames before, {int(after.sum())} after", False,
+                     {"before": float(before.sum()), "after": float(after.sum())})  # fmt: skip
+    tb, xb = t[before], lead[before]
+    a, b = _fit(tb, xb) if before.sum() >= 3 else (float(xb[-1] - v_exp * tb[-1]), v_exp)
+    error = float(np.abs(lead[after] - (a + b * t[after])).mean()) / unit
+    ok = error <= 0.06 and shown == 0
+    return Check(
+        "pillar_crossing", name, "hidden behind it, reappears where its velocity predicts",
+        f"leading edge off by {error:.3f} of the short side; seen in front of it on {shown} frames", bool(ok),
+        {"error": error, "before": float(before.sum()), "after": float(after.sum()), "frames_in_front": float(shown)},
+    )  # fmt: skip
+
+
+def evaluate(
+    frames: np.ndarray, *, fps: float, prompt: str | None = None, scene: Scene | None = None
+) -> EvalReport:
+    """Check ``frames (T, H, W, 3)`` uint8 against a prompt or a scene (exactly one)."""
+    if (prompt is None) == (scene is None):
+        raise InvalidParameter("prompt/scene", "both" if prompt else "neither", "exactly one of prompt and scene")
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8 or min(frames.shape[1:3]) < 8:
+        raise InvalidParameter("frames", f"{frames.dtype} {frames.shape}", "uint8 (T, H, W, 3) with H, W ≥ 8")
+    if not fps > 0:
+        raise InvalidParameter("fps", fps, "> 0")
+    if scene is None:
+        from cinepatch.world.parse import parse_prompt
+
+        scene = parse_prompt(prompt)  # type: ignore[arg-type]
+    groups = scene.groups()
+    meas = measure(frames, fps=fps, components_for=tuple(groups))
+    checks: list[Check] = []
+    unobs: list[str] = []
+    unit = meas.unit
+
+    # Background colour and texture.
+    votes = meas.background_votes / max(meas.background_votes.sum(), 1)
+    background = _BGS[int(np.argmax(votes))]
+    checks.append(Check("background", "scene", scene.background.colour, background,
+                        background == scene.background.colour, {"share": float(votes.max())}))  # fmt: skip
+    if meas.dark_fraction < 0.15:
+        texture = "none"
+    else:
+        texture = "striped" if meas.stripe_score > 0.6 else "checkered"
+    checks.append(Check("texture", "scene", scene.background.texture, texture, texture == scene.background.texture,
+                        {"dark_fraction": meas.dark_fraction, "stripe_score": meas.stripe_score}))  # fmt: skip
+
+    # Camera pan: visible only on a textured background (WORLD.md); objects carry it anyway.
+    if texture != "none" and meas.texture_speed is not None:
+        v = meas.texture_speed
+        pan = "none" if abs(v) < PAN_SPEED / 2 else ("right" if v < 0 else "left")
+        checks.append(Check("pan", "camera", scene.pan, pan, pan == scene.pan, {"texture_speed": v}))
+    else:
+        unobs.append("camera pan on the background (plain background or one frame)")
+
+    # Pillar: present or not, and where.
+    pillar = _pillar(meas)
+    if pillar is None:
+        measured = "none"
+    else:
+        centre = (pillar[0] + pillar[1]) / 2 / meas.width
+        measured = min(PILLAR_PLACES, key=lambda p: abs(PILLAR_PLACES[p] - centre))
+    expected = "none" if scene.pillar is None else scene.pillar.place
+    checks.append(Check("pillar", "scene", expected, measured, measured == expected,
+                        {"width": 0.0 if pillar is None else (pillar[1] - pillar[0]) / meas.width}))  # fmt: skip
+
+    # Objects, one colour group at a time.
+    for colour, idx in groups.items():
+        _object_checks(scene, colour, [scene.objects[i] for i in idx], meas, pillar, checks, unobs)
+
+    # Nothing else: no object of a colour the scene does not name.
+    small = 0.5 * (SIZES["small"] * unit) ** 2
+    extra = [
+        colour for i, colour in enumerate(_COLOURS)
+        if colour not in groups and np.quantile(meas.area[:, i], 0.5) >= 0.35 * small
+    ]  # fmt: skip
+    checks.append(Check("no_other_objects", "scene", "none", ", ".join(extra) or "none", not extra))
+    return EvalReport(
+        scene=scene,
+        checks=tuple(checks),
+        unobservable=tuple(unobs),
+        width=meas.width,
+        height=meas.height,
+        frames=len(frames),
+        fps=float(fps),
+    )
