@@ -128,6 +128,7 @@ class Measurements:
     y0: np.ndarray
     y1: np.ndarray
     columns: np.ndarray  # (T, W, 8) bool: the colour occupies that column
+    touching: np.ndarray  # (T, 8, 8) bool: colour i lies within 2 px of colour j
     pillar_columns: np.ndarray  # (W,) fraction of pillar-coloured pixels per column
     background_votes: np.ndarray  # (6,) pixels per background
     dark_fraction: float  # of background pixels, how many are the textured colour
@@ -297,6 +298,7 @@ def measure(frames: np.ndarray, *, fps: float, components_for: tuple[str, ...] =
     x0, x1, y0, y1 = (np.full((t, n_obj), np.nan) for _ in range(4))
     pillar_cols = np.zeros(w)
     columns = np.zeros((t, w, n_obj), bool)
+    touching = np.zeros((t, n_obj, n_obj), bool)
     bg_votes = np.zeros(len(_BGS))
     base_dark = np.zeros((len(_BGS), 2))
     stripe = np.zeros((len(_BGS), 2))  # Σ over frames of the stripe score, and of weights
@@ -315,6 +317,10 @@ def measure(frames: np.ndarray, *, fps: float, components_for: tuple[str, ...] =
         labels = _label(frames[start:stop], refs)
         onehot = labels[..., None] == np.arange(n_obj)  # (n, H, W, 8)
         onehot = _clean(onehot)
+        # Which colours touch which (an object next to another may be partly covered by it).
+        near = _shift_and(_shift_and(onehot, np.logical_or), np.logical_or).reshape(len(onehot), -1, n_obj)
+        flat = onehot.reshape(len(onehot), -1, n_obj).astype(np.float32)
+        touching[start:stop] = (near.transpose(0, 2, 1).astype(np.float32) @ flat) > 0
         col_counts = onehot.sum(1, dtype=np.int32)  # (n, W, 8)
         row_counts = onehot.sum(2, dtype=np.int32)  # (n, H, 8)
         a = col_counts.sum(1)
@@ -366,7 +372,7 @@ def measure(frames: np.ndarray, *, fps: float, components_for: tuple[str, ...] =
         _component_stats(np.concatenate(masks_sampled[c])) if c in masks_sampled else [] for c in _COLOURS
     ]
     return Measurements(
-        width=w, height=h, fps=fps, columns=columns, area=area, cx=cx, cy=cy, x0=x0, x1=x1, y0=y0, y1=y1,
+        width=w, height=h, fps=fps, columns=columns, touching=touching, area=area, cx=cx, cy=cy, x0=x0, x1=x1, y0=y0, y1=y1,
         pillar_columns=pillar_cols / t, background_votes=bg_votes, dark_fraction=dark_fraction,
         stripe_score=stripe_score, texture_speed=texture_speed, sampled=sampled, components=components,
     )  # fmt: skip
@@ -417,17 +423,15 @@ def _occluded(meas: Measurements, c: int, pillar: tuple[float, float] | None, ot
     """Per frame: the colour's box meets the pillar or another named colour's box (so it may be hidden)."""
     with np.errstate(invalid="ignore"):
         hit = np.zeros(len(meas.area), bool)
-        if pillar is not None:
-            hit |= (meas.x1[:, c] >= pillar[0] - 1) & (meas.x0[:, c] <= pillar[1] + 1)
-        for o in others:
-            hit |= (
-                (meas.x1[:, c] >= meas.x0[:, o] - 1) & (meas.x0[:, c] <= meas.x1[:, o] + 1)
-                & (meas.y1[:, c] >= meas.y0[:, o] - 1) & (meas.y0[:, c] <= meas.y1[:, o] + 1)
-            )  # fmt: skip
+        if pillar is not None:  # any of its pixels within 2 px of the pillar's columns
+            lo, hi = max(0, int(pillar[0]) - 2), min(meas.width, int(math.ceil(pillar[1])) + 2)
+            hit |= meas.columns[:, lo:hi, c].any(1)
+        if others:
+            hit |= meas.touching[:, c, others].any(-1)
     return hit
 
 
-def _clean_components(meas: Measurements, c: int, pillar, min_area: float, occluded: np.ndarray) -> list[tuple[float, dict]]:  # noqa: ANN001,E501
+def _clean_components(meas: Measurements, c: int, pillar, min_area: float, occluded: np.ndarray, others: list[int]) -> list[tuple[float, dict]]:  # noqa: ANN001,E501
     """(time, component) for sampled components cut neither by the border, the pillar nor others."""
     out = []
     for s, comps in zip(meas.sampled, meas.components[c]):
@@ -440,16 +444,16 @@ def _clean_components(meas: Measurements, c: int, pillar, min_area: float, occlu
             if pillar is not None and comp["x1"] >= pillar[0] - 1 and comp["x0"] <= pillar[1] + 1:
                 cut = True
             if occluded[s] and pillar is not None:
-                cut = cut or _box_hits_others(meas, s, comp, c)
+                cut = cut or _box_hits_others(meas, s, comp, c, others)
             if not cut:
                 out.append((s / meas.fps, comp))
     return out
 
 
-def _box_hits_others(meas: Measurements, s: int, comp: dict, c: int) -> bool:
-    """Whether a component's box meets another colour's box on frame ``s``."""
-    for o in range(len(_COLOURS)):
-        if o == c or not meas.area[s, o]:
+def _box_hits_others(meas: Measurements, s: int, comp: dict, c: int, others: list[int]) -> bool:
+    """Whether a component's box meets the box of another colour touching this one on frame ``s``."""
+    for o in others:
+        if not meas.touching[s, c, o]:
             continue
         if comp["x1"] >= meas.x0[s, o] - 1 and comp["x0"] <= meas.x1[s, o] + 1 and comp["y1"] >= meas.y0[s, o] - 1 and comp["y0"] <= meas.y1[s, o] + 1:
             return True
@@ -486,19 +490,21 @@ def _object_checks(
     # (objects of one colour may overlap for a while; a noisy frame must not add one). Frames
     # where another colour covers this one are skipped; pieces touching the pillar count in
     # pairs (one object seen on both of its sides).
-    counts = []
+    clear, paired = [], []
     per_frame = {}
+    by_others = _occluded(meas, c, None, others)
     for s, frame_comps in zip(meas.sampled, meas.components[c]):
         big = [x for x in frame_comps if x["area"] >= min_area]
         at_pillar = sum(1 for x in big if pillar is not None and x["x1"] >= pillar[0] - 1 and x["x0"] <= pillar[1] + 1)
         per_frame[s] = len(big)
-        if big and not _occluded(meas, c, None, others)[s]:
-            counts.append(len(big) - at_pillar + math.ceil(at_pillar / 2))
+        if big and not by_others[s]:
+            (paired if at_pillar else clear).append(len(big) - at_pillar + math.ceil(at_pillar / 2))
+    counts = clear if len(clear) >= 0.15 * len(meas.sampled) else clear + paired
     if not counts:
         counts = [n for n in per_frame.values() if n] or [0]
     values, freq = np.unique(counts, return_counts=True)
     count = int(max(v for v, f in zip(values, freq) if f >= max(1, 0.15 * len(counts))))
-    comps = _clean_components(meas, c, pillar, min_area, occluded)
+    comps = _clean_components(meas, c, pillar, min_area, occluded, others)
     if k > 1:  # shapes and sizes only from frames where the twins are apart
         comps = [(tc, x) for tc, x in comps if per_frame.get(int(round(tc * meas.fps))) == k]
     checks.append(Check("count", name, str(k), str(count), count == k, {"frames": len(counts)}))
@@ -533,7 +539,8 @@ def _object_checks(
     if whole.sum() < 2:
         whole = visible & ~occluded
     if whole.sum() < 2:
-        whole = visible
+        unobs.append(f"{name}: motion (always touching the pillar or another object)")
+        return
     # Growth: linear size (from area) at the end over the start, over uncut frames.
     tw = t[whole]
     if k == 1:  # the box's longer side: partial cover shrinks it less than it shrinks the area
