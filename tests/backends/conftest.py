@@ -147,6 +147,16 @@ def build_cogvideox(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="package", autouse=True)
+def one_thread():
+    """Tiny tensors gain nothing from a thread pool, and on a shared 2-core machine its
+    synchronisation made each generation ~10× slower (1.2 s vs 10–19 s wall); restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_folders(tmp_path_factory) -> dict[str, Path]:
     """Built lazily, once per session: ``tiny_folders["wan_t2v"]`` etc."""

@@ -10,6 +10,8 @@ from cinepatch.backends.base import Keyframes
 from cinepatch.backends.diffusers import load_diffusers_backend
 from cinepatch.errors import InvalidParameter
 
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # diffusers + numpy 2
+
 W = H = 32  # the tiny VAE compresses like the real one: 32× in space, 8× in time
 F = 9
 
