@@ -238,7 +238,7 @@ class ParseResult:
 def world_summary() -> str:
     """What the world knows, for error messages."""
     return (
-        f"objects: {', '.join(OBJECT_COLOURS)} {', '.join(SHAPES)}s ({', '.join(SIZES)}); "
+        f"colours: {', '.join(OBJECT_COLOURS)}; shapes: {', '.join(SHAPES)}; sizes: {', '.join(SIZES)}; "
         "motions: moves left/right/up/down (slowly/quickly), stays still, bounces, grows, shrinks, "
         "enters/leaves, passes behind the pillar; "
         f"backgrounds: {', '.join(BACKGROUNDS)} (plain, striped or checkered); "
