@@ -296,10 +296,11 @@ def _band(x: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.clip(np.minimum(x - lo, hi - x) + 0.5, 0.0, 1.0)
 
 
-def _coverage(shape: str, xs: np.ndarray, ys: np.ndarray, cx, cy, r) -> np.ndarray:
-    """Coverage ``(B, H, W)`` of a shape centred at ``(cx, cy)`` with half-width ``r`` (B,)."""
-    dx = xs[None, None, :] - cx[:, None, None]  # (B, 1, W)
-    dy = ys[None, :, None] - cy[:, None, None]  # (B, H, 1)
+def _coverage(shape: str, dx: np.ndarray, dy: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Coverage ``(B, S, S)`` of a shape with half-width ``r (B,)``.
+
+    ``dx (B, 1, S)`` and ``dy (B, S, 1)`` are pixel centres relative to the shape's centre.
+    """
     rr = r[:, None, None]
     if shape == "square":
         return np.clip(rr - np.abs(dx) + 0.5, 0, 1) * np.clip(rr - np.abs(dy) + 0.5, 0, 1)
@@ -313,7 +314,11 @@ def _coverage(shape: str, xs: np.ndarray, ys: np.ndarray, cx, cy, r) -> np.ndarr
 def render(
     scene: Scene, *, width: int, height: int, fps: float, frames: int, seed: int | None = None
 ) -> np.ndarray:
-    """Render ``scene`` to ``(frames, height, width, 3)`` uint8 RGB frames (see :func:`layout`)."""
+    """Render ``scene`` to ``(frames, height, width, 3)`` uint8 RGB frames (see :func:`layout`).
+
+    Objects are drawn in a window around each one, on a canvas padded by the largest window,
+    so the cost of an object scales with its size, not the canvas.
+    """
     plan = layout(scene, width=width, height=height, fps=fps, frames=frames, seed=seed)
     xs = np.arange(width, dtype=np.float32) + 0.5
     ys = np.arange(height, dtype=np.float32) + 0.5
@@ -321,38 +326,50 @@ def render(
     dark = np.clip(base - TEXTURE_DARKEN, 0, 255)
     period = TEXTURE_PERIOD * width
     texture = scene.background.texture
+    windows = [int(math.ceil(track.size.max())) + 3 for track in plan.tracks]
+    pad = max(windows)
     out = np.empty((frames, height, width, 3), np.uint8)
     block = max(1, _BLOCK_PIXELS // (width * height))
     for start in range(0, frames, block):
         sl = slice(start, min(frames, start + block))
         n = sl.stop - sl.start
+        canvas = np.zeros((n, height + 2 * pad, width + 2 * pad, 3), np.float32)
+        inner = canvas[:, pad : pad + height, pad : pad + width]
         # Background and texture; the texture moves with the content when the camera pans.
-        shift = plan.texture_shift[sl].astype(np.float32)
         if texture == "none":
-            amount = np.zeros((n, 1, 1), np.float32)
+            inner[:] = base[None, :, None, :]
         else:
+            shift = plan.texture_shift[sl].astype(np.float32)
             cols = _square_wave(xs[None, :] - shift[:, None], period)[:, None, :]  # (n, 1, W)
             if texture == "striped":
                 amount = cols
             else:
                 rows = _square_wave(ys, period)[None, :, None]  # (1, H, 1)
                 amount = cols + rows - 2 * cols * rows  # soft XOR: checks
-        img = base[None, :, None, :] + (dark - base)[None, :, None, :] * amount[..., None]
-        img = np.broadcast_to(img, (n, height, width, 3)).copy()
+            np.multiply((dark - base)[None, :, None, :], amount[..., None], out=inner)
+            inner += base[None, :, None, :]
         # Objects in scene order (later ones in front), then the pillar in front of all.
-        for obj, track in zip(scene.objects, plan.tracks):
-            cov = _coverage(
-                obj.shape,
-                xs,
-                ys,
-                track.cx[sl].astype(np.float32),
-                track.cy[sl].astype(np.float32),
-                (track.size[sl] / 2).astype(np.float32),
-            )[..., None]
-            img += cov * (np.array(OBJECT_COLOURS[obj.colour], np.float32) - img)
+        frame_idx = np.arange(n)[:, None, None]
+        for obj, track, size in zip(scene.objects, plan.tracks, windows):
+            cx, cy = track.cx[sl].astype(np.float32), track.cy[sl].astype(np.float32)
+            # Window origin per frame, kept within the padded canvas (a window wholly off the
+            # canvas then simply covers nothing: coverage is computed from true coordinates).
+            ox = np.clip(np.floor(cx - size / 2), -pad, width).astype(np.int64)
+            oy = np.clip(np.floor(cy - size / 2), -pad, height).astype(np.int64)
+            wx = ox[:, None] + np.arange(size)  # (n, S) canvas columns
+            wy = oy[:, None] + np.arange(size)
+            dx = (wx + 0.5 - cx[:, None])[:, None, :].astype(np.float32)
+            dy = (wy + 0.5 - cy[:, None])[:, :, None].astype(np.float32)
+            cov = _coverage(obj.shape, dx, dy, (track.size[sl] / 2).astype(np.float32))[..., None]
+            iy, ix = (wy + pad)[:, :, None], (wx + pad)[:, None, :]
+            patch = canvas[frame_idx, iy, ix]  # (n, S, S, 3)
+            patch += cov * (np.array(OBJECT_COLOURS[obj.colour], np.float32) - patch)
+            canvas[frame_idx, iy, ix] = patch
         if plan.pillar is not None:
-            cov = _band(xs, *plan.pillar)[None, None, :, None]
-            img += cov * (np.array(PILLAR_COLOUR, np.float32) - img)
-        out[sl] = np.clip(np.rint(img), 0, 255).astype(np.uint8)
+            lo, hi = int(math.floor(plan.pillar[0])), int(math.ceil(plan.pillar[1])) + 1
+            lo, hi = max(lo, 0), min(hi, width)
+            cov = _band(xs[lo:hi], *plan.pillar)[None, None, :, None]
+            band = inner[:, :, lo:hi]
+            band += cov * (np.array(PILLAR_COLOUR, np.float32) - band)
+        out[sl] = np.clip(inner + 0.5, 0, 255).astype(np.uint8)
     return out
-
