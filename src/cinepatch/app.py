@@ -170,9 +170,16 @@ class Studio:
         report = progress or (lambda fraction: None)
 
         # 1. Moderation comes first: a refused prompt costs nothing and writes nothing.
-        safety.check_prompt(request.prompt, config=self.config.moderation)
-        if request.negative:
-            safety.check_prompt(request.negative, config=self.config.moderation)
+        moderation = self.config.moderation
+        safety_config = safety.SafetyConfig(
+            endpoint=moderation.url or None,
+            api_key=moderation.api_key or None,
+            model=moderation.model or None,
+            fail_closed=moderation.fail_closed,
+        )
+        for text in (request.prompt, request.negative, *_texts(request.params)):
+            if text:
+                safety.check_prompt(text, config=safety_config)
 
         # 2. Inputs are read and reviewed before any compute.
         inputs = editing.load_sources(request.sources)
@@ -212,7 +219,8 @@ class Studio:
         report(0.92)
 
         # 5. Provenance: visible mark → invisible watermark → atomic write → C2PA → ledger.
-        payload = provenance.new_payload()
+        with provenance.Ledger(self.config.ledger_path) as ledger:
+            payload = ledger.new_payload()  # 32 bits, unused in this installation's ledger
         provenance.finish(
             frames,
             fps=request.frame_rate,
@@ -251,15 +259,22 @@ class Studio:
             expanded_prompt=expansion.expanded,
             model=backend.name,
             seed=seed,
-            payload=payload.hex(),
+            payload=f"{payload:08x}",
             warnings=all_warnings,
         )
 
 
+def _texts(params: Mapping[str, object]) -> list[str]:
+    """Every prompt an edit brings besides the main one (a mix's second prompt, card prompts)."""
+    texts = [params["with"]] if isinstance(params.get("with"), str) else []
+    cards = params.get("cards")
+    if isinstance(cards, (list, tuple)):
+        texts += [card["prompt"] for card in cards if isinstance(card, Mapping) and isinstance(card.get("prompt"), str)]
+    return texts
+
+
 def _parameters(request: VideoRequest, seed: int) -> dict[str, object]:
-    values = dataclasses.asdict(request)
-    values["sources"] = [str(path) for path in request.sources]
-    values["params"] = {key: _jsonable(value) for key, value in request.params.items()}
+    values = {f.name: _jsonable(getattr(request, f.name)) for f in dataclasses.fields(request)}
     values["seed"] = seed
     return values
 
@@ -269,6 +284,8 @@ def _jsonable(value: object) -> object:
         return value
     if isinstance(value, np.ndarray):
         return f"<array {value.shape}>"
+    if isinstance(value, Path):
+        return str(value)
     if isinstance(value, (list, tuple)):
         return [_jsonable(item) for item in value]
     if isinstance(value, Mapping):

@@ -47,8 +47,12 @@ class ExpansionConfig:
 
 @dataclass(frozen=True)
 class ModerationConfig:
-    url: str = ""  # an OpenAI-compatible /v1/moderations endpoint, used beside the offline checks
+    """An optional OpenAI-compatible moderation endpoint, asked beside the offline checks."""
+
+    url: str = ""  # base URL: requests go to {url}/v1/moderations
     api_key: str = ""
+    model: str = ""  # e.g. "omni-moderation-latest"
+    fail_closed: bool = False  # refuse when the endpoint cannot be reached
 
 
 @dataclass(frozen=True)

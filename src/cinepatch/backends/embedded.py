@@ -28,7 +28,7 @@ class EmbeddedBackend:
         self.pipeline = pipeline
         self.name = name
         # The longest clip it was trained on; longer videos are made in overlapping windows.
-        self.max_frames: int | None = int(pipeline.metadata.get("max_frames", 65))
+        self.max_frames: int | None = _trained_frames(pipeline.metadata.get("training", {}))
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> EmbeddedBackend:
@@ -36,7 +36,7 @@ class EmbeddedBackend:
 
         folder = Path(folder)
         pipeline = Pipeline.from_pretrained(folder)
-        name = str(pipeline.metadata.get("name") or f"cinepatch-{folder.name}")
+        name = str(pipeline.metadata.get("training", {}).get("name") or f"cinepatch-{folder.name}")
         return cls(pipeline, name=name)
 
     def _model_frames(self, frames: int) -> int:
@@ -55,19 +55,32 @@ class EmbeddedBackend:
                 if not 0 <= index < spec.frames:
                     raise InvalidParameter("keyframe index", index, f"0 to {spec.frames - 1}")
 
-    def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
-        from cinepatch.pipeline import Conditioning
+    def _conditioning(self, spec: GenerationSpec, frames: int):
+        """Keyframes → the latent mask and reference latents, made as in training.
 
+        Training conditions on slices of the *whole* clip's latents, so here too the whole
+        clip is encoded once: known frames in place, every other frame holding the nearest
+        known one. A latent frame is given when its group of pixel frames holds a keyframe
+        (a lone image is held over its group — a freeze of at most 3 frames).
+        """
+        import torch
+
+        from cinepatch.pipeline import Conditioning, latent_index
+
+        assert spec.keyframes is not None
+        indices = np.asarray(spec.keyframes.indices)
+        nearest = np.abs(np.arange(frames)[:, None] - indices[None, :]).argmin(axis=1)
+        clip = spec.keyframes.frames[nearest]  # (frames, H, W, 3)
+        latents = self.pipeline.encode_frames(clip)  # (C, t, h, w)
+        mask = torch.zeros(latents.shape[1])
+        for index in indices:
+            mask[latent_index(int(index))] = 1.0
+        return Conditioning(mask=mask, latents=latents * mask[None, :, None, None])
+
+    def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
         self.check(spec)
         frames = self._model_frames(spec.frames)
-        cond = None
-        if spec.keyframes is not None:
-            cond = Conditioning(
-                frames=tuple(
-                    (int(index), image)
-                    for index, image in zip(spec.keyframes.indices, spec.keyframes.frames, strict=True)
-                )
-            )
+        cond = None if spec.keyframes is None else self._conditioning(spec, frames)
         init = None
         if spec.source is not None:
             source = spec.source[:frames]
@@ -91,3 +104,12 @@ class EmbeddedBackend:
             progress=report if report is not None else False,
         )
         return video[: spec.frames]
+
+
+def _trained_frames(training: dict, default: int = 65) -> int:
+    """Frames per pass: ``max_frames`` if the folder states it, else its longest training bucket."""
+    if isinstance(training.get("max_frames"), int):
+        return training["max_frames"]
+    buckets = training.get("config", {}).get("buckets") or ()
+    frames = [int(b.split("x")[2]) for b in buckets if isinstance(b, str) and b.count("x") == 2]
+    return max(frames, default=default)

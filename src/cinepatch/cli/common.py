@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from cinepatch.errors import InvalidParameter
 
-__all__ = ["add_studio_arguments", "add_sampling_arguments", "make_studio", "parse_size", "progress_bar"]
+__all__ = [
+    "add_studio_arguments",
+    "add_sampling_arguments",
+    "check_output",
+    "make_studio",
+    "parse_size",
+    "progress_bar",
+    "show_warnings",
+]
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -81,16 +91,17 @@ class progress_bar:
         self._bar.close()
 
 
-def show_warnings() -> warnings.catch_warnings:
-    """Print warnings from the studio as plain `cinepatch: warning: ...` lines."""
+@contextlib.contextmanager
+def show_warnings() -> Iterator[None]:
+    """Print the studio's warnings as plain ``cinepatch: warning: ...`` lines on stderr."""
+
     def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
         print(f"cinepatch: warning: {message}", file=sys.stderr)
 
-    context = warnings.catch_warnings()
-    context.__enter__()
-    warnings.simplefilter("always")
-    warnings.showwarning = show
-    return context
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
 
 
 def check_output(path: Path) -> None:

@@ -48,7 +48,7 @@ def blend(
     first, notes_a = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the first video")
     second, notes_b = conform(inputs[1], width=spec.width, height=spec.height, fps=spec.fps, name="the second video")
     length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length)
+    context = context_length(spec.fps, length, sides=2)
     for name, clip in (("first video", first), ("second video", second)):
         if len(clip) < 2:
             raise InvalidParameter(name, f"{len(clip)} frame(s)", "a clip of two frames or more")

@@ -25,7 +25,7 @@ def loop(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object]
     if len(inputs) > 1:
         raise InvalidParameter("sources", len(inputs), "none (loop from the prompt) or one video")
     length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length)
+    context = context_length(spec.fps, length, sides=2)
     bridge_seconds = seconds_param(params, "bridge", 1.0, low=0, high=10)
     bridge = max(1, round(bridge_seconds * spec.fps))
     if 2 * context + bridge > length:

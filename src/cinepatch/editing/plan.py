@@ -58,10 +58,11 @@ def window_length(backend_limit: int | None, fps: int) -> int:
     return backend_limit if backend_limit is not None else 1 + 4 * round(DEFAULT_WINDOW_SECONDS * fps / 4)
 
 
-def context_length(fps: int, window: int) -> int:
-    """Frames of context a continuation sees: about a second, ``1 + 4k``, under half a window."""
+def context_length(fps: int, window: int, *, sides: int = 1) -> int:
+    """Frames of context a pass sees on each pinned side: about a second, ``1 + 4k``, and at
+    most half of what the window leaves for each side (so new frames always fit)."""
     k = max(1, round(CONTEXT_SECONDS * fps / 4))
-    k = min(k, max(1, (window - 1) // 8))
+    k = min(k, max(1, (window - 1) // (8 * sides)))
     return 1 + 4 * k
 
 
@@ -88,7 +89,7 @@ def continue_video(
     ``tail``, the last window also pins those frames at its end, so the new part leads into
     them (loops, blends); the returned frames exclude both the context and ``tail``.
     """
-    context = context_length(spec.fps, window)
+    context = context_length(spec.fps, window, sides=1 if tail is None else 2)
     made: list[np.ndarray] = []
     remaining = new_frames
     history = video

@@ -1,0 +1,186 @@
+"""The one entry, end to end: real models (tiny), real MP4s, real signatures, real ledger."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cinepatch.app import Studio, VideoRequest
+from cinepatch.errors import InvalidParameter, Refused, UnknownPrompt
+from cinepatch.io.video import read_video, write_image, write_video
+from cinepatch.provenance import Ledger, verify
+
+PROMPT = "a red circle moves right on a navy background"
+
+
+def make(config, out: Path, **kwargs) -> tuple:
+    studio = Studio(config)
+    seen: list[float] = []
+    with pytest.warns() if kwargs.pop("expect_warning", False) else _nothing():
+        result = studio.create(VideoRequest(**kwargs), out=out, progress=seen.append)
+    return result, seen
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_world_oracle_video_is_marked_signed_and_recorded(studio_config, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    result, seen = make(studio_config, out, prompt=PROMPT, seconds=2, width=128, height=128, fps=8, model="world", seed=3)
+    assert seen[-1] == 1.0 and seen == sorted(seen)
+    video = read_video(out)
+    assert video.frames.shape == (16, 128, 128, 3) and video.fps == pytest.approx(8)
+    assert result.expanded_prompt != PROMPT and "red" in result.expanded_prompt  # expanded
+    report = verify(out, ledger=studio_config.ledger_path, trust_root=studio_config.keys_dir / "root.pem").to_dict()
+    assert report["watermark"]["found"] and report["watermark"]["payload"] == int(result.payload, 16)
+    assert report["c2pa"]["state"] == "trusted"
+    assert report["ledger"]["prompt"] == PROMPT
+    with Ledger(studio_config.ledger_path) as ledger:
+        entry = ledger.get(int(result.payload, 16))
+    assert entry is not None and entry.prompt == PROMPT
+
+
+def test_world_oracle_output_passes_the_world_evaluator(studio_config, tmp_path: Path) -> None:
+    from cinepatch.world import evaluate
+
+    out = tmp_path / "out.mp4"
+    make(studio_config, out, prompt=PROMPT, seconds=2, width=128, height=128, fps=8, model="world", seed=1)
+    report = evaluate(read_video(out).frames, fps=8, prompt=PROMPT)
+    assert report.passed, report.to_dict()
+
+
+def test_refused_prompt_writes_nothing(studio_config, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Refused) as info:
+        make(studio_config, out, prompt="a naked child", model="world")
+    assert info.value.category.startswith("sexual")
+    assert not out.exists() and list(tmp_path.glob("*.mp4")) == []
+
+
+def test_refused_second_prompt_of_a_mix(studio_config, tmp_path: Path) -> None:
+    with pytest.raises(Refused):
+        make(studio_config, tmp_path / "o.mp4", prompt=PROMPT, model="world", edit="blend",
+             params={"mode": "mix", "with": "a decapitated body in a pool of blood"})
+
+
+def test_flagged_output_is_never_written(studio_config, tmp_path: Path, monkeypatch) -> None:
+    import cinepatch.safety.frames as frames
+
+    class FlagEverything:  # below the review: the decision and the refusal path are real
+        labels = tuple(sorted(frames.EXPOSED_LABELS))
+
+        def scores(self, images):
+            return np.full((len(images), len(self.labels)), 0.99, np.float32)
+
+    monkeypatch.setattr(frames, "_default_detector", lambda: FlagEverything())
+    out = tmp_path / "out.mp4"
+    with pytest.raises(Refused) as info:
+        make(studio_config, out, prompt=PROMPT, model="world", seconds=1, fps=8)
+    assert info.value.stage == "output"
+    assert not out.exists() and not any(tmp_path.iterdir())
+
+
+def test_unknown_prompt_is_refused_by_the_oracle_only(studio_config, tmp_path: Path) -> None:
+    with pytest.raises(UnknownPrompt):
+        make(studio_config, tmp_path / "a.mp4", prompt="a portrait of a violinist", model="world")
+    result, _ = make(studio_config, tmp_path / "b.mp4", prompt="a portrait of a violinist", model="tiny",
+                     seconds=1, width=32, height=32, fps=8, expect_warning=True)
+    assert any("procedural world" in w for w in result.warnings)
+
+
+def test_tiny_model_any_frame_count_and_seed_determinism(studio_config, tmp_path: Path) -> None:
+    studio = Studio(studio_config)
+    result = studio.create(VideoRequest(prompt=PROMPT, frames=10, width=32, height=32, fps=8, model="tiny", seed=5),
+                           out=tmp_path / "a.mp4")
+    assert read_video(result.path).frames.shape == (10, 32, 32, 3)
+    assert result.model == "cinepatch-tiny-test"
+    backend, _ = studio.backend("tiny")
+    from cinepatch.backends.base import GenerationSpec
+
+    spec = GenerationSpec(prompt=PROMPT, frames=9, width=32, height=32, fps=8, seed=5)
+    assert np.array_equal(backend.generate(spec), backend.generate(spec))
+    assert not np.array_equal(backend.generate(spec), backend.generate(spec.__class__(**{**spec.__dict__, "seed": 6})))
+
+
+def test_sizes_a_model_cannot_make_are_rejected_before_compute(studio_config, tmp_path: Path) -> None:
+    with pytest.raises(InvalidParameter, match="width=1024 is invalid: allowed 32 to 512"):
+        make(studio_config, tmp_path / "a.mp4", prompt=PROMPT, model="world", width=1024, height=32, seconds=1, fps=8)
+    assert not (tmp_path / "a.mp4").exists()
+
+
+@pytest.fixture()
+def source_clip(tmp_path: Path) -> Path:
+    from cinepatch.world import parse_prompt, render
+
+    frames = render(parse_prompt(PROMPT), width=32, height=32, fps=8, frames=16, seed=0)
+    return write_video(tmp_path / "source.mp4", frames, fps=8)
+
+
+@pytest.mark.parametrize(
+    "edit, params, seconds, expected_frames",
+    [
+        ("extend", {"seconds": 1.0}, 2.0, 16 + 8),
+        ("remix", {"strength": 0.5}, 2.0, 16),
+        ("recut", {"ranges": [[1.0, 1.5], [0.0, 0.5]], "at": 0.5}, 2.5, 20),
+        ("loop", {"bridge": 0.5}, 2.0, 16 + 4),
+    ],
+)
+def test_edits_on_the_tiny_model(studio_config, tmp_path: Path, source_clip: Path, edit, params, seconds, expected_frames) -> None:
+    out = tmp_path / f"{edit}.mp4"
+    result = Studio(studio_config).create(
+        VideoRequest(prompt=PROMPT, seconds=seconds, width=32, height=32, fps=8, model="tiny", seed=1,
+                     edit=edit, sources=(source_clip,), params=params),
+        out=out,
+    )
+    assert read_video(out).frames.shape[0] == expected_frames == result.frames
+    report = verify(out, ledger=studio_config.ledger_path).to_dict()
+    assert report["c2pa"]["state"] == "valid"  # signed by the local CA, not given as a trust anchor here
+    assert json.dumps(report["c2pa"]).count("source.mp4") >= 1  # the source is named as an ingredient
+
+
+def test_image_to_video_and_long_video_on_the_tiny_model(studio_config, tmp_path: Path) -> None:
+    image = write_image(tmp_path / "still.png", np.full((40, 40, 3), 200, np.uint8))
+    studio = Studio(studio_config)
+    with pytest.warns(UserWarning, match="scaled to cover 32x32"):
+        studio.create(VideoRequest(prompt=PROMPT, seconds=1, width=32, height=32, fps=8, model="tiny",
+                                   edit="image", sources=(image,)), out=tmp_path / "i2v.mp4")
+    with pytest.warns(UserWarning, match="overlapping windows"):
+        long = studio.create(VideoRequest(prompt=PROMPT, seconds=5, width=32, height=32, fps=8, model="tiny"),
+                             out=tmp_path / "long.mp4")
+    assert read_video(long.path).frames.shape[0] == 40
+
+
+def test_cli_generate_writes_a_verified_video(tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    env_dirs = ["--config-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d")]
+    run = subprocess.run(
+        [sys.executable, "-m", "cinepatch", "generate", "a red circle bounces on a navy background",
+         "-o", str(out), "--seconds", "1", "--fps", "8", "--size", "64x64", "--seed", "4", *env_dirs],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "wrote" in run.stdout and out.exists()
+    check = subprocess.run([sys.executable, "-m", "cinepatch", "verify", str(out), "--json"],
+                           capture_output=True, text=True, timeout=120)
+    assert json.loads(check.stdout)["watermark"]["found"]
+
+
+def test_cli_errors_exit_nonzero_with_one_line(tmp_path: Path) -> None:
+    env_dirs = ["--config-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d")]
+    bad = subprocess.run([sys.executable, "-m", "cinepatch", "generate", "a red circle", "-o", str(tmp_path / "o.mp4"),
+                          "--fps", "0", *env_dirs], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "fps=0 is invalid" in bad.stderr
+    refused = subprocess.run([sys.executable, "-m", "cinepatch", "generate", "a naked child", "-o", str(tmp_path / "o.mp4"),
+                              *env_dirs], capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 3 and "refused" in refused.stderr
+    assert not (tmp_path / "o.mp4").exists()
