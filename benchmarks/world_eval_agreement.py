@@ -98,7 +98,7 @@ def main() -> None:
     agree = {v: Counter() for v in variants}
     flagged = {v: Counter() for v in variants}
     by_attr: dict[str, Counter] = {v: Counter() for v in variants}
-    failures = []
+    log = args.failures.open("w") if args.failures else None
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.n):
@@ -115,12 +115,16 @@ def main() -> None:
                 for c in truth.checks:
                     if not c.passed:
                         by_attr[name][c.name] += 1
-                        failures.append({"i": i, "variant": name, "scene": scene.to_dict(), "check": c.to_dict()})
+                        if log:
+                            log.write(json.dumps({"i": i, "variant": name, "scene": scene.to_dict(), "check": c.to_dict()}) + "\n")
+                            log.flush()
                 other = evaluate(frames, fps=args.fps, prompt=dense_caption(wrong))
                 flagged[name]["pairs"] += 1
                 flagged[name]["flagged"] += int(not other.passed)
                 if other.passed:
-                    failures.append({"i": i, "variant": name, "missed": kind, "scene": scene.to_dict(), "wrong": wrong.to_dict()})
+                    if log:
+                        log.write(json.dumps({"i": i, "variant": name, "missed": kind, "wrong": wrong.to_dict()}) + "\n")
+                        log.flush()
                     by_attr[name][f"missed {kind}"] += 1
             if (i + 1) % 50 == 0:
                 print(f"  {i + 1}/{args.n} scenes, {time.time() - start:.0f} s", flush=True)
@@ -133,8 +137,6 @@ def main() -> None:
             f"({f['flagged']}/{f['pairs']}); errors {dict(by_attr[name])}"
         )
     print(f"total {time.time() - start:.0f} s")
-    if args.failures:
-        args.failures.write_text("".join(json.dumps(x) + "\n" for x in failures))
 
 
 if __name__ == "__main__":
