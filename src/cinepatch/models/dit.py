@@ -399,9 +399,7 @@ class DiT(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
 
-        self.apply(_basic_init)
-        # Patch embedding: initialise like a conv kernel flattened (as DiT's x_embedder).
-        nn.init.xavier_uniform_(self.x_embedder.weight)
+        self.apply(_basic_init)  # x_embedder included: a flattened conv kernel, as in DiT
         nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
         nn.init.normal_(self.pooled_embedder[0].weight, std=0.02)
