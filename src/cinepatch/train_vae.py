@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from cinepatch.io.atomic import atomic_write
@@ -77,7 +78,11 @@ def world_batch(
 
     clips = []
     for _ in range(batch):
-        video = render(random_scene(rng), width=size, height=size, fps=fps, frames=frames)  # (T, H, W, 3) uint8
+        # A still image gets a scene whose objects stay on canvas (an entering object would
+        # be off-canvas on its only frame).
+        scene = random_scene(rng, exits=frames > 1)
+        seed = int(rng.integers(1 << 31))
+        video = render(scene, width=size, height=size, fps=fps, frames=frames, seed=seed)  # (T, H, W, 3) uint8
         y, x = rng.integers(0, size - crop + 1, size=2)
         clips.append(to_tensor(np.ascontiguousarray(video[:, y : y + crop, x : x + crop])))  # (1, 3, T, c, c)
     return torch.cat(clips, dim=0)
@@ -102,11 +107,16 @@ class _LossModule(nn.Module):
         return self.vae.loss(x)
 
 
-def lr_at(step: int, *, base: float, warmup: int, total: int) -> float:
-    """Linear warmup, then cosine down to a tenth of ``base``."""
+def lr_at(step: int, *, base: float, warmup: int, total: int, time_progress: float = 0.0) -> float:
+    """Linear warmup, then cosine down to a tenth of ``base``.
+
+    ``time_progress`` (share of the ``--minutes`` budget used) lets the cosine finish when the
+    wall-time budget does, whichever of steps or time runs out first: on a shared CPU the
+    step rate is not known in advance.
+    """
     if step < warmup:
         return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_progress))
     return base * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
@@ -127,8 +137,6 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
     # ---- processes: alone, or one of several under torchrun -------------------------------
     ddp = "RANK" in os.environ
     if ddp:
-        import torch.distributed as dist
-
         dist.init_process_group("gloo")
         rank, world = dist.get_rank(), dist.get_world_size()
     else:
@@ -171,12 +179,18 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
     started = time.monotonic()
     window: list[dict[str, float]] = []
     while step < args.steps:
-        if args.minutes is not None and time.monotonic() - started > 60 * args.minutes:
+        time_progress = 0.0 if args.minutes is None else (time.monotonic() - started) / (60 * args.minutes)
+        if ddp and args.minutes is not None:
+            # Every process must stop at the same step (or DDP waits forever): take rank 0's clock.
+            shared = torch.tensor([time_progress])
+            dist.broadcast(shared, src=0)
+            time_progress = float(shared)
+        if time_progress >= 1.0:
             if master:
                 print(f"time budget of {args.minutes} min reached at step {step}", flush=True)
             break
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps)
+            group["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps, time_progress=time_progress)
         if rng.random() < args.image_prob:
             x = batcher(rng, 2 * args.batch, 1)  # single frames: an image is a 1-frame video
         else:
@@ -222,8 +236,6 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
             tmp.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"saved {args.out}: step {step}, PSNR {summary['psnr_db']:.2f} dB on the stats clips", flush=True)
     if ddp:
-        import torch.distributed as dist
-
         dist.destroy_process_group()
     return args.out
 
