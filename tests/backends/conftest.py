@@ -70,7 +70,8 @@ def tiny_wan_transformer(*, in_channels: int = 16, image_dim: int | None = None,
 
 
 def build_wan(folder: Path, *, kind: str) -> Path:
-    """kind: "t2v", "i2v" (2.1, CLIP image encoder), "flf2v" (first/last frame), "two_expert" (2.2)."""
+    """kind: "t2v", "i2v" (2.1, CLIP image encoder), "flf2v" (first/last frame), "two_expert" (2.2),
+    "ti2v" (2.2 TI2V-5B style: one text+image model, `expand_timesteps`)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, WanImageToVideoPipeline, WanPipeline
 
     tokenizer = tiny_tokenizer()
@@ -78,6 +79,8 @@ def build_wan(folder: Path, *, kind: str) -> Path:
                   text_encoder=tiny_t5(len(tokenizer), umt5=True), tokenizer=tokenizer)
     if kind == "t2v":
         pipe = WanPipeline(transformer=tiny_wan_transformer(), **common)
+    elif kind == "ti2v":
+        pipe = WanPipeline(transformer=tiny_wan_transformer(), expand_timesteps=True, **common)
     elif kind == "two_expert":
         pipe = WanPipeline(transformer=tiny_wan_transformer(seed=0), transformer_2=tiny_wan_transformer(seed=1),
                            boundary_ratio=0.875, **common)
@@ -99,9 +102,16 @@ def build_wan(folder: Path, *, kind: str) -> Path:
     return folder
 
 
-def build_ltx(folder: Path) -> Path:
-    """An LTXPipeline folder whose VAE compresses like the real one: 32× in space, 8× in time."""
-    from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LTXPipeline, LTXVideoTransformer3DModel
+def build_ltx(folder: Path, *, condition: bool = False) -> Path:
+    """An LTXPipeline (or LTXConditionPipeline) folder whose VAE compresses like the real one:
+    32× in space, 8× in time."""
+    from diffusers import (
+        AutoencoderKLLTXVideo,
+        FlowMatchEulerDiscreteScheduler,
+        LTXConditionPipeline,
+        LTXPipeline,
+        LTXVideoTransformer3DModel,
+    )
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
@@ -119,19 +129,30 @@ def build_ltx(folder: Path) -> Path:
         upsample_factor=(1, 1, 1, 1), timestep_conditioning=False, patch_size=4, patch_size_t=1,
         encoder_causal=True, decoder_causal=False,
     )
-    pipe = LTXPipeline(transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
+    pipe = (LTXConditionPipeline if condition else LTXPipeline)(
+                       transformer=transformer, vae=vae, scheduler=FlowMatchEulerDiscreteScheduler(),
                        text_encoder=tiny_t5(len(tokenizer)), tokenizer=tokenizer)
     pipe.save_pretrained(folder)
     return folder
 
 
-def build_cogvideox(folder: Path) -> Path:
-    from diffusers import AutoencoderKLCogVideoX, CogVideoXPipeline, CogVideoXTransformer3DModel, DDIMScheduler
+def build_cogvideox(folder: Path, *, i2v: bool = False) -> Path:
+    """CogVideoX-2b style text model, or (i2v) a 5b-I2V style one with learned positions."""
+    from diffusers import (
+        AutoencoderKLCogVideoX,
+        CogVideoXImageToVideoPipeline,
+        CogVideoXPipeline,
+        CogVideoXTransformer3DModel,
+        DDIMScheduler,
+    )
 
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
+    heads = dict(num_attention_heads=2, attention_head_dim=16, in_channels=8, use_rotary_positional_embeddings=True,
+                 use_learned_positional_embeddings=True) if i2v else dict(num_attention_heads=4, attention_head_dim=8,
+                                                                           in_channels=4)
     transformer = CogVideoXTransformer3DModel(
-        num_attention_heads=4, attention_head_dim=8, in_channels=4, out_channels=4, time_embed_dim=2,
+        **heads, out_channels=4, time_embed_dim=2,
         text_embed_dim=32, num_layers=1, sample_width=2, sample_height=2, sample_frames=9, patch_size=2,
         temporal_compression_ratio=4, max_text_seq_length=16,
     )
@@ -141,7 +162,8 @@ def build_cogvideox(folder: Path) -> Path:
         up_block_types=("CogVideoXUpBlock3D",) * 4, block_out_channels=(8, 8, 8, 8), latent_channels=4,
         layers_per_block=1, norm_num_groups=2, temporal_compression_ratio=4,
     )
-    pipe = CogVideoXPipeline(transformer=transformer, vae=vae, scheduler=DDIMScheduler(),
+    pipe = (CogVideoXImageToVideoPipeline if i2v else CogVideoXPipeline)(
+                             transformer=transformer, vae=vae, scheduler=DDIMScheduler(),
                              text_encoder=tiny_t5(len(tokenizer)), tokenizer=tokenizer)
     pipe.save_pretrained(folder)
     return folder
@@ -169,8 +191,11 @@ def tiny_folders(tmp_path_factory) -> dict[str, Path]:
                 "wan_i2v": lambda: build_wan(root, kind="i2v"),
                 "wan_flf2v": lambda: build_wan(root, kind="flf2v"),
                 "wan_two_expert": lambda: build_wan(root, kind="two_expert"),
+                "wan_ti2v": lambda: build_wan(root, kind="ti2v"),
                 "ltx": lambda: build_ltx(root),
+                "ltx_condition": lambda: build_ltx(root, condition=True),
                 "cogvideox": lambda: build_cogvideox(root),
+                "cogvideox_i2v": lambda: build_cogvideox(root, i2v=True),
             }
             self[key] = builders[key]()
             return self[key]

@@ -37,3 +37,15 @@ def test_edits_it_cannot_make_name_who_can(cog):
         cog.check(spec(width=W, height=H, frames=8))
     with pytest.raises(InvalidParameter, match="multiple of 16 for CogVideoX: 16 or 32"):
         cog.check(spec(width=24, height=H, frames=F))
+
+
+def test_image_to_video_weights(tiny_folders):
+    backend = load_diffusers_backend(tiny_folders["cogvideox_i2v"])
+    s = spec(width=W, height=H, frames=F, keyframes=keyframes((0,), width=W, height=H))
+    assert_video(backend.generate(s), s)
+    with pytest.raises(InvalidParameter, match="16x16 only"):  # learned positional embeddings
+        backend.check(spec(width=32, height=32, frames=F, keyframes=keyframes((0,), width=32, height=32)))
+    with pytest.raises(InvalidParameter, match="start image"):
+        backend.check(spec(width=W, height=H, frames=F))
+    with pytest.raises(InvalidParameter, match="first frame only"):
+        backend.check(spec(width=W, height=H, frames=F, keyframes=keyframes((0, 4), width=W, height=H)))

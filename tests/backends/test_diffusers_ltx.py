@@ -71,3 +71,10 @@ def test_bad_sizes_are_rejected_with_neighbours(ltx, changes, name, neighbours):
         ltx.check(spec(**{"width": W, "height": H, "frames": F, **changes}))
     assert error.value.name == name
     assert neighbours in str(error.value)
+
+
+def test_condition_folder_makes_everything_with_its_own_pipeline(tiny_folders):
+    backend = load_diffusers_backend(tiny_folders["ltx_condition"])
+    s = spec(width=W, height=H, frames=F, keyframes=keyframes((0,), width=W, height=H))
+    assert_video(backend.generate(s), s)
+    assert pipes_used(backend) == {"LTXConditionPipeline"}

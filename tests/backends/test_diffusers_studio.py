@@ -61,10 +61,6 @@ def test_an_edit_the_family_cannot_make_names_who_can(studio, tmp_path):
     assert not (tmp_path / "out.mp4").exists()
 
 
-@pytest.mark.xfail(
-    raises=RuntimeError, strict=False,
-    reason="cli.common.show_warnings() enters catch_warnings itself and `with` enters it again",
-)
 def test_cli_generate_with_a_folder_and_an_image(tiny_folders, tmp_path, capsys):
     from cinepatch.cli import main
 

@@ -101,3 +101,11 @@ def test_two_experts(tiny_folders):
     assert calls["transformer"] > 0 and calls["transformer_2"] > 0  # high-noise, then low-noise expert
     with pytest.raises(InvalidParameter, match="two-expert"):
         backend.check(spec(width=W, height=H, frames=F, source=images(F, width=W, height=H), strength=0.5))
+
+
+def test_text_and_image_model_ti2v(tiny_folders):
+    backend = load_diffusers_backend(tiny_folders["wan_ti2v"])
+    assert backend.makes_text and backend.makes_image and backend.makes_remix and not backend.makes_first_last
+    s = spec(width=W, height=H, frames=F, keyframes=keyframes((0,), width=W, height=H))
+    assert_video(backend.generate(s), s)
+    assert "WanImageToVideoPipeline" in {cls.__name__ for cls in backend._derived}
