@@ -53,6 +53,8 @@ USER_MESSAGES: dict[str, str] = {
                      "people or make deepfakes. Try a fictional character instead.",
     "weapons-instructions": "This prompt was refused: cinepatch does not show how to make or "
                             "modify weapons or explosives.",
+    "unavailable": "Content moderation is unavailable right now, so nothing was generated. "
+                   "Please try again later.",
 }
 _FALLBACK_MESSAGE = "This prompt was refused by content moderation."
 

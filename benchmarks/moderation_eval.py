@@ -1,0 +1,98 @@
+"""Prompt moderation on the held-out evaluation set: per-category recall, benign false positives.
+
+    python benchmarks/moderation_eval.py            # full system + ablations
+    python benchmarks/moderation_eval.py --errors   # also list every mistake
+
+The set (benchmarks/data/moderation_eval.jsonl) was written separately from the training set
+(src/cinepatch/safety/data/train.jsonl); no prompt is in both (tests/safety check this), and
+this script prints how close the nearest training prompt is. Thresholds come from
+cross-validation on the training set, not from this set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from cinepatch.safety import CATEGORIES, SafetyConfig, moderate_prompt
+from cinepatch.safety.embed import get_minilm
+from cinepatch.safety.head import get_head, load_training_set
+
+DATA = Path(__file__).parent / "data"
+SETS = {
+    # 416 prompts; its errors were read once and the lexicon/training set changed after it
+    "dev": DATA / "moderation_eval.jsonl",
+    # 130 prompts written later, evaluated blind once (see docs/safety.md)
+    "fresh": DATA / "moderation_eval_fresh.jsonl",
+}
+
+
+def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors: bool) -> None:
+    blocked, reviewed = [], []
+    t0 = time.perf_counter()
+    for r in rows:
+        res = moderate_prompt(r["text"], config=config)
+        blocked.append(not res.allowed)
+        reviewed.append(res.review)
+        if show_errors and (not res.allowed) != (r["label"] != "none"):
+            print(f"  MISS[{r['label']}/{r['kind']}] blocked={not res.allowed} "
+                  f"as={res.category} via={res.source}: {r['text']}")
+    ms = 1000 * (time.perf_counter() - t0) / len(rows)
+    by_cat: dict[str, list[bool]] = defaultdict(list)
+    by_kind: dict[str, list[bool]] = defaultdict(list)
+    for r, b in zip(rows, blocked):
+        by_cat[r["label"]].append(b)
+        by_kind[("bad:" if r["label"] != "none" else "benign:") + r["kind"]].append(b)
+    bad = [b for r, b in zip(rows, blocked) if r["label"] != "none"]
+    benign = [b for r, b in zip(rows, blocked) if r["label"] == "none"]
+    print(f"== {name}  ({ms:.1f} ms/prompt)")
+    for c in CATEGORIES:
+        v = by_cat[c]
+        print(f"  recall {c:22s} {np.mean(v):.3f}  ({sum(v)}/{len(v)})")
+    print(f"  recall ALL disallowed        {np.mean(bad):.3f}  ({sum(bad)}/{len(bad)})")
+    for k in sorted(by_kind):
+        v = by_kind[k]
+        label = "blocked" if k.startswith("bad:") else "false-positive"
+        print(f"    {k:22s} {label} {np.mean(v):.3f}  ({sum(v)}/{len(v)})")
+    print(f"  benign false-positive rate   {np.mean(benign):.3f}  ({sum(benign)}/{len(benign)})")
+    rv = [v for r, v in zip(rows, reviewed) if r["label"] == "none"]
+    print(f"  benign allowed with review flag {np.mean(rv):.3f}  ({sum(rv)}/{len(rv)})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--errors", action="store_true", help="list every misclassified prompt")
+    ap.add_argument("--set", choices=[*SETS, "all"], default="all")
+    ap.add_argument("--no-ablations", action="store_true")
+    args = ap.parse_args()
+    for name, path in SETS.items():
+        if args.set in (name, "all"):
+            evaluate(name, path, args.errors, not args.no_ablations)
+
+
+def evaluate(name: str, path: Path, show_errors: bool, ablations: bool) -> None:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    n_bad = sum(r["label"] != "none" for r in rows)
+    print(f"##### {name} set {path.name}: {len(rows)} prompts, {n_bad} disallowed, "
+          f"{len(rows) - n_bad} benign")
+
+    texts, _, _ = load_training_set()
+    enc = get_minilm()
+    sims = (enc.encode([r["text"] for r in rows]) @ enc.encode(texts).T).max(1)
+    print(f"nearest training prompt (cosine): median {np.median(sims):.2f}, "
+          f"max {sims.max():.2f}, >=0.85: {int((sims >= 0.85).sum())}")
+
+    run(rows, SafetyConfig(), "rules + head + review band (default)", show_errors)
+    if ablations:
+        run(rows, SafetyConfig(use_classifier=False), "rules only (ablation)", False)
+        block = get_head().block
+        run(rows, SafetyConfig(review=block), "rules + head without review band (ablation)", False)
+
+
+if __name__ == "__main__":
+    main()
