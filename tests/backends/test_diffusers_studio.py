@@ -75,3 +75,14 @@ def test_cli_generate_with_a_folder_and_an_image(tiny_folders, tmp_path, capsys)
     assert code == 0
     assert f"model {tiny_folders['ltx'].name} (diffusers LTXPipeline)" in capsys.readouterr().out
     assert read_video(out).frames.shape == (9, 128, 128, 3)
+
+
+def test_extend_reaches_ltx_conditions(studio, tmp_path):
+    from cinepatch.io.video import write_video
+
+    source = write_video(tmp_path / "source.mp4", np.random.default_rng(1).integers(0, 256, (17, 32, 32, 3), np.uint8), fps=8)
+    edit = request(width=32, height=32, frames=17, edit="extend", sources=(source,), params={"seconds": 1})
+    result = studio.create(edit, out=tmp_path / "longer.mp4")
+    assert result.frames == 17 + 8
+    backend, _ = studio.backend("tiny-ltx")
+    assert "LTXConditionPipeline" in {cls.__name__ for cls in backend._derived}
