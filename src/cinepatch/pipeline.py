@@ -275,7 +275,10 @@ class Pipeline:
             raise InvalidParameter("init", None, "source frames or latents when noise_strength < 1")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidParameter("batch_size", batch_size, "a positive int")
-        negatives = [""] * len(prompts) if negative is None else [negative] * len(prompts) if isinstance(negative, str) else list(negative)
+        if negative is None or isinstance(negative, str):
+            negatives = [negative or ""] * len(prompts)
+        else:
+            negatives = list(negative)
         if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
             raise InvalidParameter("negative", negative, f"None, one string, or {len(prompts)} strings")
 
@@ -434,15 +437,13 @@ def _as_frames(name: str, frames: Any) -> np.ndarray:
 
 
 def _seeds(seed: int | Sequence[int], n: int) -> list[int]:
-    values = [seed] if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) else seed
-    try:
-        values = [int(s) for s in values if not isinstance(s, bool)] if not isinstance(values, (str, bytes)) else []
-    except (TypeError, ValueError):
-        values = []
-    if not values or any(not 0 <= s < 2**63 for s in values):
+    """One seed per video: ``seed + i`` for prompt ``i``, or the list given."""
+    values = [seed] if isinstance(seed, (int, np.integer)) else list(seed) if isinstance(seed, (list, tuple)) else []
+    ok = all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) and 0 <= s < 2**63 for s in values)
+    if not values or not ok:
         raise InvalidParameter("seed", seed, "an int from 0 to 2**63 − 1, or a list of them")
     if len(values) == 1:
-        return [values[0] + i for i in range(n)]
+        return [int(values[0]) + i for i in range(n)]
     if n != 1 and len(values) != n:
         raise InvalidParameter("seed", seed, f"one seed, or one per prompt ({n})")
-    return values
+    return [int(v) for v in values]
