@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_video, spec
+from helpers import assert_video, images, spec
 
 from cinepatch.backends.diffusers import DiffusersSettings, load_diffusers_backend
 from cinepatch.errors import InvalidParameter, ModelError
@@ -34,10 +34,11 @@ def test_model_offload_needs_an_accelerator(tiny_folders):
 
 def test_dtypes_bf16_transformer_fp32_vae_for_wan(tiny_folders):
     backend = load_diffusers_backend(tiny_folders["wan_t2v"], settings=DiffusersSettings(dtype="bfloat16"))
-    assert backend.pipe.transformer.dtype == torch.bfloat16
-    assert backend.pipe.vae.dtype == torch.float32
-    s = spec(width=W, height=H, frames=F)
-    assert_video(backend.generate(s), s)
+    s = spec(width=W, height=H, frames=F, source=images(F, width=W, height=H), strength=0.6)
+    assert_video(backend.generate(s), s)  # the remix pipeline shares the loaded modules …
+    for pipe in backend._derived.values():  # … and keeps their dtypes (from_pipe would cast to fp32)
+        assert pipe.transformer.dtype == torch.bfloat16 and pipe.text_encoder.dtype == torch.bfloat16
+        assert pipe.vae.dtype == torch.float32
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ first/last frame, frame-indexed conditions, remix), its size and frame-count rul
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -158,9 +159,21 @@ class DiffusersBackend:
     # -- helpers for families ------------------------------------------------------------------
 
     def derived(self, cls: type) -> Any:
-        """The loaded pipeline's components behind another pipeline class of the family (cached)."""
+        """The loaded pipeline's components behind another pipeline class of the family (cached).
+
+        Built from the constructor, not ``cls.from_pipe``: from_pipe ends with
+        ``pipeline.to(dtype=float32)`` and so silently casts the shared bf16 transformer and
+        text encoder to float32 (twice the memory), also in the pipeline already loaded.
+        """
         if cls not in self._derived:
-            pipe = cls.from_pipe(self.pipe)
+            accepted = inspect.signature(cls.__init__).parameters
+            components = self.pipe.components
+            kwargs = {name: module for name, module in components.items() if name in accepted}
+            kwargs.update(
+                (key, value) for key, value in self.pipe.config.items()
+                if key in accepted and key not in components and not key.startswith("_")
+            )  # registered options such as boundary_ratio and expand_timesteps
+            pipe = cls(**kwargs)
             pipe.set_progress_bar_config(disable=True)
             self._derived[cls] = pipe
         return self._derived[cls]
