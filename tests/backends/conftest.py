@@ -214,4 +214,4 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-sys.path.insert(0, str(Path(__file__).parent))  # so test modules can `import helpers`
+sys.path.insert(0, str(Path(__file__).parent))  # so test modules can `import tiny_specs`

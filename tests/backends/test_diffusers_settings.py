@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers import assert_video, images, spec
+from tiny_specs import assert_video, images, spec
 
 from cinepatch.backends.diffusers import DiffusersSettings, load_diffusers_backend
 from cinepatch.errors import InvalidParameter, ModelError

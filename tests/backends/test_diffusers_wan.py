@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_video, images, keyframes, spec
+from tiny_specs import assert_video, images, keyframes, spec
 
 from cinepatch.backends.diffusers import load_diffusers_backend
 from cinepatch.errors import InvalidParameter
