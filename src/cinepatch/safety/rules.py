@@ -12,7 +12,8 @@ more letters), so ``tayler swift`` and ``decapitaton`` match while real words su
 The lexicon (``data/lexicon.json``) holds named groups of terms (``minor``, ``sexual_strong``
 …) and, per category, terms that refuse alone plus ``all_of`` combinations (a minor term
 *and* a sexual term; an instruction cue *and* a weapon). A trailing ``*`` matches any
-ending. ``neutralisers`` are benign phrases removed first (``naked mole rat``,
+ending; an element ``!@group`` in a combination holds when no term of the group is present
+(a head-of-state title *without* ``fictional``/``generic``). ``neutralisers`` are benign phrases removed first (``naked mole rat``,
 ``suicide prevention``, ``no gore``); a category's ``unless`` context (``memorial``,
 ``documentary about``) turns its rules off for that prompt, leaving the decision to the head.
 """
@@ -176,7 +177,8 @@ def load_lexicon() -> Lexicon:
     unknown = set(raw["categories"]) - set(CATEGORIES)
     if unknown:
         raise ValueError(f"lexicon.json names unknown categories {sorted(unknown)}")
-    refs = {r for v in alone.values() for r in v} | {r for v in all_of.values() for c in v for r in c}
+    refs = {r.lstrip("!") for v in alone.values() for r in v} | {
+        r.lstrip("!") for v in all_of.values() for c in v for r in c}
     missing = {r for r in refs if r.startswith("@") and r[1:] not in groups}
     if missing:
         raise ValueError(f"lexicon.json refers to undefined groups {sorted(missing)}")
@@ -236,6 +238,8 @@ def match_rules(text: str, lexicon: Lexicon | None = None) -> list[RuleHit]:
         minor_age = _minor_age(joined)
 
         def has(ref: str) -> str | None:
+            if ref.startswith("!"):  # a negated element holds when nothing of it is present
+                return None if lex.find(ref[1:], joined) else f"no {ref[1:]}"
             if ref == "@minor" and minor_age:
                 return "<age under 18>"
             return lex.find(ref, joined)
