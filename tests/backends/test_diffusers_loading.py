@@ -88,3 +88,12 @@ def test_not_a_diffusers_folder(tmp_path):
     (tmp_path / "model_index.json").write_text("{not json")
     with pytest.raises(ModelError, match="not readable JSON"):
         load_diffusers_backend(tmp_path)
+
+
+def test_missing_libraries_are_named(tiny_folders, monkeypatch):
+    import sys
+
+    folder = tiny_folders["ltx"]  # built before accelerate goes missing
+    monkeypatch.setitem(sys.modules, "accelerate", None)  # `import accelerate` now raises ImportError
+    with pytest.raises(ModelError, match="accelerate is not installed: pip install 'cinepatch\\[diffusers\\]'"):
+        load_diffusers_backend(folder)

@@ -49,11 +49,12 @@ def load_diffusers_backend(folder: str | Path, *, settings: DiffusersSettings | 
     check_complete(folder, index)
     settings = settings or DiffusersSettings()
     try:
+        import accelerate  # noqa: F401  (Wan's fp32-kept modules load only through accelerate)
         import diffusers
     except ImportError as error:
         raise ModelError(
-            f"{folder} is a diffusers model, and diffusers is not installed: "
-            "pip install 'cinepatch[diffusers]'"
+            f"{folder} is a diffusers model and {error.name} is not installed: "
+            "pip install 'cinepatch[diffusers]' (diffusers 0.42, transformers 5, accelerate)"
         ) from error
     device = settings.resolve_device()
     pipeline_class = getattr(diffusers, class_name)
