@@ -3,7 +3,8 @@
 It takes the same kind of request (fields of ``cinepatch.app.VideoRequest``), reports
 progress, refuses prompts containing "forbidden", and writes a real H.264 file through
 ``cinepatch.io.video``. ``generator_options``: ``step_seconds`` (sleep per step, default 0.02),
-``steps`` (default 10).
+``steps`` (default 10; a request's own ``steps`` wins), ``burn`` (spin the CPU during each step instead of sleeping, as a real
+model would; default false).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class TinyStudio:
     def __init__(self, options: Mapping[str, Any]) -> None:
         self.step_seconds = float(options.get("step_seconds", 0.02))
         self.steps = int(options.get("steps", 10))
+        self.burn = bool(options.get("burn", False))
 
     def create(self, request: Request, *, out: Path, progress: Callable[[float], None] | None = None) -> Result:
         from cinepatch.io.video import read_video, write_video
@@ -87,10 +89,16 @@ class TinyStudio:
                 frames = np.concatenate([head, frames[: max(1, frames_n)]])
         if request.params.get("explode"):
             raise InvalidParameter("explode", True, "false")
-        for step in range(self.steps):
-            time.sleep(self.step_seconds)
+        steps = request.steps or self.steps
+        for step in range(steps):
+            if self.burn:
+                end = time.perf_counter() + self.step_seconds
+                while time.perf_counter() < end:
+                    np.linalg.svd(np.random.default_rng(step).standard_normal((96, 96)))
+            else:
+                time.sleep(self.step_seconds)
             if progress is not None:
-                progress((step + 1) / self.steps)
+                progress((step + 1) / steps)
         write_video(out, frames, fps=fps)
         return Result(
             path=out, width=request.width, height=request.height, fps=fps, frames=len(frames),

@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import shutil
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import load_callable, preset_names
 from cinepatch.service.store import ANONYMOUS, Job, LimitExceeded, SQLiteStore
 from cinepatch.service.supervisor import Supervisor
-from cinepatch.service.worker import PROVENANCE, SPRITESHEET, THUMBNAIL, VIDEO
+from cinepatch.service.worker import PROVENANCE, SPRITESHEET, THUMBNAIL, VIDEO, write_provenance
 
 __all__ = ["create_app", "APIError"]
 
@@ -262,7 +263,7 @@ def _options(fields: dict[str, Any], config: ServiceConfig) -> dict[str, Any]:
     return {
         "seed": _optional_number(fields, "seed", int, 0, 2**31 - 1),
         "fps": _optional_number(fields, "fps", int, 1, 60),
-        "steps": _optional_number(fields, "steps", int, 1, 200),
+        "steps": _optional_number(fields, "steps", int, 1, 500),
         "guidance": _optional_number(fields, "guidance", float, 0.0, 30.0),
         "negative": _text(fields, "negative", config, required=False),
         "preset": preset,
@@ -341,7 +342,10 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
 
     # -- who is calling -----------------------------------------------------------------------
 
-    def caller(request: Request) -> Caller:
+    # Reads run inline on the event loop: in WAL mode a read never waits for a writer and an
+    # indexed lookup takes well under a millisecond, cheaper than two thread-pool hops. Writes,
+    # which may wait for SQLite's lock, go through the thread pool (``run``).
+    async def caller(request: Request) -> Caller:
         header = request.headers.get("authorization", "")
         secret = header[7:].strip() if header.lower().startswith("bearer ") else request.cookies.get(COOKIE, "")
         if secret:
@@ -561,9 +565,9 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
                             seconds=seconds, size=f"{width}x{height}")
 
     @app.get("/v1/videos")
-    def list_videos(
+    async def list_videos(
         after: str | None = None, limit: int = 20, order: str = "desc", who: Caller = Depends(caller)
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         if not 1 <= limit <= 100:
             raise invalid("limit", f"limit={limit} is invalid: allowed 1 to 100")
         if order not in ("asc", "desc"):
@@ -573,17 +577,16 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         except KeyError:
             raise invalid("after", f"after={after!r} names no video of yours") from None
         data = [video_object(j) for j in jobs]
-        return {
+        return JSONResponse({
             "object": "list", "data": data, "has_more": more,
             "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
-        }
+        })
 
     @app.get("/v1/videos/{video_id}")
-    def retrieve_video(video_id: str, response: Response, who: Caller = Depends(caller)) -> dict[str, Any]:
+    async def retrieve_video(video_id: str, who: Caller = Depends(caller)) -> JSONResponse:
         job = owned(video_id, who)
-        if job.status not in TERMINAL:
-            response.headers["openai-poll-after-ms"] = str(config.poll_after_ms)
-        return video_object(job)
+        headers = {"openai-poll-after-ms": str(config.poll_after_ms)} if job.status not in TERMINAL else None
+        return JSONResponse(video_object(job), headers=headers)
 
     @app.delete("/v1/videos/{video_id}")
     def delete_video(video_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
@@ -595,7 +598,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         return {"id": video_id, "object": "video.deleted", "deleted": True}
 
     @app.get("/v1/videos/{video_id}/content")
-    def download_content(video_id: str, variant: str = "video", who: Caller = Depends(caller)) -> FileResponse:
+    async def download_content(video_id: str, variant: str = "video", who: Caller = Depends(caller)) -> FileResponse:
         if variant not in VARIANTS:
             raise invalid("variant", f"variant={variant!r} is invalid: allowed one of {list(VARIANTS)}")
         job = owned(video_id, who)
@@ -613,7 +616,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
     @app.post("/v1/videos/{video_id}/remix")
     async def remix_video(video_id: str, request: Request, who: Caller = Depends(caller)) -> JSONResponse:
         fields = (await read_body(request, config.max_upload_bytes)).fields
-        source = await run(source_of, video_id, who, param="video_id")
+        source = source_of(video_id, who, param="video_id")
         prompt = _text(fields, "prompt", config)
         spec, seconds = from_source(source, fields)
         strength = _optional_number(fields, "strength", float, 0.0, 1.0)
@@ -630,7 +633,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         if param not in body.fields:
             raise invalid(param, f"'{param}' is required: a video reference {{\"id\": …}} or an upload",
                           code="missing_required_parameter")
-        source = await run(source_of, body.fields[param], who, param=param)
+        source = source_of(body.fields[param], who, param=param)
         return {"video_id": source.id}, source
 
     async def edit_job(request: Request, who: Caller, *, edit: str, kind: str, seconds_field: bool,
@@ -689,7 +692,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         refs = fields.get("videos")
         if not isinstance(refs, list) or len(refs) != 2:
             raise invalid("videos", "'videos' must list exactly two video references [{\"id\": …}, {\"id\": …}]")
-        sources = [await run(source_of, ref, who, param="videos") for ref in refs]
+        sources = [source_of(ref, who, param="videos") for ref in refs]
         prompt = _text(fields, "prompt", config, required=False) or f"{sources[0].prompt}, becoming {sources[1].prompt}"
         spec, seconds = from_source(sources[0], fields)
         if fields.get("seconds") not in (None, ""):
@@ -726,27 +729,34 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         return await submit(request, who, video_id=new_id(), kind="storyboard", prompt=prompt, spec=spec,
                             model=model, seconds=seconds, size=f"{width}x{height}")
 
+    verify_lock = threading.Lock()  # one verification at a time: it is CPU-heavy
+
     @app.get("/v1/videos/{video_id}/provenance")
     def provenance(video_id: str, who: Caller = Depends(caller)) -> dict[str, Any]:
+        """The verify report of the finished file: computed on first request, then kept."""
         job = owned(video_id, who)
-        path = config.video_dir(video_id) / PROVENANCE
-        if job.status != "completed" or not path.is_file():
+        folder = config.video_dir(video_id)
+        if job.status != "completed" or not (folder / VIDEO).is_file():
             raise APIError(409, f"video '{video_id}' is {job.status}; provenance is available once completed",
                            param="video_id", code="video_not_ready")
-        report = json.loads(path.read_text())
+        if not (folder / PROVENANCE).is_file():
+            with verify_lock:
+                if not (folder / PROVENANCE).is_file():
+                    write_provenance(folder)
+        report = json.loads((folder / PROVENANCE).read_text())
         report.pop("path", None)  # the server's file layout is not the caller's business
         return {"object": "video.provenance", "video_id": video_id, "report": report}
 
     @app.get("/v1/videos/{video_id}/events")
     async def events(video_id: str, request: Request, who: Caller = Depends(caller)) -> StreamingResponse:
-        await run(owned, video_id, who)
+        owned(video_id, who)
 
         async def stream() -> AsyncIterator[str]:
             seen = -1.0
             idle = 0.0
             yield "retry: 1000\n\n"
             while not await request.is_disconnected():
-                job = await run(store.get, video_id, who.owner)
+                job = store.get(video_id, who.owner)
                 if job is None:
                     yield f"event: error\ndata: {json.dumps(not_found(video_id).response().body.decode())}\n\n"
                     return

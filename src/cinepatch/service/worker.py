@@ -27,7 +27,7 @@ from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import Generator, load_callable, request_type
 from cinepatch.service.store import Job, SQLiteStore
 
-__all__ = ["run_job", "main", "VIDEO", "THUMBNAIL", "SPRITESHEET", "PROVENANCE"]
+__all__ = ["run_job", "main", "write_provenance", "VIDEO", "THUMBNAIL", "SPRITESHEET", "PROVENANCE"]
 
 log = logging.getLogger("cinepatch.service.worker")
 
@@ -80,8 +80,8 @@ def write_previews(folder: Path) -> dict[str, Any]:
     return {"sprite_frames": min(SPRITE_FRAMES, len(frames))}
 
 
-def write_provenance(folder: Path) -> None:
-    """The verify report of the finished file, kept so the API can serve it without a model."""
+def write_provenance(folder: Path) -> dict[str, Any]:
+    """The verify report of a finished file, written beside it (the file never changes after)."""
     from cinepatch.io.atomic import write_bytes
 
     try:
@@ -94,6 +94,7 @@ def write_provenance(folder: Path) -> None:
         except CinepatchError as exc:
             report = {"available": False, "reason": str(exc)}
     write_bytes(folder / PROVENANCE, json.dumps(report, indent=2, default=str).encode())
+    return report
 
 
 def _result_dict(result: Any, sprite: dict[str, Any]) -> dict[str, Any]:
@@ -156,8 +157,6 @@ def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job
         result = generator.create(request, out=folder / VIDEO, progress=progress)
         store.heartbeat(job.id, token, lease_seconds=config.lease_seconds, progress=GENERATION_SHARE + 1)
         sprite = write_previews(folder)
-        store.heartbeat(job.id, token, lease_seconds=config.lease_seconds, progress=GENERATION_SHARE + 3)
-        write_provenance(folder)
         if not store.complete(job.id, token, _result_dict(result, sprite)):
             raise Cancelled(job.id)
         return "completed"
