@@ -169,10 +169,11 @@ def build_cogvideox(folder: Path, *, i2v: bool = False) -> Path:
     return folder
 
 
-@pytest.fixture(scope="package", autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_thread():
     """Tiny tensors gain nothing from a thread pool, and on a shared 2-core machine its
-    synchronisation made each generation ~10× slower (1.2 s vs 10–19 s wall); restored after."""
+    synchronisation made each generation ~10× slower (1.2 s vs 10–19 s wall). Restored after
+    each module: a "package" scope in a folder without __init__.py lasts the whole session."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
