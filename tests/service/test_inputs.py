@@ -130,7 +130,7 @@ def test_extra_edits_take_references(limited):
     blend = finish(post(limited, "/v1/videos/blends", json={"videos": [{"id": a["id"]}, {"id": b["id"]}]}))
     assert blend["cinepatch"]["sources"] == [a["id"], b["id"]] and "becoming" in blend["prompt"]
     recut = finish(post(limited, "/v1/videos/recuts", json={"video": {"id": a["id"]}, "start": 0.25, "end": 0.75}))
-    assert recut["cinepatch"]["params"] == {"start": 0.25, "end": 0.75}
+    assert recut["cinepatch"]["params"] == {"ranges": [[0.25, 0.75]]}
     bad_cut = post(limited, "/v1/videos/recuts", json={"video": {"id": a["id"]}, "start": 2, "end": 1})
     assert bad_cut.status_code == 400 and error(bad_cut)["param"] == "end"
     board = finish(post(limited, "/v1/videos/storyboards", json={
@@ -138,7 +138,7 @@ def test_extra_edits_take_references(limited):
         "size": "128x128",
     }))
     assert board["seconds"] == "2.5"
-    assert board["cinepatch"]["params"]["storyboard"][1] == {"prompt": "a bird flies out", "start": 1.0, "seconds": 1.5}
+    assert board["cinepatch"]["params"]["cards"][1] == {"at": 1.0, "prompt": "a bird flies out", "seconds": 1.5}
     too_long = post(limited, "/v1/videos/storyboards", json={"cards": [{"prompt": "x", "seconds": 10}] * 2})
     assert too_long.status_code == 400 and error(too_long)["param"] == "seconds"
     missing = post(limited, "/v1/videos/loops", json={"video": {"id": "video_nope"}})

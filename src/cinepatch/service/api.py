@@ -662,24 +662,57 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
 
     @app.post("/v1/videos/extensions")
     async def extend_video(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-        return await edit_job(request, who, edit="extend", kind="extend", seconds_field=True)
+        return await edit_job(request, who, edit="extend", kind="extend", seconds_field=True,
+                              params=optional_params("direction"))
 
     @app.post("/v1/videos/edits")
     async def edit_video(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-        return await edit_job(request, who, edit="remix", kind="edit", seconds_field=False)
+        return await edit_job(request, who, edit="remix", kind="edit", seconds_field=False,
+                              params=optional_params("strength"))
 
     # -- cinepatch's own edits: same object, same style ---------------------------------------
 
     @app.post("/v1/videos/loops")
     async def loop_video(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
-        return await edit_job(request, who, edit="loop", kind="loop", seconds_field=False)
+        return await edit_job(request, who, edit="loop", kind="loop", seconds_field=False,
+                              params=optional_params("bridge"))
 
     def recut_params(fields: dict[str, Any]) -> dict[str, Any]:
-        start = _optional_number(fields, "start", float, 0.0, 3600.0)
-        end = _optional_number(fields, "end", float, 0.0, 3600.0)
-        if start is None or end is None or end <= start:
-            raise invalid("end", "re-cut needs 'start' and 'end' (seconds of the source to keep), with end > start")
-        return {"start": start, "end": end}
+        """``start``/``end`` (one range) or ``ranges: [[start, end], …]``, seconds of the source."""
+        ranges = fields.get("ranges")
+        if ranges is None:
+            start = _optional_number(fields, "start", float, 0.0, 3600.0)
+            end = _optional_number(fields, "end", float, 0.0, 3600.0)
+            if start is None or end is None or end <= start:
+                raise invalid("end", "re-cut needs 'start' and 'end' (seconds of the source to keep), with end > start")
+            ranges = [[start, end]]
+        if not isinstance(ranges, list) or not all(
+            isinstance(r, list) and len(r) == 2 and all(isinstance(x, (int, float)) for x in r) and 0 <= r[0] < r[1]
+            for r in ranges
+        ):
+            raise invalid("ranges", "'ranges' must be a list of [start, end] pairs in seconds, start < end")
+        params: dict[str, Any] = {"ranges": ranges}
+        at = _optional_number(fields, "at", float, 0.0, 3600.0)
+        if at is not None:
+            params["at"] = at
+        return params
+
+    def optional_params(*names: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """Pass an edit's optional knobs (seconds or words) through to the Studio when given."""
+
+        def pick(fields: dict[str, Any]) -> dict[str, Any]:
+            out: dict[str, Any] = {}
+            for name in names:
+                value = fields.get(name)
+                if value in (None, ""):
+                    continue
+                if name in ("direction", "mode", "with", "at") and isinstance(value, str):
+                    out[name] = value
+                else:
+                    out[name] = _optional_number(fields, name, float, 0.0, 3600.0)
+            return out
+
+        return pick
 
     @app.post("/v1/videos/recuts")
     async def recut_video(request: Request, who: Caller = Depends(caller)) -> JSONResponse:
@@ -698,7 +731,8 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         if fields.get("seconds") not in (None, ""):
             seconds = parse_seconds(fields["seconds"], config)
             spec["seconds"] = seconds
-        spec.update(prompt=prompt, edit="blend", sources=[{"video_id": s.id} for s in sources], params={})
+        spec.update(prompt=prompt, edit="blend", sources=[{"video_id": s.id} for s in sources],
+                    params=optional_params("transition", "mode", "with")(fields))
         return await submit(request, who, video_id=new_id(), kind="blend", prompt=prompt, spec=spec,
                             model=sources[0].model, seconds=seconds, size=sources[0].size)
 
@@ -718,14 +752,14 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
                 raise invalid(f"cards[{i}]", "each card must be an object with 'prompt' and 'seconds'")
             text = _text(card, "prompt", config)
             length = parse_seconds(card.get("seconds"), config, default=2.0)
-            board.append({"prompt": text, "start": round(start, 3), "seconds": length})
+            board.append({"at": round(start, 3), "prompt": text, "seconds": length})
             start += length
         seconds = parse_seconds(start, config)  # the whole board must fit the duration limit
         model, alias = parse_model(fields.get("model"), config)
         width, height = parse_size(fields.get("size"), config)
-        prompt = _text(fields, "prompt", config, required=False) or " / then / ".join(c["prompt"] for c in board)
+        prompt = _text(fields, "prompt", config, required=False) or "; then ".join(c["prompt"] for c in board)
         spec = base_spec(prompt, seconds, width, height, alias, _options(fields, config))
-        spec.update(edit="storyboard", params={"storyboard": board})
+        spec.update(edit="storyboard", params={"cards": board})
         return await submit(request, who, video_id=new_id(), kind="storyboard", prompt=prompt, spec=spec,
                             model=model, seconds=seconds, size=f"{width}x{height}")
 
