@@ -105,3 +105,19 @@ def test_bad_input_is_refused():
         evaluate(frames, fps=FPS)
     with pytest.raises(InvalidParameter):
         evaluate(frames.astype(np.float32), fps=FPS, prompt="a red ball")
+
+
+@pytest.mark.slow
+def test_agreement_on_a_larger_sample(tmp_path):
+    """60 random scenes, rendered and H.264-encoded: ≥ 99% of checks agree with the truth."""
+    rng = np.random.default_rng(11)
+    checks = passed = 0
+    for i in range(60):
+        scene = random_scene(rng)
+        frames = render(scene, width=128, height=112, fps=FPS, frames=24, seed=i)
+        encoded = read_video(write_video(tmp_path / "clip.mp4", frames, fps=FPS, crf=28)).frames
+        for variant in (frames, encoded):
+            report = evaluate(variant, fps=FPS, scene=scene)
+            checks += len(report.checks)
+            passed += sum(c.passed for c in report.checks)
+    assert passed / checks >= 0.99

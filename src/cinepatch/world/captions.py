@@ -109,8 +109,12 @@ _COUNT = {1: "a", 2: "two", 3: "three"}
 # --- Random scenes ---------------------------------------------------------------------------
 
 
-def _start_for(motion: str, rng: np.random.Generator) -> str:
-    """A named start consistent with the motion (a right mover starts on the left …)."""
+def _start_for(motion: str, rng: np.random.Generator, *, avoid_col: int | None = None) -> str | None:
+    """A named start consistent with the motion (a right mover starts on the left …).
+
+    ``avoid_col`` is the column holding the pillar: an object started there would sit behind
+    it. ``None`` when no column is left.
+    """
     cols, rows = [0, 1, 2], [0, 1, 2]
     if motion == "right":
         cols = [0]
@@ -122,8 +126,18 @@ def _start_for(motion: str, rng: np.random.Generator) -> str:
         rows = [0]
     elif motion == "bounce":
         rows = [0, 1]
+    cols = [c for c in cols if c != avoid_col]
+    if not cols:
+        return None
     col, row = int(rng.choice(cols)), int(rng.choice(rows))
     return next(name for name, cr in POSITIONS.items() if cr == (col, row))
+
+
+_FOOTPRINT_BUDGET = 0.20  # Σ (largest width)² over objects, in min(width, height)² units
+
+
+def _footprint(obj: SceneObject) -> float:
+    return (SIZES[obj.size] * (2.0 if obj.motion == "grow" else 1.0)) ** 2
 
 
 def random_scene(
@@ -140,17 +154,30 @@ def random_scene(
     an entering object would be off-canvas on its only frame); ``pillar`` and ``pan`` allow
     those scene features.
     """
-    n = int(rng.choice([1, 2, 3][:max_objects], p=np.array([0.45, 0.35, 0.20][:max_objects]) / sum([0.45, 0.35, 0.20][:max_objects])))
+    weights = np.array([0.45, 0.35, 0.20][:max_objects])
+    n = int(rng.choice(np.arange(1, max_objects + 1), p=weights / weights.sum()))
     has_pillar = pillar and rng.random() < 0.3
+    place = str(rng.choice(list(PILLAR_PLACES), p=[0.2, 0.6, 0.2])) if has_pillar else None
+    pillar_col = None if place is None else {"left": 0, "center": 1, "right": 2}[place]
     colours = list(rng.permutation(list(OBJECT_COLOURS)))
+    # Objects must stay visible: the squares of their largest widths (a grower doubles) must
+    # fit a budget of the canvas, or they end up hidden behind each other.
+    budget = _FOOTPRINT_BUDGET - (0.05 if has_pillar else 0.0)
     objects: list[SceneObject] = []
     while len(objects) < n:
-        if objects and rng.random() < 0.15:
+        if objects and rng.random() < 0.15 and budget >= _footprint(objects[-1]):
             # Twins: WORLD.md's "two red circles" — same colour and shape (and, here, motion).
             twin = objects[-1]
             objects.append(SceneObject(**{**twin.__dict__, "start": None}))
+            budget -= _footprint(twin)
             continue
-        motion = str(rng.choice(MOTIONS))
+        for _ in range(20):
+            motion, size = str(rng.choice(MOTIONS)), str(rng.choice(list(SIZES)))
+            if _footprint(SceneObject("red", "circle", size, motion)) <= budget:
+                break
+        else:
+            motion, size = "still", "small"
+        budget -= _footprint(SceneObject("red", "circle", size, motion))
         linear = motion in LINEAR_MOTIONS
         speed = str(rng.choice(["slow", "normal", "fast"], p=[0.25, 0.5, 0.25])) if linear else "normal"
         behind = has_pillar and motion in ("left", "right") and rng.random() < 0.7
@@ -161,12 +188,12 @@ def random_scene(
             exit_ = str(rng.choice(["enters", "leaves"]))
         start = None
         if not behind and exit_ != "enters" and rng.random() < 0.3:
-            start = _start_for(motion, rng)
+            start = _start_for(motion, rng, avoid_col=pillar_col)
         objects.append(
             SceneObject(
                 colour=str(colours.pop()),
                 shape=str(rng.choice(SHAPES)),
-                size=str(rng.choice(list(SIZES))),
+                size=size,
                 motion=motion,
                 speed=speed,
                 start=start,
@@ -174,7 +201,6 @@ def random_scene(
                 behind_pillar=behind,
             )
         )
-    place = str(rng.choice(list(PILLAR_PLACES), p=[0.2, 0.6, 0.2])) if has_pillar else None
     # A pan against a pillar crosser would slow it on screen until it cannot clear the pillar;
     # only a pan that speeds every crosser up is allowed (camera pans left: content moves right).
     crossers = {o.motion for o in objects if o.behind_pillar}
