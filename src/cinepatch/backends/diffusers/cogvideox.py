@@ -65,10 +65,13 @@ class CogVideoXBackend(DiffusersBackend):
     def _check_edit(self, spec: GenerationSpec) -> None:
         if spec.source is not None:
             if not self.makes_text:
-                raise self.cannot("source", "a video to remix", allowed="no remix (an image-to-video model)", edit="remix")
+                raise self.cannot(
+                    "source", "a video to remix", allowed="no remix (an image-to-video model)", edit="remix"
+                )
             if spec.keyframes is not None:
                 raise self.cannot(
-                    "keyframes", spec.keyframes.indices, allowed="no pinned frames during a remix", edit="keyframes"
+                    "keyframes", spec.keyframes.indices, allowed="no pinned frames during a remix",
+                    edit="keyframes",
                 )
             return
         if spec.keyframes is None:
@@ -80,7 +83,9 @@ class CogVideoXBackend(DiffusersBackend):
         if self.makes_text:
             raise self.cannot("keyframes", spec.keyframes.indices, allowed="no keyframes", edit="image")
         if spec.keyframes.indices != (0,):
-            raise self.cannot("keyframes", spec.keyframes.indices, allowed="the first frame only", edit="keyframes")
+            raise self.cannot(
+                "keyframes", spec.keyframes.indices, allowed="the first frame only", edit="keyframes"
+            )
 
     def _call(self, spec: GenerationSpec) -> Call:
         from diffusers import CogVideoXImageToVideoPipeline, CogVideoXPipeline, CogVideoXVideoToVideoPipeline
@@ -88,7 +93,8 @@ class CogVideoXBackend(DiffusersBackend):
         kwargs: dict[str, Any] = {"max_sequence_length": self.pipe.transformer.config.max_text_seq_length}
         if spec.source is not None:
             video = to_images(fit_length(spec.source, spec.frames))
-            return Call(self.derived(CogVideoXVideoToVideoPipeline), {**kwargs, "video": video, "strength": spec.strength})
+            kwargs.update(video=video, strength=spec.strength)
+            return Call(self.derived(CogVideoXVideoToVideoPipeline), kwargs)
         kwargs["num_frames"] = spec.frames
         if spec.keyframes is None:
             return Call(self.derived(CogVideoXPipeline), kwargs)

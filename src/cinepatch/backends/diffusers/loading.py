@@ -30,9 +30,12 @@ FAMILIES: dict[str, type[DiffusersBackend]] = {
 }
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+TOKENIZER_FILES = ("tokenizer.json", "spiece.model", "vocab.json", "tokenizer_config.json")
 
 
-def load_diffusers_backend(folder: str | Path, *, settings: DiffusersSettings | None = None) -> DiffusersBackend:
+def load_diffusers_backend(
+    folder: str | Path, *, settings: DiffusersSettings | None = None
+) -> DiffusersBackend:
     """The backend for a local diffusers folder, loaded without touching the network.
 
     Raises :class:`ModelError` for a folder that is not a diffusers pipeline, of a family
@@ -95,7 +98,7 @@ def check_complete(folder: Path, index: dict[str, Any]) -> None:
         if not part.is_dir():
             problems.append(f"{name}/ is missing")
         elif "Tokenizer" in kind:
-            if not any((part / f).is_file() for f in ("tokenizer.json", "spiece.model", "vocab.json", "tokenizer_config.json")):
+            if not any((part / f).is_file() for f in TOKENIZER_FILES):
                 problems.append(f"{name}/ has no tokenizer files")
         elif "Scheduler" in kind:
             if not (part / "scheduler_config.json").is_file():

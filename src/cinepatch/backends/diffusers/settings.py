@@ -60,7 +60,9 @@ class DiffusersSettings:
         if not isinstance(self.pab_skip, int) or self.pab_skip < 2:
             raise InvalidParameter("diffusers.pab_skip", self.pab_skip, "2 or more")
         if self.cache_threshold is not None and not 0 < self.cache_threshold < 1:
-            raise InvalidParameter("diffusers.cache_threshold", self.cache_threshold, "more than 0, less than 1")
+            raise InvalidParameter(
+                "diffusers.cache_threshold", self.cache_threshold, "more than 0, less than 1"
+            )
         if self.cache == "magcache" and not self.mag_ratios:
             raise InvalidParameter(
                 "diffusers.mag_ratios", self.mag_ratios,
@@ -72,7 +74,9 @@ class DiffusersSettings:
 
             known = sorted(name.value for name in AttentionBackendName)
             if self.attention_backend not in known:
-                raise InvalidParameter("diffusers.attention_backend", self.attention_backend, f"one of {', '.join(known)}")
+                raise InvalidParameter(
+                    "diffusers.attention_backend", self.attention_backend, f"one of {', '.join(known)}"
+                )
             if self.attention_backend.endswith("_hub"):
                 raise InvalidParameter(
                     "diffusers.attention_backend", self.attention_backend,
@@ -137,7 +141,9 @@ class DiffusersSettings:
                 onload_device=device,
                 offload_device=torch.device("cpu"),
                 offload_type=self.group_offload_type,
-                num_blocks_per_group=self.group_offload_blocks if self.group_offload_type == "block_level" else None,
+                num_blocks_per_group=(
+                    self.group_offload_blocks if self.group_offload_type == "block_level" else None
+                ),
                 use_stream=device.type == "cuda",
                 offload_to_disk_path=str(self.group_offload_disk) if self.group_offload_disk else None,
             )
@@ -197,7 +203,8 @@ class DiffusersSettings:
 
 
 def _transformers(pipe: Any) -> list[Any]:
-    return [m for m in (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None)) if m is not None]
+    found = (getattr(pipe, "transformer", None), getattr(pipe, "transformer_2", None))
+    return [module for module in found if module is not None]
 
 
 @contextmanager

@@ -36,7 +36,8 @@ class WanBackend(DiffusersBackend):
 
     @property
     def two_expert(self) -> bool:
-        return getattr(self.pipe, "transformer_2", None) is not None and self.pipe.config.boundary_ratio is not None
+        has_second = getattr(self.pipe, "transformer_2", None) is not None
+        return has_second and self.pipe.config.get("boundary_ratio") is not None
 
     def _variant_note(self) -> str:
         return ", two experts" if self.two_expert else ""
