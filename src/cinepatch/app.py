@@ -146,7 +146,7 @@ class Studio:
                     "ground-truth renderer of the procedural world) stands in",
                 )
         if target not in self._backends:
-            self._backends[target] = _load_backend(target)
+            self._backends[target] = _load_backend(target, self.config)
         return self._backends[target], notes
 
     def _expander(self, request: VideoRequest) -> Expander:
@@ -191,10 +191,11 @@ class Studio:
         backend, notes = self.backend(request.model)
         expansion = self._expander(request).expand(request.prompt)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+        frames, frame_notes = _frames_for(backend, request)
         spec = GenerationSpec(
             prompt=preset.decorate(expansion.expanded),
             negative=request.negative,
-            frames=request.frame_count,
+            frames=frames,
             width=request.width,
             height=request.height,
             fps=request.frame_rate,
@@ -245,7 +246,7 @@ class Studio:
             ),
         )
         report(1.0)
-        all_warnings = notes + expansion.warnings + plan.warnings
+        all_warnings = notes + frame_notes + expansion.warnings + plan.warnings
         for message in all_warnings:
             warnings.warn(message, stacklevel=2)
         return VideoResult(
@@ -262,6 +263,22 @@ class Studio:
             payload=f"{payload:08x}",
             warnings=all_warnings,
         )
+
+
+def _frames_for(backend: Backend, request: VideoRequest) -> tuple[int, tuple[str, ...]]:
+    """The frame count to make. A family that makes only ``1 + k·step`` frames (Wan, LTX …)
+    gets the next such count when the length was asked in seconds, and says so; a count asked
+    with ``frames`` is passed on as it is, for the backend to accept or refuse with neighbours."""
+    frames = request.frame_count
+    step = getattr(backend, "frame_step", None)
+    if request.frames is not None or not isinstance(step, int) or step <= 1 or (frames - 1) % step == 0:
+        return frames, ()
+    made = 1 + step * -(-(frames - 1) // step)
+    fps = request.frame_rate
+    return made, (
+        f"{request.seconds:g} s at {fps} fps is {frames} frames; this model makes {step}n+1, so "
+        f"the video has {made} frames ({made / fps:.2f} s)",
+    )
 
 
 def _texts(params: Mapping[str, object]) -> list[str]:
@@ -293,7 +310,7 @@ def _jsonable(value: object) -> object:
     return str(value)
 
 
-def _load_backend(target: str) -> Backend:
+def _load_backend(target: str, config: StudioConfig) -> Backend:
     if target == "world":
         from cinepatch.backends.world import WorldOracle
 
@@ -312,9 +329,9 @@ def _load_backend(target: str) -> Backend:
             "set them under `models:` in the config)"
         )
     if (folder / "model_index.json").exists():
-        from cinepatch.backends.diffusers import load_diffusers_backend
+        from cinepatch.backends.diffusers import DiffusersSettings, load_diffusers_backend
 
-        return load_diffusers_backend(folder)
+        return load_diffusers_backend(folder, settings=DiffusersSettings.from_dict(config.diffusers))
     from cinepatch.backends.embedded import EmbeddedBackend
 
     return EmbeddedBackend.from_pretrained(folder)

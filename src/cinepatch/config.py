@@ -65,6 +65,9 @@ class StudioConfig:
     moderation: ModerationConfig = field(default_factory=ModerationConfig)
     c2pa_cert: Path | None = None  # the user's own signing chain (PEM); None: a local CA
     c2pa_key: Path | None = None
+    # Speed and memory settings for diffusers model folders, checked against
+    # cinepatch.backends.diffusers.DiffusersSettings when such a model loads (docs/diffusers.md).
+    diffusers: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ledger_path(self) -> Path:
@@ -109,6 +112,9 @@ def load_config(path: Path | None, *, config_dir: Path, data_dir: Path) -> Studi
             value = _build(ExpansionConfig, value, "expansion.")
         elif key == "moderation":
             value = _build(ModerationConfig, value, "moderation.")
+        elif key == "diffusers":
+            if not isinstance(value, dict):
+                raise InvalidParameter("diffusers", value, "a mapping of DiffusersSettings fields")
         elif key == "models":
             value = {**DEFAULT_MODELS, **{str(k): str(v) for k, v in value.items()}}
         elif key in ("data_dir", "config_dir", "c2pa_cert", "c2pa_key"):

@@ -86,3 +86,24 @@ def test_extend_reaches_ltx_conditions(studio, tmp_path):
     assert result.frames == 17 + 8
     backend, _ = studio.backend("tiny-ltx")
     assert "LTXConditionPipeline" in {cls.__name__ for cls in backend._derived}
+
+
+def test_a_length_in_seconds_is_made_on_the_family_grid_and_said(studio, tmp_path):
+    # 1 s at 8 fps is 8 frames; LTX makes 8n+1, so the video has 9 frames and a warning says so.
+    with pytest.warns(UserWarning, match="8 frames; this model makes 8n\\+1, so the video has 9 frames"):
+        result = studio.create(request(frames=None, seconds=1.0), out=tmp_path / "out.mp4")
+    assert result.frames == 9 and read_video(result.path).frames.shape[0] == 9
+
+
+def test_diffusers_settings_come_from_the_config(tiny_folders, tmp_path):
+    from cinepatch.config import load_config
+
+    path = tmp_path / "config.yaml"
+    path.write_text(f"models:\n  ltx: {tiny_folders['ltx']}\ndiffusers:\n  vae_tiling: true\n")
+    studio = Studio(load_config(path, config_dir=tmp_path / "c", data_dir=tmp_path / "d"))
+    backend, _ = studio.backend("ltx")
+    assert backend.settings.vae_tiling is True
+    path.write_text(f"models:\n  ltx: {tiny_folders['ltx']}\ndiffusers:\n  vae_tilling: true\n")
+    studio = Studio(load_config(path, config_dir=tmp_path / "c", data_dir=tmp_path / "d"))
+    with pytest.raises(InvalidParameter, match="diffusers.vae_tilling"):
+        studio.backend("ltx")
