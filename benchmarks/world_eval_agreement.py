@@ -29,7 +29,9 @@ from cinepatch.world import Background, Pillar, Scene, dense_caption, random_sce
 from cinepatch.world.evaluate import evaluate
 from cinepatch.world.scene import BACKGROUNDS, LINEAR_MOTIONS, MOTIONS, OBJECT_COLOURS, SHAPES, SIZES, SPEEDS, TEXTURES
 
-CANVASES = ((128, 128), (192, 112), (112, 160))
+# Three aspects; the shorter side stays ≥ 64 px after the 50% downscale, so a small object
+# (0.12 of it) is still ≥ 7 px wide — below that no reader can tell a circle from a square.
+CANVASES = ((128, 128), (192, 128), (128, 176))
 
 
 def h264(frames: np.ndarray, fps: float, folder: Path) -> np.ndarray:
