@@ -101,3 +101,12 @@ def test_anonymous_only_when_configured_and_only_on_loopback(server_factory, tmp
         capture_output=True, text=True, timeout=60,
     )
     assert refused.returncode == 2 and "loopback" in refused.stderr
+
+
+def test_one_server_per_data_dir(shared_server):
+    second = subprocess.run(
+        [sys.executable, "-m", "cinepatch", "serve", "--port", "1", "--data-dir", str(shared_server.data_dir)],
+        capture_output=True, text=True, timeout=60, env=shared_server.env(),
+    )
+    assert second.returncode != 0 and "another cinepatch server" in second.stderr + second.stdout
+    assert httpx.get(f"{shared_server.url}/healthz").json()["ok"]  # the first one is unharmed

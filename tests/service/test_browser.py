@@ -18,11 +18,21 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(scope="module")
+def studio_server(tmp_path_factory):
+    from conftest import make_server
+
+    server = make_server(tmp_path_factory.mktemp("browser"), generator_options={"step_seconds": 0.12, "steps": 12})
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def page(server_factory):
+def page(studio_server):
     playwright = pytest.importorskip("playwright.sync_api")
-    server = server_factory(generator_options={"step_seconds": 0.12, "steps": 12})
-    server.key = server.new_key("browser")
+    server = studio_server
+    server.key = server.new_key("browser")  # a fresh key: an empty library for each test
     ARTIFACTS.mkdir(exist_ok=True)
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)

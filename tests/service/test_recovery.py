@@ -93,15 +93,3 @@ def test_kill_server_mid_job_then_restart(server_factory):
     assert {v["id"] for v in listing["data"]} == {done_id, running, queued}  # no record lost
     leftovers = [p.name for p in (server.data_dir / "videos").rglob(".*")]
     assert leftovers == [], leftovers  # no half-written temporary files remain
-
-
-def test_one_server_per_data_dir(server_factory):
-    import subprocess
-    import sys
-
-    server = server_factory()
-    second = subprocess.run(
-        [sys.executable, "-m", "cinepatch", "serve", "--port", "1", "--data-dir", str(server.data_dir)],
-        capture_output=True, text=True, timeout=60, env=server.env(),
-    )
-    assert second.returncode != 0 and "another cinepatch server" in second.stderr + second.stdout
