@@ -127,6 +127,8 @@ def test_extra_edits_take_references(limited):
     b = finish(post(limited, json={"prompt": "a sunset", "seconds": 1}))
     loop = finish(post(limited, "/v1/videos/loops", json={"video": {"id": a["id"]}}))
     assert loop["status"] == "completed" and loop["cinepatch"]["edit"] == "loop" and loop["prompt"] == "a sunrise"
+    form_ref = finish(post(limited, "/v1/videos/loops", data={"video[id]": a["id"], "bridge": "0.5"}))
+    assert form_ref["cinepatch"]["sources"] == [a["id"]] and form_ref["cinepatch"]["params"] == {"bridge": 0.5}
     blend = finish(post(limited, "/v1/videos/blends", json={"videos": [{"id": a["id"]}, {"id": b["id"]}]}))
     assert blend["cinepatch"]["sources"] == [a["id"], b["id"]] and "becoming" in blend["prompt"]
     recut = finish(post(limited, "/v1/videos/recuts", json={"video": {"id": a["id"]}, "start": 0.25, "end": 0.75}))

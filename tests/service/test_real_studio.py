@@ -14,8 +14,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture
-def real(server_factory):
+def real(server_factory, tmp_path):
     return server_factory(
+        studio_config_dir=str(tmp_path / "studio-config"),
+        studio_data_dir=str(tmp_path / "studio-data"),
         generator="cinepatch.service.generator:default_studio",
         prompt_check="cinepatch.service.generator:check_prompt",
         models={"sora-2": "world", "world": "world"},
@@ -38,6 +40,7 @@ def test_real_studio_end_to_end(real):
 
     report = client.get(f"/videos/{video.id}/provenance", cast_to=object)["report"]
     assert report["made_by_cinepatch"] is True, report  # watermark and/or C2PA read back
+    assert (real.data_dir.parent / "studio-data" / "ledger.sqlite").is_file()  # the Studio's ledger
     remix = client.videos.poll(client.videos.remix(video.id, prompt="a blue ball bouncing").id)
     assert remix.status == "completed", remix.error
     assert "blue circle" in remix.model_extra["cinepatch"]["expanded_prompt"].lower()

@@ -11,7 +11,15 @@ from cinepatch.errors import InvalidParameter
 
 __all__ = ["register"]
 
-DEFAULT_DATA_DIR = Path("cinepatch-data")
+
+
+def _default_data_dir() -> Path:
+    from cinepatch.config import default_dirs
+
+    return default_dirs()[1] / "service"
+
+
+DATA_DIR_HELP = "jobs, keys and videos (default: the XDG data folder, ~/.local/share/cinepatch/service)"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    serve.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     serve.add_argument("--config", type=Path, help="a TOML file of ServiceConfig fields")
     serve.add_argument("--workers", type=int, help="generation worker processes (default 1)")
     serve.add_argument("--generator", help="'module:callable' building the generator (default: cinepatch's Studio)")
@@ -35,17 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     keys = subparsers.add_parser("keys", help="create, list and revoke API keys of the studio service")
     keys_sub = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
     create = keys_sub.add_parser("create", help="make a key and print it (it is shown only once)")
-    create.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    create.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     create.add_argument("--name", default="default")
     create.add_argument("--concurrency", type=int, help="jobs queued or running at once (default: the service's)")
     create.add_argument("--daily-quota", type=int, help="jobs a UTC day (default: the service's)")
     create.set_defaults(func=_keys_create)
     list_ = keys_sub.add_parser("list", help="list keys (ids and prefixes, never the secrets)")
-    list_.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    list_.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     list_.set_defaults(func=_keys_list)
     revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
-    revoke.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    revoke.add_argument("--data-dir", type=Path, help=DATA_DIR_HELP)
     revoke.set_defaults(func=_keys_revoke)
 
 
@@ -64,9 +72,18 @@ def _serve(args: argparse.Namespace) -> int:
     from cinepatch.service import ServiceConfig, create_app
 
     config = ServiceConfig.load(
-        args.config, data_dir=args.data_dir, workers=args.workers, generator=args.generator,
+        args.config, data_dir=args.data_dir or _default_data_dir(), workers=args.workers, generator=args.generator,
         allow_anonymous=args.allow_anonymous,
     )
+    if config.studio_config_dir is None and config.studio_data_dir is None:
+        # The same installation as `cinepatch generate`: its signing keys, presets and ledger.
+        import dataclasses
+
+        from cinepatch.config import default_dirs
+
+        config_dir, data_dir = default_dirs()
+        yaml_file = config.studio_config or (config_dir / "config.yaml" if (config_dir / "config.yaml").exists() else None)
+        config = dataclasses.replace(config, studio_config_dir=config_dir, studio_data_dir=data_dir, studio_config=yaml_file)
     if config.allow_anonymous and not _is_loopback(args.host):
         raise InvalidParameter("--allow-anonymous", args.host, "only with a loopback --host (127.0.0.1, ::1)")
     app = create_app(config)
@@ -75,11 +92,11 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _store(data_dir: Path):  # -> SQLiteStore
+def _store(data_dir: Path | None):  # -> SQLiteStore
     from cinepatch.service.config import ServiceConfig
     from cinepatch.service.store import SQLiteStore
 
-    return SQLiteStore(ServiceConfig(data_dir=data_dir).db_path)
+    return SQLiteStore(ServiceConfig(data_dir=data_dir or _default_data_dir()).db_path)
 
 
 def _keys_create(args: argparse.Namespace) -> int:

@@ -293,7 +293,7 @@ def _is_loopback(host: str | None) -> bool:
 def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
     """The ASGI app. ``supervise`` starts (and stops) the worker processes with it."""
     if not config.presets:
-        config = dataclasses.replace(config, presets=preset_names())
+        config = dataclasses.replace(config, presets=preset_names(config.studio_dirs[0]))
     store = SQLiteStore(config.db_path)
     supervisor = Supervisor(config, store) if supervise else None
     prompt_check = load_callable(config.prompt_check) if config.prompt_check else None

@@ -33,7 +33,12 @@ class ServiceConfig:
     # config and returns an object with ``create(request, *, out, progress) -> VideoResult``.
     generator: str = "cinepatch.service.generator:default_studio"
     generator_options: dict[str, object] = field(default_factory=dict)  # read by the factory
-    studio_config: Path | None = None  # cinepatch's YAML settings for the default Studio
+    # The default Studio's installation: its YAML settings, config folder (signing keys, user
+    # presets) and data folder (ledger). None: folders under data_dir. `cinepatch serve` fills
+    # them with the CLI's own folders, so both make videos as the same installation.
+    studio_config: Path | None = None
+    studio_config_dir: Path | None = None
+    studio_data_dir: Path | None = None
     # "module:callable" run on the prompt before a job is queued (raises Refused), so a refused
     # prompt is a 400 at once rather than a failed job later. None: only the worker's check.
     prompt_check: str | None = "cinepatch.service.generator:check_prompt"
@@ -66,8 +71,9 @@ class ServiceConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "presets", tuple(self.presets))
-        if self.studio_config is not None:
-            object.__setattr__(self, "studio_config", Path(self.studio_config))
+        for name in ("studio_config", "studio_config_dir", "studio_data_dir"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
         if self.workers < 0:
             raise InvalidParameter("workers", self.workers, "0 or more")
         if self.default_model not in self.models:
@@ -82,13 +88,19 @@ class ServiceConfig:
     def video_dir(self, video_id: str) -> Path:
         return self.data_dir / "videos" / video_id
 
+    @property
+    def studio_dirs(self) -> tuple[Path, Path]:
+        """``(config_dir, data_dir)`` of the default Studio."""
+        return (self.studio_config_dir or self.data_dir / "config", self.studio_data_dir or self.data_dir / "studio")
+
     def upload_dir(self, video_id: str) -> Path:
         return self.data_dir / "uploads" / video_id
 
     def to_json(self) -> str:
         data = dataclasses.asdict(self)
         data["data_dir"] = str(self.data_dir)
-        data["studio_config"] = str(self.studio_config) if self.studio_config else None
+        for name in ("studio_config", "studio_config_dir", "studio_data_dir"):
+            data[name] = str(getattr(self, name)) if getattr(self, name) else None
         return json.dumps(data)
 
     @classmethod

@@ -45,8 +45,8 @@ def default_studio(config: Any) -> Generator:
     from cinepatch.app import Studio
     from cinepatch.config import load_config
 
-    data_dir = Path(config.data_dir)
-    return Studio(load_config(config.studio_config, config_dir=data_dir / "config", data_dir=data_dir / "studio"))
+    config_dir, data_dir = config.studio_dirs
+    return Studio(load_config(config.studio_config, config_dir=config_dir, data_dir=data_dir))
 
 
 def check_prompt(prompt: str) -> None:
@@ -62,9 +62,11 @@ def check_prompt(prompt: str) -> None:
         check(prompt)
 
 
-def preset_names() -> tuple[str, ...]:
+def preset_names(config_dir: Path | None = None) -> tuple[str, ...]:
+    """Built-in presets and the installation's own (``presets.yaml`` in its config folder)."""
     try:
         from cinepatch.presets import load_presets
     except ImportError:
         return ()
-    return tuple(sorted(load_presets()))
+    user = config_dir / "presets.yaml" if config_dir is not None else None
+    return tuple(sorted(load_presets(user if user is not None and user.exists() else None)))
