@@ -183,6 +183,8 @@ def random_scene(
         behind = has_pillar and motion in ("left", "right") and rng.random() < 0.7
         if behind and speed == "slow":
             speed = "normal"  # slow movers may not clear the pillar in a short clip
+        if behind and size == "large":
+            size = "medium"  # beside an off-centre pillar there is no room for a large one
         exit_ = "none"
         if exits and linear and not behind and rng.random() < 0.15:
             exit_ = str(rng.choice(["enters", "leaves"]))

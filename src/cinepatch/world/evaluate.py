@@ -643,17 +643,19 @@ def _reappearance(obj: SceneObject, scene: Scene, c: int, meas: Measurements, pi
     v_exp = (obj.velocity[0] + scene.pan_shift) * unit  # px/s on screen
     forward = v_exp > 0
     lead = meas.x1[:, c] if forward else meas.x0[:, c]
-    ok_frames = visible & ~occluded_by_others & (meas.x0[:, c] > 0) & (meas.x1[:, c] < meas.width)
+    ok_frames = visible & ~occluded_by_others
     with np.errstate(invalid="ignore"):
+        # Only the leading edge matters: the trailing side may be cut by the border it came
+        # from, or still be behind the pillar.
         if forward:
             before = ok_frames & (lead < pillar[0] - 1)
-            after = ok_frames & (lead > pillar[1] + 1) & (meas.x0[:, c] > pillar[1] + 1)
-            after |= ok_frames & (lead > pillar[1] + 1) & (lead < meas.width - 1)
+            after = ok_frames & (lead > pillar[1] + 1) & (lead < meas.width - 1)
         else:
             before = ok_frames & (lead > pillar[1] + 1)
             after = ok_frames & (lead < pillar[0] - 1) & (lead > 1)
     # Inside the pillar's columns the object must never show (the pillar is in front).
-    inner = meas.columns[:, int(pillar[0]) + 1 : max(int(pillar[0]) + 2, int(pillar[1]) - 1), c]
+    # (2 px in from its edges: H.264 and resizing bleed colour across an edge.)
+    inner = meas.columns[:, int(pillar[0]) + 2 : max(int(pillar[0]) + 3, int(pillar[1]) - 2), c]
     shown = int(inner.any(1).sum())
     if not before.any() or not after.any():
         return Check("pillar_crossing", name, "visible before and after the pillar",
