@@ -18,6 +18,7 @@ import re
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,6 +158,28 @@ async def read_body(request: Request, limit: int) -> Body:
         raise
     except Exception as exc:  # python-multipart's parse errors: malformed boundaries, parts …
         raise invalid("body", f"malformed {content_type or 'request'} body: {exc}") from None
+
+
+class ServerTiming:
+    """ASGI middleware: ``Server-Timing: app;dur=…`` (ms from the request reaching the app to
+    its response headers), so a client can tell the server's time from the network's and its own."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable[[dict], Awaitable[None]]) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                duration = (time.perf_counter() - start) * 1000
+                message["headers"] = [*message.get("headers", []), (b"server-timing", f"app;dur={duration:.2f}".encode())]
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 class LimitBody:
@@ -313,6 +336,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
     app.state.supervisor = supervisor
     app.state.config = config
     app.add_middleware(LimitBody, limit=config.max_upload_bytes + 1024 * 1024)
+    app.add_middleware(ServerTiming)
 
     async def run(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await to_thread.run_sync(lambda: fn(*args, **kwargs))
