@@ -28,7 +28,9 @@ evenly over the K = 53,361 crop hypotheses) and its p-value is ``exp(−z_h²/2)
 reported p-value is the minimum over the hypotheses examined, which by the union bound is a valid
 p-value for the whole search. ``found`` needs p ≤ 1e-6 **and** at most 2 of the 16 sync bits
 wrong **and** the CRC-16 to match, so the false-positive probability per video is ≤ 1e-6 (the
-sync and CRC checks only lower it further, by about 2⁻¹⁶ for the CRC alone).
+sync and CRC checks only lower it further). The CRC is decoded Chase-style: up to the 4 least
+reliable of the 48 data bits may be flipped to meet it, so when a mark is present but its payload
+is beyond repair, a wrong payload passes with probability ≤ 16 · 2⁻¹⁶ ≈ 2.4e-4.
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ WORK = 128  # detection works on the luma resized to WORK × WORK
 DEFAULT_PSNR = 38.5  # target PSNR of the mark (dB); rounding to uint8 costs < 0.05 dB
 FALSE_POSITIVE_BOUND = 1e-6  # `found` needs the search-wide p-value to be at most this
 MAX_SYNC_ERRORS = 2
+CHASE_BITS = 4  # the CRC may be met by flipping up to this many of the least reliable data bits
 
 # The crop hypotheses: scale (fraction of the original side still visible) and offset (where the
 # visible part starts, as a fraction of the original side), both on a 0.01 grid.
@@ -166,7 +169,8 @@ def _codeword(payload: int, key: bytes) -> np.ndarray:
 
 
 def _bits_to_int(bits: np.ndarray) -> int:
-    return int.from_bytes(np.packbits((bits > 0).astype(np.uint8)).tobytes(), "big")
+    """32 booleans (or soft values, read by sign) → the payload integer."""
+    return int.from_bytes(np.packbits((np.asarray(bits) > 0).astype(np.uint8)).tobytes(), "big")
 
 
 def _check_key(key: bytes) -> bytes:
@@ -270,7 +274,10 @@ def embed(
     # Texture mask: busy areas take more of the mark, flat ones less (eye is less sensitive there).
     r = max(1, round(min(height, width) / 64))
     activity = _box(np.abs(luma - _box(luma, r)), r)  # (T, H, W) local mean absolute deviation
-    mask = np.clip((activity + 2.0) / (activity.mean(axis=(1, 2), keepdims=True) + 2.0), 0.5, 2.0)
+    # Relative to the median, so a small busy region (the visible mark's letters) cannot pull
+    # the mark out of the rest of the frame.
+    typical = np.median(activity.reshape(t, -1), axis=1)[:, None, None]
+    mask = np.clip((activity + 2.0) / (typical + 2.0), 0.5, 1.5)
     rms_target = 255.0 / 10 ** (target_psnr / 20)
 
     def scale(weights: np.ndarray) -> tuple[np.ndarray, float]:
@@ -338,17 +345,24 @@ def _residual_from_work(y: np.ndarray) -> np.ndarray:
     g = _gauss_matrix(WORK, 2.0)
     hp = y - g @ y @ g.T
     hp /= hp.std(axis=(1, 2), keepdims=True) + 0.5
-    acc = hp.mean(0)
+    acc = _local_normalise(hp.mean(0))
     # Whiten the spectrum (divide by the locally smoothed magnitude): periodic textures —
     # stripes, checkerboards — are narrow peaks there and shrink, the broadband mark does not.
+    # Normalising first keeps one strong feature (the visible mark's letters) from ringing
+    # across the whole frame through this global filter.
     spectrum = np.fft.fft2(acc)
     magnitude = _box(np.abs(spectrum)[None], 1)[0]
     acc = np.real(np.fft.ifft2(spectrum / (magnitude + 1e-3 * np.median(magnitude) + 1e-9)))
-    # Divide by the local RMS and clip, so edges and texture do not drown the mark.
-    local = np.sqrt(_gauss_matrix(WORK, 4.0) @ (acc**2) @ _gauss_matrix(WORK, 4.0).T) + 1e-6
-    r = np.clip(acc / local, -3.0, 3.0).astype(np.float32)
+    r = _local_normalise(acc)
     m = _resample_matrix(WORK, WORK, support_scale=WORK / GRID)  # triangle ≈ the bilinear cell
     return m @ r @ m.T
+
+
+def _local_normalise(x: np.ndarray) -> np.ndarray:
+    """Divide by the local RMS and clip, so edges and texture do not drown the mark."""
+    g = _gauss_matrix(WORK, 4.0)
+    local = np.sqrt(g @ (x**2) @ g.T) + 1e-6 * (float(np.sqrt(np.mean(x**2))) + 1e-9)
+    return np.clip(x / local, -3.0, 3.0).astype(np.float32)
 
 
 def _residual(frames: np.ndarray) -> np.ndarray:
@@ -409,12 +423,39 @@ def _snap(h: np.ndarray) -> np.ndarray:
     return np.unique(h, axis=0)
 
 
-def _decode(v: np.ndarray, code: _Code) -> tuple[np.ndarray, int, bool]:
+def _crc_ok(bits: np.ndarray) -> bool:
+    data = np.packbits(bits.astype(np.uint8)).tobytes()
+    return binascii.crc_hqx(data[:4], 0xFFFF).to_bytes(2, "big") == data[4:]
+
+
+@lru_cache(maxsize=1)
+def _chase_patterns() -> np.ndarray:
+    """All flip patterns of the CHASE_BITS least reliable bits, fewest flips first."""
+    patterns = np.array(
+        [[(k >> i) & 1 for i in range(CHASE_BITS)] for k in range(2**CHASE_BITS)], dtype=bool
+    )
+    return patterns[np.argsort(patterns.sum(1), kind="stable")]
+
+
+def _decode(v: np.ndarray, code: _Code) -> tuple[np.ndarray, np.ndarray, int, bool]:
+    """Soft bits z (64,), the data bits (48,) after Chase decoding, sync errors, CRC match."""
     z = (code.carriers @ v) / (math.sqrt(float(v @ v)) + 1e-9)  # (64,)
     sync_errors = int(np.sum(np.sign(z[:N_SYNC]) != code.sync))
-    data = np.packbits((z[N_SYNC:] > 0).astype(np.uint8)).tobytes()
-    crc_ok = binascii.crc_hqx(data[:4], 0xFFFF).to_bytes(2, "big") == data[4:]
-    return z, sync_errors, crc_ok
+    soft = z[N_SYNC:]
+    hard = soft > 0
+    weakest = np.argsort(np.abs(soft))[:CHASE_BITS]
+    # Chase decoding: flip subsets of the least reliable bits, keep the most likely candidate
+    # whose CRC matches.
+    best, best_cost = None, math.inf
+    for flips in _chase_patterns():
+        candidate = hard.copy()
+        candidate[weakest[flips]] ^= True
+        cost = float(np.abs(soft[weakest[flips]]).sum())
+        if cost < best_cost and _crc_ok(candidate):
+            best, best_cost = candidate, cost
+    if best is None:
+        return z, hard, sync_errors, False
+    return z, best, sync_errors, True
 
 
 def _p_value(z: float, weight: float) -> float:
@@ -437,7 +478,7 @@ def detect(frames: np.ndarray, *, key: bytes = DEFAULT_KEY, search: bool = True)
     v_id = _sample(res, identity)
     z_id = float(_sync_z(v_id, code)[0])
     best = (_p_value(z_id, _W_IDENTITY), z_id, identity[0], v_id[0])
-    _, errors, crc_ok = _decode(v_id[0], code)
+    _, _, errors, crc_ok = _decode(v_id[0], code)
     done = best[0] <= FALSE_POSITIVE_BOUND and errors <= MAX_SYNC_ERRORS and crc_ok
     if search and not done:
         # Coarse pass on a grid 4× sparser than the universe, then refine the best few locally.
@@ -455,8 +496,8 @@ def detect(frames: np.ndarray, *, key: bytes = DEFAULT_KEY, search: bool = True)
             best = (p, float(z[i]), fine[i], v[i])
 
     p_value, z_sync, hyp, v_best = best
-    z_bits, sync_errors, crc_ok = _decode(v_best, code)
-    decoded = _bits_to_int(z_bits[N_SYNC : N_SYNC + PAYLOAD_BITS])
+    z_bits, data_bits, sync_errors, crc_ok = _decode(v_best, code)
+    decoded = _bits_to_int(data_bits[:PAYLOAD_BITS])
     found = p_value <= FALSE_POSITIVE_BOUND and sync_errors <= MAX_SYNC_ERRORS and crc_ok
     return Detection(
         found=found,
