@@ -163,3 +163,21 @@ def test_torchrun_two_gloo_ranks_match_one_process(clips, tmp_path):
     # or a loss normalised per rank instead of per clip, would be off by tens of percent.
     assert_same_tensors(a["optimizer"]["state"], b["optimizer"]["state"], exact=False, rel=1e-4)
     assert_same_tensors(a["model"], b["model"], exact=False, rel=1e-3)
+
+
+@pytest.mark.slow
+def test_torchrun_fsdp_matches_one_process_and_resumes(clips, tmp_path):
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    one, two = tmp_path / "one", tmp_path / "two"
+    main(tiny(one, clips, "max_steps=4", "grad_clip=0"))
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "cinepatch.train", "--set", *TINY,
+           f"data={clips}", f"out_dir={two}", "grad_clip=0", "parallel=fsdp"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for steps in (2, 4):  # the second run resumes the sharded model and optimizer
+        result = subprocess.run([*cmd, f"max_steps={steps}"], env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-4000:]
+    assert "resumed" in result.stdout
+    a, b = state(one), state(two)
+    assert b["step"] == 4
+    assert_same_tensors(a["model"], b["model"], exact=False, rel=1e-3)
+    assert_same_tensors(a["ema"]["model"], b["ema"]["model"], exact=False, rel=1e-3)

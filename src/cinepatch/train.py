@@ -388,20 +388,15 @@ def main(config: TrainConfig) -> dict[str, Any]:
     cache: dict[tuple[Any, int], tuple[torch.Tensor, str]] = {}
 
     def latents_for(plan: Any) -> tuple[torch.Tensor, list[str]]:
-        """This rank's clips of the step, encoded by the frozen VAE (memoised with a cache)."""
+        """This rank's clips of the step as VAE latents and captions (memoised with a cache)."""
         keys = [(plan.bucket, i % config.latent_cache if config.latent_cache else i) for i in plan.indices]
-        missing = [k for k in keys if k not in cache]
-        if missing:
-            clips = [source.get(bucket, index) for bucket, index in missing]
-            with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
-                z = [vae.encode(c.video[None].to(device))[0] for c in clips]  # (C, t, h, w) each
-            fresh = {k: (z[j], c.caption) for j, (k, c) in enumerate(zip(missing, clips))}
-        else:
-            fresh = {}
-        if config.latent_cache:
-            cache.update(fresh)
-        lookup = {**cache, **fresh} if config.latent_cache else fresh
-        return torch.stack([lookup[k][0] for k in keys]), [lookup[k][1] for k in keys]
+        store = cache if config.latent_cache else {}
+        for key in keys:
+            if key not in store:
+                clip = source.get(*key)
+                with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
+                    store[key] = (vae.encode(clip.video[None].to(device))[0], clip.caption)  # (C, t, h, w)
+        return torch.stack([store[k][0] for k in keys]), [store[k][1] for k in keys]
 
     # -- checkpoints and samples ----------------------------------------------------------------
     def pipeline_from_ema() -> Pipeline:
