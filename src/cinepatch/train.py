@@ -359,6 +359,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
     # -- resume ---------------------------------------------------------------------------------
     step = 0
     ckpt_path = out / "checkpoint" / "state.pt"
+    if not ckpt_path.exists() and (out / ".checkpoint.old" / "state.pt").exists():
+        ckpt_path = out / ".checkpoint.old" / "state.pt"  # killed between atomic_dir's two renames
     if config.resume and ckpt_path.exists():
         state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         _load_model_and_optimizer(model, optimizer, state, fsdp=distributed and config.parallel == "fsdp")
