@@ -305,23 +305,36 @@ class CausalVAE(nn.Module):
 
     def _encode_moments(self, x: torch.Tensor, chunk: int | None) -> torch.Tensor:
         """(B, 3, T, H, W) → (B, 2C, t, h, w), over time chunks of ``chunk`` frames."""
+        # Frame 0 plus ``chunk`` frames first, then ``chunk`` frames at a time: every strided
+        # conv then sees a multiple of its stride, so the carry stays aligned.
         T = x.shape[2]
-        if chunk is None or T <= 1 + chunk:
-            return self.encoder(x)
-        with self._streaming():
-            # Frame 0 plus ``chunk`` frames first, then ``chunk`` frames at a time: every
-            # strided conv then sees a multiple of its stride, so the carry stays aligned.
-            bounds = [0, *range(1 + chunk, T, chunk), T]
-            return torch.cat([self.encoder(x[:, :, a:b]) for a, b in zip(bounds, bounds[1:])], dim=2)
+        return self._stream(self.encoder, x, chunk, 1 + (T - 1) // self.config.temporal_compression)
 
     def _decode_raw(self, z: torch.Tensor, chunk: int | None) -> torch.Tensor:
         """(B, C, t, h, w) → (B, 3, T, H, W), over time chunks of ``chunk`` latent frames."""
         t = z.shape[2]
-        if chunk is None or t <= 1 + chunk:
-            return self.decoder(z)
+        return self._stream(self.decoder, z, chunk, 1 + (t - 1) * self.config.temporal_compression)
+
+    def _stream(
+        self, net: nn.Module, x: torch.Tensor, chunk: int | None, out_frames: int
+    ) -> torch.Tensor:
+        """Run ``net`` over time chunks [0, 1 + chunk), then ``chunk`` at a time, carrying the
+        causal cache; results go straight into one preallocated output (no concatenation)."""
+        T = x.shape[2]
+        if chunk is None or T <= 1 + chunk:
+            return net(x)
+        bounds = [0, *range(1 + chunk, T, chunk), T]
+        out: torch.Tensor | None = None
+        at = 0
         with self._streaming():
-            bounds = [0, *range(1 + chunk, t, chunk), t]
-            return torch.cat([self.decoder(z[:, :, a:b]) for a, b in zip(bounds, bounds[1:])], dim=2)
+            for a, b in zip(bounds, bounds[1:]):
+                part = net(x[:, :, a:b])  # (B, C', T', H', W')
+                if out is None:
+                    out = part.new_empty(*part.shape[:2], out_frames, *part.shape[3:])
+                out[:, :, at : at + part.shape[2]] = part
+                at += part.shape[2]
+        assert out is not None and at == out_frames
+        return out
 
     # ---- public API ----------------------------------------------------------------------
 
