@@ -259,9 +259,13 @@ function updateVideo(video) {
   refreshBlendChoices();
 }
 
-// Live progress over Server-Sent Events, one stream per unfinished video.
+// Live progress over Server-Sent Events, one stream per unfinished video — at most MAX_STREAMS,
+// since a browser keeps only six connections to one host; the rest are polled.
+const MAX_STREAMS = 3;
+
 function watch(video) {
   if (video.status === "completed" || video.status === "failed" || state.streams.has(video.id)) return;
+  if (state.streams.size >= MAX_STREAMS) return;  // the poller below picks it up
   const source = new EventSource(`/v1/videos/${video.id}/events`);
   state.streams.set(video.id, source);
   source.addEventListener("video", (e) => updateVideo(JSON.parse(e.data)));
@@ -270,6 +274,15 @@ function watch(video) {
     if (source.readyState === EventSource.CLOSED) state.streams.delete(video.id);
   };
 }
+
+setInterval(async () => {
+  const waiting = [...state.videos.values()].filter(
+    (v) => (v.status === "queued" || v.status === "in_progress") && !state.streams.has(v.id));
+  for (const video of waiting) {
+    if (state.streams.size < MAX_STREAMS) { watch(video); continue; }
+    try { updateVideo(await api("GET", `/v1/videos/${video.id}`)); } catch (error) { /* next round */ }
+  }
+}, 1500);
 
 function updateCounts() {
   const n = state.videos.size;
