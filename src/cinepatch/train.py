@@ -63,6 +63,7 @@ class TrainConfig:
     data: str = "world"
     buckets: tuple[str, ...] = ("32x32x9", "48x32x9", "32x48x9", "32x32x17", "32x32x1")
     image_fraction: float = 0.2  # share of batches that are still images (world data)
+    holdout: bool = False  # world data: leave out cinepatch.data.world.HOLDOUT combinations
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
@@ -383,7 +384,9 @@ def main(config: TrainConfig) -> dict[str, Any]:
     multiple = vae.config.spatial_compression * math.lcm(dit_config.patch[1], dit_config.patch[2])
     buckets = parse_buckets(config.buckets, multiple=multiple)
     if config.data == "world":
-        source = WorldSource(buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction)
+        source = WorldSource(
+            buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction, holdout=config.holdout
+        )
     else:
         source = FolderSource(config.data, buckets, fps=config.fps, seed=config.seed)
     stream = BatchStream(source, batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world)

@@ -130,3 +130,21 @@ def test_world_source_renders_captioned_clips_in_every_bucket():
     assert torch.equal(clip.video, source.get(Bucket(48, 32, 9), 5).video)
     assert clip.video[:, 0].std() > 0  # something is drawn
     assert {source.get(Bucket(32, 32, 1), i).caption for i in range(6)}.__len__() > 1
+
+
+def test_world_source_leaves_out_held_out_combinations_and_prefers_dense_captions():
+    from cinepatch.data.world import HOLDOUT, WorldSource, held_out
+    from cinepatch.world import parse_prompt
+
+    bucket = parse_buckets(("32x32x5",), multiple=16)[0]
+    scenes = {flag: [parse_prompt(WorldSource([bucket], fps=8, holdout=flag).get(bucket, i).caption)
+                     for i in range(150)] for flag in (False, True)}
+    assert any(held_out(scene) for scene in scenes[False])  # the check can fail
+    assert not any(held_out(scene) for scene in scenes[True])
+    assert held_out(parse_prompt("a purple triangle moves left"))
+    assert held_out(parse_prompt("a green square on a brown background"))
+    assert not held_out(parse_prompt("a purple circle moves left"))
+    assert set(HOLDOUT) == {"colour+shape", "shape+motion", "colour+background"}
+    source = WorldSource([bucket], fps=8)
+    lengths = sorted(len(source.get(bucket, i).caption) for i in range(60))
+    assert lengths[len(lengths) // 2] > 60  # the median caption is a dense one

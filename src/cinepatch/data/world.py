@@ -12,19 +12,55 @@ import numpy as np
 from cinepatch.data.buckets import Bucket
 from cinepatch.data.folder import Clip, fit_frames
 
-__all__ = ["WorldSource"]
+__all__ = ["WorldSource", "HOLDOUT", "held_out", "CAPTION_WEIGHTS"]
+
+# Recaptioning, as Sora and DALL·E 3 train: the dense caption most of the time, terser ones
+# the rest, so the model reads every detail yet still answers a short prompt.
+CAPTION_WEIGHTS: dict[str, float] = {"dense": 0.7, "medium": 0.15, "terse": 0.15}
+
+# Combinations the default model never sees together in training, so the evaluation suite can
+# measure generalisation to unseen combinations honestly (benchmarks/default_model_eval.py).
+HOLDOUT: dict[str, tuple[tuple[str, str], ...]] = {
+    "colour+shape": (("purple", "triangle"), ("orange", "square")),
+    "shape+motion": (("circle", "shrink"), ("triangle", "bounce")),
+    "colour+background": (("green", "brown"), ("white", "sky")),
+}
+
+
+def held_out(scene) -> bool:  # scene: cinepatch.world.Scene
+    """Whether ``scene`` shows a combination in :data:`HOLDOUT`."""
+    for obj in scene.objects:
+        if (obj.colour, obj.shape) in HOLDOUT["colour+shape"]:
+            return True
+        if (obj.shape, obj.motion) in HOLDOUT["shape+motion"]:
+            return True
+        if (obj.colour, scene.background.colour) in HOLDOUT["colour+background"]:
+            return True
+    return False
 
 
 class WorldSource:
     """Clips of random world scenes in any bucket, with a caption of a random level of detail."""
 
     def __init__(
-        self, buckets: list[Bucket], *, fps: float, seed: int = 0, image_fraction: float = 0.2
+        self,
+        buckets: list[Bucket],
+        *,
+        fps: float,
+        seed: int = 0,
+        image_fraction: float = 0.2,
+        holdout: bool = False,
+        caption_weights: dict[str, float] | None = None,
     ) -> None:
         self.buckets = buckets
         self.fps = fps
         self.seed = seed
         self.image_fraction = image_fraction
+        self.holdout = holdout  # True: never draw a scene with a HOLDOUT combination
+        weights = caption_weights or CAPTION_WEIGHTS
+        self.levels = tuple(weights)
+        total = sum(weights.values())
+        self.level_p = np.array([weights[level] / total for level in self.levels])
 
     def weights(self) -> dict[Bucket, float]:
         """Image buckets share ``image_fraction`` of the draws, video buckets the rest."""
@@ -42,10 +78,12 @@ class WorldSource:
         rng = np.random.default_rng([self.seed, index])
         # A still image must not show an object that enters later: it would be off-canvas.
         scene = world.random_scene(rng, exits=not bucket.is_image)
+        while self.holdout and held_out(scene):
+            scene = world.random_scene(rng, exits=not bucket.is_image)
         frames = world.render(
             scene, width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames,
             seed=int(rng.integers(2**31)),
         )
         levels = world.captions(scene, rng)
-        caption = levels[world.CAPTION_LEVELS[int(rng.integers(len(world.CAPTION_LEVELS)))]]
+        caption = levels[self.levels[int(rng.choice(len(self.levels), p=self.level_p))]]
         return Clip(fit_frames(np.asarray(frames), bucket.width, bucket.height), caption)
