@@ -526,6 +526,6 @@ PRESETS: dict[str, VAEConfig] = {
     # The procedural world on CPU: trains in ~25 minutes on 2 cores, decodes 4 s at
     # 128×128 in about a second.
     "world": VAEConfig(latent_channels=8, widths=(16, 32, 64, 64), blocks_per_level=1),
-    # Real footage on a GPU: the usual 16-channel 4×8×8 video latent.
-    "base": VAEConfig(latent_channels=16, widths=(128, 256, 512, 512), blocks_per_level=2, kl_weight=1e-6),
+    # Real footage on a GPU: the usual 16-channel 4×8×8 video latent (~118M parameters).
+    "base": VAEConfig(latent_channels=16, widths=(96, 192, 384, 384), blocks_per_level=2, kl_weight=1e-6),
 }
