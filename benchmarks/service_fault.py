@@ -24,7 +24,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "service"))
 
-from conftest import make_server  # noqa: E402  (the tests' real-server harness)
+from harness import make_server  # noqa: E402  (the tests' real-server harness)
 
 
 def digest(path: Path) -> str | None:

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from conftest import ARTIFACTS
+from harness import ARTIFACTS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -20,7 +20,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def studio_server(tmp_path_factory):
-    from conftest import make_server
+    from harness import make_server
 
     server = make_server(tmp_path_factory.mktemp("browser"), generator_options={"step_seconds": 0.12, "steps": 12})
     server.start()

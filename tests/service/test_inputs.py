@@ -13,7 +13,7 @@ from PIL import Image
 
 @pytest.fixture(scope="module")
 def limited(tmp_path_factory):
-    from conftest import make_server
+    from harness import make_server
 
     server = make_server(tmp_path_factory.mktemp("limits"), max_upload_bytes=200_000, max_image_side=256,
                          max_prompt_chars=100, concurrency_per_key=8)
