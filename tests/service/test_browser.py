@@ -99,10 +99,14 @@ def test_create_watch_play_and_remix(page):
         timeout=60_000,
     )
     page.screenshot(path=str(ARTIFACTS / "studio-remix.png"))
+
+    page.click("#loop-go")  # the other edit buttons post to the extra endpoints the same way
+    page.wait_for_selector(".card .tag.kind:has-text('loop')")
+    page.wait_for_function("!document.querySelector('.stage').classList.contains('waiting')", timeout=60_000)
     page.click("#close")
-    assert page.locator(".card").count() == 2
-    assert page.locator(".card .tag.kind").first.text_content() == "remix"
-    assert page.locator(".card.completed").count() == 2
+    assert page.locator(".card").count() == 3
+    assert [page.locator(".card .tag.kind").nth(i).text_content() for i in range(2)] == ["loop", "remix"]
+    assert page.locator(".card.completed").count() == 3
 
 
 def test_storyboard_editor(page):
