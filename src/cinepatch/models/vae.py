@@ -130,9 +130,9 @@ class ResBlock(nn.Module):
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(F.silu(self.norm2(h)))
-        return self.skip(x) + h
+        h = self.conv1(F.silu(self.norm1(x)))  # (B, cout, T, H, W)
+        h = self.conv2(F.silu(self.norm2(h)))  # (B, cout, T, H, W)
+        return self.skip(x) + h  # (B, cout, T, H, W)
 
 
 class Downsample(nn.Module):
@@ -147,7 +147,7 @@ class Downsample(nn.Module):
         self.conv = CausalConv3d(cin, cout, stride=(2 if time else 1, 2, 2))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+        return self.conv(x)  # (B, cout, T', H/2, W/2), T' = 1 + (T − 1)/2 when time
 
 
 class Upsample(nn.Module):
@@ -173,7 +173,7 @@ class Upsample(nn.Module):
                 x = x[:, :, 1:]  # (B, C, 2T − 1, H, W)
             self.seen = self.streaming
         x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")  # (B, C, T', 2H, 2W)
-        return self.conv(x)
+        return self.conv(x)  # (B, cout, T', 2H, 2W)
 
 
 # --------------------------------------------------------------------------------------
