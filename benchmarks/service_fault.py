@@ -1,6 +1,7 @@
 """Fault injection on the studio service: kill -9 mid-job, restart, report what survived.
 
-    python benchmarks/service_fault.py [--generator standin:make]
+    python benchmarks/service_fault.py [--generator standin:make] [--kill-at 30]
+    python benchmarks/service_fault.py --generator cinepatch.service.generator:default_studio --kill-at 1
 
 Round 1 kills a *worker* with SIGKILL while it generates; round 2 kills the *server* (whose
 workers die with it) while one job runs and others wait, then starts it again on the same data
@@ -76,6 +77,7 @@ def report(api: Api, ids: list[str], before: dict[str, str], files_before: dict[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--generator", default="standin:make")
+    parser.add_argument("--kill-at", type=int, default=30, help="kill once the running job reports this progress (%%)")
     args = parser.parse_args()
     ok = True
     with tempfile.TemporaryDirectory(prefix="cinepatch-fault-") as tmp:
@@ -85,10 +87,12 @@ def main() -> int:
         api = Api(server, server.new_key("fault"))
         try:
             # Round 1: kill -9 a worker mid-job.
-            done = api.create("finished before the crash")
-            api.wait(done, lambda v: v["status"] == "completed")
-            victim = api.create("interrupted by a worker crash")
-            api.wait(victim, lambda v: v["status"] == "in_progress" and v["progress"] >= 30)
+            done = api.create("a red ball bouncing")
+            first = api.wait(done, lambda v: v["status"] in ("completed", "failed"))
+            if first["status"] == "failed":
+                raise SystemExit(f"the generator failed a plain job: {first['error']}")
+            victim = api.create("a blue square moving right")
+            api.wait(victim, lambda v: v["status"] == "in_progress" and v["progress"] >= args.kill_at)
             before = {done: "completed", victim: f"{api.get(victim)['progress']}%"}
             files = {done: digest(server.data_dir / "videos" / done / "video.mp4")}
             pid = server.worker_pids()[0]
@@ -99,9 +103,9 @@ def main() -> int:
             ok &= report(api, [done, victim], before, files)
 
             # Round 2: kill -9 the server with one job running and three waiting.
-            running = api.create("running when the server dies")
-            waiting = [api.create(f"waiting {i}") for i in range(3)]
-            api.wait(running, lambda v: v["status"] == "in_progress" and v["progress"] >= 30)
+            running = api.create("a green triangle moving left")
+            waiting = [api.create(["a yellow circle bouncing", "a red square moving up", "a blue ball moving down"][i]) for i in range(3)]
+            api.wait(running, lambda v: v["status"] == "in_progress" and v["progress"] >= args.kill_at)
             ids = api.ids()
             before = {i: (lambda v: v["status"] if v["status"] != "in_progress" else f"{v['progress']}%")(api.get(i))
                       for i in ids}

@@ -427,6 +427,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
                 "frames": result.get("frames"),
                 "fps": result.get("fps", job.spec.get("fps")),
                 "sprite_frames": result.get("sprite_frames"),
+                "warnings": result.get("warnings", []),
                 "attempts": job.attempts,
                 "notes": job.notes,
             },

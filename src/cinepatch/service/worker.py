@@ -103,6 +103,7 @@ def _result_dict(result: Any, sprite: dict[str, Any]) -> dict[str, Any]:
     seconds = out.get("seconds")
     if isinstance(seconds, (int, float)):
         out["seconds_label"] = f"{round(float(seconds), 2):g}"
+    out["warnings"] = [str(w) for w in getattr(result, "warnings", ())]
     out.update(sprite)
     return out
 
