@@ -27,7 +27,7 @@ from typing import Any
 from anyio import to_thread
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -515,7 +515,6 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
             raise
 
     async def submit(
-        request: Request,
         who: Caller,
         *,
         video_id: str,
@@ -586,7 +585,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
             spec.update(edit="image", sources=[{"path": str(path)}])
         elif isinstance(fields.get("input_reference"), dict) or fields.get("input_reference"):
             raise invalid("input_reference", "'input_reference' must be an uploaded image file")
-        return await submit(request, who, video_id=video_id, kind=kind, prompt=prompt, spec=spec, model=model,
+        return await submit(who, video_id=video_id, kind=kind, prompt=prompt, spec=spec, model=model,
                             seconds=seconds, size=f"{width}x{height}")
 
     @app.get("/v1/videos")
@@ -647,7 +646,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         strength = _optional_number(fields, "strength", float, 0.0, 1.0)
         spec.update(prompt=prompt, edit="remix", sources=[{"video_id": source.id}],
                     params={"strength": strength} if strength is not None else {})
-        return await submit(request, who, video_id=new_id(), kind="remix", prompt=prompt, spec=spec,
+        return await submit(who, video_id=new_id(), kind="remix", prompt=prompt, spec=spec,
                             model=source.model, seconds=seconds, size=source.size, remixed_from=source.id)
 
     async def edit_source(body: Body, who: Caller, video_id: str, param: str = "video") -> tuple[dict[str, Any], Job | None]:
@@ -681,7 +680,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
             seconds = parse_seconds(fields.get("seconds"), config)
             spec["seconds"] = seconds
         spec.update(prompt=prompt or (source.prompt if source else ""), edit=edit, sources=[ref], params=params(fields))
-        return await submit(request, who, video_id=video_id, kind=kind, prompt=spec["prompt"], spec=spec,
+        return await submit(who, video_id=video_id, kind=kind, prompt=spec["prompt"], spec=spec,
                             model=model, seconds=seconds, size=size,
                             remixed_from=source.id if source is not None and kind in ("edit", "remix") else None)
 
@@ -758,7 +757,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
             spec["seconds"] = seconds
         spec.update(prompt=prompt, edit="blend", sources=[{"video_id": s.id} for s in sources],
                     params=optional_params("transition", "mode", "with")(fields))
-        return await submit(request, who, video_id=new_id(), kind="blend", prompt=prompt, spec=spec,
+        return await submit(who, video_id=new_id(), kind="blend", prompt=prompt, spec=spec,
                             model=sources[0].model, seconds=seconds, size=sources[0].size)
 
     @app.post("/v1/videos/storyboards")
@@ -785,7 +784,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         prompt = _text(fields, "prompt", config, required=False) or "; then ".join(c["prompt"] for c in board)
         spec = base_spec(prompt, seconds, width, height, alias, _options(fields, config))
         spec.update(edit="storyboard", params={"cards": board})
-        return await submit(request, who, video_id=new_id(), kind="storyboard", prompt=prompt, spec=spec,
+        return await submit(who, video_id=new_id(), kind="storyboard", prompt=prompt, spec=spec,
                             model=model, seconds=seconds, size=f"{width}x{height}")
 
     verify_lock = threading.Lock()  # one verification at a time: it is CPU-heavy
