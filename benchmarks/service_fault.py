@@ -28,8 +28,10 @@ sys.path.insert(0, str(ROOT / "tests" / "service"))
 from harness import make_server  # noqa: E402  (the tests' real-server harness)
 
 
-def digest(path: Path) -> str | None:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else None
+def digest(folder: Path) -> str | None:
+    """The completed video file's hash (each claim writes its own video.<tag>.mp4)."""
+    files = sorted(folder.glob("video.*.mp4")) if folder.is_dir() else []
+    return hashlib.sha256(files[0].read_bytes()).hexdigest()[:16] if len(files) == 1 else None
 
 
 class Api:
@@ -64,7 +66,7 @@ def report(api: Api, ids: list[str], before: dict[str, str], files_before: dict[
     ok = True
     for video_id in ids:
         video = api.get(video_id)
-        after_file = digest(api.server.data_dir / "videos" / video_id / "video.mp4")
+        after_file = digest(api.server.data_dir / "videos" / video_id)
         same = "" if files_before.get(video_id) is None else (
             " file unchanged" if after_file == files_before[video_id] else " FILE CHANGED")
         ok &= "CHANGED" not in same and video["status"] == "completed"
@@ -94,7 +96,7 @@ def main() -> int:
             victim = api.create("a blue square moving right")
             api.wait(victim, lambda v: v["status"] == "in_progress" and v["progress"] >= args.kill_at)
             before = {done: "completed", victim: f"{api.get(victim)['progress']}%"}
-            files = {done: digest(server.data_dir / "videos" / done / "video.mp4")}
+            files = {done: digest(server.data_dir / "videos" / done)}
             pid = server.worker_pids()[0]
             os.kill(pid, signal.SIGKILL)
             t0 = time.monotonic()
@@ -109,7 +111,7 @@ def main() -> int:
             ids = api.ids()
             before = {i: (lambda v: v["status"] if v["status"] != "in_progress" else f"{v['progress']}%")(api.get(i))
                       for i in ids}
-            files = {i: digest(server.data_dir / "videos" / i / "video.mp4") for i in ids
+            files = {i: digest(server.data_dir / "videos" / i) for i in ids
                      if before[i] == "completed"}
             workers = server.worker_pids()
             server.kill9()

@@ -69,7 +69,7 @@ def test_kill_server_mid_job_then_restart(server_factory):
     key = server.new_key()
     done_id = create(server, key, "a finished clip")
     wait_for(server, key, done_id, lambda v: v["status"] == "completed")
-    done_file = server.data_dir / "videos" / done_id / "video.mp4"
+    (done_file,) = (server.data_dir / "videos" / done_id).glob("video.*.mp4")
     digest = hashlib.sha256(done_file.read_bytes()).hexdigest()
     running = create(server, key, "a clip cut short")
     queued = create(server, key, "a clip still waiting")
@@ -93,3 +93,36 @@ def test_kill_server_mid_job_then_restart(server_factory):
     assert {v["id"] for v in listing["data"]} == {done_id, running, queued}  # no record lost
     leftovers = [p.name for p in (server.data_dir / "videos").rglob(".*")]
     assert leftovers == [], leftovers  # no half-written temporary files remain
+
+
+def holder_pid(server, video_id: str) -> int:
+    """The pid of the worker process holding ``video_id`` (from the store's claimed_by)."""
+    from cinepatch.service.store import SQLiteStore
+
+    worker = SQLiteStore(server.data_dir / "service.sqlite3").get(video_id).claimed_by
+    for pid in server.worker_pids():
+        if worker in open(f"/proc/{pid}/cmdline").read():
+            return pid
+    raise AssertionError(f"no process for {worker}")
+
+
+def test_a_frozen_worker_cannot_overwrite_the_job_it_lost(server_factory):
+    """SIGSTOP a worker past its lease: the job moves to the other worker; when the frozen one
+    wakes up, its late writes go to its own files and are dropped — the result stays intact."""
+    server = server_factory(workers=2, lease_seconds=3.0, **SLOW)
+    key = server.new_key()
+    video_id = create(server, key, "a frozen clip")
+    wait_for(server, key, video_id, lambda v: v["status"] == "in_progress" and v["progress"] > 0)
+    frozen = holder_pid(server, video_id)
+    os.kill(frozen, signal.SIGSTOP)
+    try:
+        video = wait_for(server, key, video_id, lambda v: v["status"] == "completed", timeout=90)
+    finally:
+        os.kill(frozen, signal.SIGCONT)
+    assert video["cinepatch"]["attempts"] == 2 and "no heartbeat" in video["cinepatch"]["notes"][0]
+    content = httpx.get(f"{server.url}/v1/videos/{video_id}/content", headers=auth(key)).content
+    time.sleep(4)  # the woken worker notices it lost the claim and drops its own files
+    assert httpx.get(f"{server.url}/v1/videos/{video_id}/content", headers=auth(key)).content == content
+    assert get(server, key, video_id)["status"] == "completed"
+    videos = list((server.data_dir / "videos" / video_id).glob("video.*.mp4"))
+    assert len(videos) == 1, videos  # only the winning claim's file is left

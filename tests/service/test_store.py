@@ -50,3 +50,40 @@ def test_a_requeued_job_ignores_its_old_worker(tmp_path):
     assert not store.complete(first.id, first.claim_token, {})  # the stale worker cannot finish it
     assert store.complete(second.id, second.claim_token, {})
     assert store.get(first.id).status == "completed"
+
+
+def test_a_late_worker_cannot_overwrite_the_completed_file(tmp_path):
+    """Worker A loses its claim mid-generation; B redoes and completes the job; then A's
+    generator finishes and writes anyway. A's file must not replace B's, and A's is removed."""
+    import numpy as np
+
+    from cinepatch.io.video import read_video, write_video
+    from cinepatch.service.config import ServiceConfig
+    from cinepatch.service.worker import files_of, run_job
+    from standin import Request, TinyStudio
+
+    config = ServiceConfig(data_dir=tmp_path, lease_seconds=30)
+    store = SQLiteStore(config.db_path)
+    store.create_job({**job(1), "spec": {"prompt": "p", "seconds": 0.5, "width": 32, "height": 32, "fps": 8}},
+                     concurrency=5, daily_quota=5)
+    claim_a = store.claim("A", lease_seconds=30)
+
+    class LateStudio:
+        request_type = Request
+
+        def create(self, request, *, out, progress=None):
+            # While A works, the supervisor gives its job to B, which finishes it.
+            store.recover(worker="A", reason="presumed dead", max_attempts=3)
+            claim_b = store.claim("B", lease_seconds=30)
+            assert run_job(store, config, TinyStudio({"step_seconds": 0}), claim_b) == "completed"
+            # A's generator never calls progress again, and writes its (different) video.
+            write_video(out, np.full((4, 32, 32, 3), 255, np.uint8), fps=8)
+            return TinyStudio({"step_seconds": 0}).create(request, out=tmp_path / "unused.mp4")
+
+    assert run_job(store, config, LateStudio(), claim_a) == "cancelled"
+    done = store.get("video_0001")
+    assert done.status == "completed" and done.attempts == 2
+    folder = config.video_dir("video_0001")
+    kept = read_video(folder / files_of(done)["video"]).frames
+    assert len(kept) == 4 and kept.mean() < 200  # B's gradient, not A's all-white frames
+    assert sorted(p.name for p in folder.glob("video.*.mp4")) == [files_of(done)["video"]]

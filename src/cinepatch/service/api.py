@@ -37,7 +37,7 @@ from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import load_callable, preset_names
 from cinepatch.service.store import ANONYMOUS, Job, LimitExceeded, SQLiteStore
 from cinepatch.service.supervisor import Supervisor
-from cinepatch.service.worker import PROVENANCE, SPRITESHEET, THUMBNAIL, VIDEO, write_provenance
+from cinepatch.service.worker import files_of, provenance_file, write_provenance
 
 __all__ = ["create_app", "APIError"]
 
@@ -45,11 +45,7 @@ log = logging.getLogger("cinepatch.service")
 
 STATIC = Path(__file__).parent / "static"
 COOKIE = "cinepatch_key"
-VARIANTS = {
-    "video": (VIDEO, "video/mp4"),
-    "thumbnail": (THUMBNAIL, "image/webp"),
-    "spritesheet": (SPRITESHEET, "image/jpeg"),
-}
+VARIANTS = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "image/jpeg"}
 IMAGE_TYPES = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
 TERMINAL = ("completed", "failed")
 
@@ -629,12 +625,12 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         if job.status != "completed":
             raise APIError(409, f"video '{video_id}' is {job.status}; its content is available once completed",
                            param="video_id", code="video_not_ready")
-        name, media_type = VARIANTS[variant]
-        path = config.video_dir(video_id) / name
-        if not path.is_file():
+        name = files_of(job).get(variant)
+        path = config.video_dir(video_id) / name if name else None
+        if path is None or not path.is_file():
             raise APIError(404, f"video '{video_id}' has no {variant} file", param="variant", code="not_found")
         suffix = Path(name).suffix
-        return FileResponse(path, media_type=media_type, filename=f"{video_id}{suffix}",
+        return FileResponse(path, media_type=VARIANTS[variant], filename=f"{video_id}{suffix}",
                             headers={"Cache-Control": "private, max-age=86400"}, content_disposition_type="inline")
 
     @app.post("/v1/videos/{video_id}/remix")
@@ -794,14 +790,16 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         """The verify report of the finished file: computed on first request, then kept."""
         job = owned(video_id, who)
         folder = config.video_dir(video_id)
-        if job.status != "completed" or not (folder / VIDEO).is_file():
+        video_file = files_of(job).get("video")
+        if job.status != "completed" or not video_file or not (folder / video_file).is_file():
             raise APIError(409, f"video '{video_id}' is {job.status}; provenance is available once completed",
                            param="video_id", code="video_not_ready")
-        if not (folder / PROVENANCE).is_file():
+        report_path = folder / provenance_file(video_file)
+        if not report_path.is_file():
             with verify_lock:
-                if not (folder / PROVENANCE).is_file():
-                    write_provenance(folder)
-        report = json.loads((folder / PROVENANCE).read_text())
+                if not report_path.is_file():
+                    write_provenance(folder, video_file)
+        report = json.loads(report_path.read_text())
         report.pop("path", None)  # the server's file layout is not the caller's business
         return {"object": "video.provenance", "video_id": video_id, "report": report}
 

@@ -27,14 +27,14 @@ from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import Generator, load_callable, request_type
 from cinepatch.service.store import Job, SQLiteStore
 
-__all__ = ["run_job", "main", "write_provenance", "VIDEO", "THUMBNAIL", "SPRITESHEET", "PROVENANCE"]
+__all__ = ["run_job", "main", "files_of", "provenance_file", "write_provenance"]
 
 log = logging.getLogger("cinepatch.service.worker")
 
-VIDEO = "video.mp4"
-THUMBNAIL = "thumbnail.webp"
-SPRITESHEET = "spritesheet.jpg"
-PROVENANCE = "provenance.json"
+# Each claim writes its own files (named with the claim's tag), and the job's result names the
+# ones that count; so a worker presumed dead that wakes up late can never overwrite the files
+# of the claim that completed the job.
+VARIANT_FILES = {"video": "video.{tag}.mp4", "thumbnail": "thumbnail.{tag}.webp", "spritesheet": "spritesheet.{tag}.jpg"}
 SPRITE_FRAMES = 10
 GENERATION_SHARE = 95  # progress 0..95 is the generator's; 95..100 the previews and checks
 
@@ -51,36 +51,45 @@ def _die_with_parent() -> None:
         pass
 
 
-def source_paths(config: ServiceConfig, spec: dict[str, Any]) -> tuple[Path, ...]:
+def files_of(job: Job | None) -> dict[str, str]:
+    """The file names of a completed job's variants (empty if it has none)."""
+    return dict(((job.result or {}).get("files") or {}) if job is not None else {})
+
+
+def provenance_file(video_file: str) -> str:
+    return video_file.replace("video.", "provenance.", 1).removesuffix(".mp4") + ".json"
+
+
+def source_paths(store: SQLiteStore, config: ServiceConfig, spec: dict[str, Any]) -> tuple[Path, ...]:
     """The job's sources as files: earlier videos by id, or uploads saved with the job."""
     paths = []
     for source in spec.get("sources", []):
         if "video_id" in source:
-            paths.append(config.video_dir(source["video_id"]) / VIDEO)
+            name = files_of(store.get(source["video_id"])).get("video", "missing.mp4")
+            paths.append(config.video_dir(source["video_id"]) / name)
         else:
             paths.append(Path(source["path"]))
     return tuple(paths)
 
 
-def build_request(generator: Generator, config: ServiceConfig, spec: dict[str, Any]) -> Any:
+def build_request(generator: Generator, store: SQLiteStore, config: ServiceConfig, spec: dict[str, Any]) -> Any:
     fields = {k: v for k, v in spec.items() if k not in ("sources", "params")}
     return request_type(generator)(
-        **fields, sources=source_paths(config, spec), params=dict(spec.get("params", {}))
+        **fields, sources=source_paths(store, config, spec), params=dict(spec.get("params", {}))
     )
 
 
-def write_previews(folder: Path) -> dict[str, Any]:
+def write_previews(folder: Path, files: dict[str, str]) -> dict[str, Any]:
     """Thumbnail (WebP, middle frame) and spritesheet (JPEG strip) beside the video."""
     from cinepatch.io.video import read_video, write_image, write_strip
 
-    video = read_video(folder / VIDEO)
-    frames = video.frames
-    write_image(folder / THUMBNAIL, frames[len(frames) // 2], quality=85)
-    write_strip(folder / SPRITESHEET, frames, n=SPRITE_FRAMES)
+    frames = read_video(folder / files["video"]).frames
+    write_image(folder / files["thumbnail"], frames[len(frames) // 2], quality=85)
+    write_strip(folder / files["spritesheet"], frames, n=SPRITE_FRAMES)
     return {"sprite_frames": min(SPRITE_FRAMES, len(frames))}
 
 
-def write_provenance(folder: Path) -> dict[str, Any]:
+def write_provenance(folder: Path, video_file: str) -> dict[str, Any]:
     """The verify report of a finished file, written beside it (the file never changes after)."""
     from cinepatch.io.atomic import write_bytes
 
@@ -90,10 +99,10 @@ def write_provenance(folder: Path) -> dict[str, Any]:
         report: dict[str, Any] = {"available": False, "reason": "cinepatch.provenance.verify is not installed"}
     else:
         try:
-            report = verify(folder / VIDEO).to_dict()
+            report = verify(folder / video_file).to_dict()
         except CinepatchError as exc:
             report = {"available": False, "reason": str(exc)}
-    write_bytes(folder / PROVENANCE, json.dumps(report, indent=2, default=str).encode())
+    write_bytes(folder / provenance_file(video_file), json.dumps(report, indent=2, default=str).encode())
     return report
 
 
@@ -127,6 +136,8 @@ def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job
     token = job.claim_token
     folder = config.video_dir(job.id)
     folder.mkdir(parents=True, exist_ok=True)
+    tag = token[:12]
+    files = {variant: pattern.format(tag=tag) for variant, pattern in VARIANT_FILES.items()}
     stop = threading.Event()
     lost = threading.Event()
     parent = os.getppid()
@@ -154,18 +165,23 @@ def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job
     thread = threading.Thread(target=beat, daemon=True)
     thread.start()
     try:
-        request = build_request(generator, config, job.spec)
-        result = generator.create(request, out=folder / VIDEO, progress=progress)
+        request = build_request(generator, store, config, job.spec)
+        result = generator.create(request, out=folder / files["video"], progress=progress)
         store.heartbeat(job.id, token, lease_seconds=config.lease_seconds, progress=GENERATION_SHARE + 1)
-        sprite = write_previews(folder)
-        if not store.complete(job.id, token, _result_dict(result, sprite)):
+        sprite = write_previews(folder, files)
+        if not store.complete(job.id, token, {**_result_dict(result, sprite), "files": files}):
             raise Cancelled(job.id)
+        for stale in folder.iterdir():  # earlier, interrupted claims' leftovers
+            if stale.is_file() and tag not in stale.name:
+                stale.unlink(missing_ok=True)
         return "completed"
     except Cancelled:
-        log.info("job %s was deleted or taken over; dropping its files", job.id)
-        current = store.get(job.id)
-        if current is None:  # deleted: remove what was written
+        log.info("job %s was deleted or taken over; dropping this claim's files", job.id)
+        if store.get(job.id) is None:  # deleted: remove everything
             shutil.rmtree(folder, ignore_errors=True)
+        else:
+            for name in files.values():
+                (folder / name).unlink(missing_ok=True)
         return "cancelled"
     except Exception as exc:  # every failure is recorded on the job, with its reason
         if not isinstance(exc, CinepatchError):
