@@ -84,7 +84,7 @@ def test_remix_extend_and_edit(client):
     remix = client.videos.poll(remix.id)
     assert remix.status == "completed" and remix.prompt == "a blue cube" and remix.size == first.size
 
-    # openai 2.x's extend() rejects video={"id": ...} client-side (its file extraction wants a
+    # openai 3.54's extend() rejects video={"id": ...} client-side (its file extraction wants a
     # file at `video`), so the SDK path is an upload; a reference works over plain HTTP (below).
     mp4 = client.videos.download_content(first.id).read()
     extended = client.videos.extend(video=("first.mp4", mp4, "video/mp4"), prompt="the cube rolls away", seconds="1")
