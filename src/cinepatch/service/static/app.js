@@ -368,6 +368,9 @@ function flatten(object, prefix = "", rows = []) {
 
 async function loadProvenance(video) {
   const badge = $("#d-prov-badge");
+  badge.textContent = "checking…";
+  badge.className = "badge";
+  $("#d-prov-body").replaceChildren();
   try {
     const { report } = await api("GET", `/v1/videos/${video.id}/provenance`);
     const rows = flatten(report);
