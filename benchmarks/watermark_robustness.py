@@ -1,6 +1,6 @@
 """Robustness and false positives of cinepatch's invisible watermark; prints the tables.
 
-    nice -n 10 python benchmarks/watermark_robustness.py              # ~15 min on 2 busy cores
+    nice -n 10 python benchmarks/watermark_robustness.py              # ~17 min on 2 busy cores
     nice -n 10 python benchmarks/watermark_robustness.py --quick      # fewer clips, ~2 min
 
 Marked clips (2 s each):

@@ -16,10 +16,10 @@ RMS hits a target PSNR (38.5 dB by default; the texture mask moves energy from f
 busy ones without changing that total).
 
 Detection: luma of every frame → 128×128 → high-pass (minus a Gaussian blur) → average over
-frames → spectral whitening → local contrast normalisation → sample the 32×32 cell centres
-under a geometric hypothesis (scale and offset per axis, for crops) → correlate with the carriers. Hypotheses:
-the identity first, then crops keeping 80–100 % of each side on a 0.01 grid (coarse search,
-then a local refinement).
+frames → local contrast normalisation → spectral whitening → local contrast normalisation →
+sample the 32×32 cell centres under a geometric hypothesis (scale and offset per axis, for
+crops) → correlate with the carriers. Hypotheses: the identity first, then crops keeping
+80–100 % of each side on a 0.01 grid (coarse search, then a local refinement).
 
 False positives, stated: for hypothesis ``h`` the sync statistic is a Rademacher sum over the
 keyed mask, so for any unmarked video (independent of the key) Hoeffding's inequality gives
