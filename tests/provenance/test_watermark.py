@@ -116,3 +116,19 @@ def test_bad_input_is_refused(clip: np.ndarray) -> None:
         wm.embed(clip.astype(np.float32), 1)
     with pytest.raises(InvalidParameter):
         wm.detect(clip[:, :8, :8])
+
+
+def test_p_value_is_the_stated_bound(marked: np.ndarray) -> None:
+    found = wm.detect(marked)
+    assert found.transform == (1.0, 1.0, 0.0, 0.0)
+    assert found.p_value == pytest.approx(min(1.0, np.exp(-found.z_sync**2 / 2) / 0.5), rel=1e-6)
+    assert found.confidence == pytest.approx(1 - found.p_value)
+    cropped = wm.detect(_crop(marked, 0.8))
+    assert cropped.p_value == pytest.approx(
+        min(1.0, np.exp(-cropped.z_sync**2 / 2) * 2 * wm.N_HYPOTHESES), rel=1e-6
+    )
+
+
+def test_informed_embedding_still_round_trips(clip: np.ndarray) -> None:
+    out = wm.embed(clip, PAYLOAD, informed=2)
+    assert wm.psnr(out, clip) >= 38.0 and wm.detect(out, search=False).payload == PAYLOAD
