@@ -38,7 +38,7 @@ def test_studio_loads_an_alias_and_a_folder(tiny_folders, tmp_path, no_network):
     backend, notes = Studio(config).backend("tiny-ltx")
     assert isinstance(backend, DiffusersBackend) and notes == ()
     assert backend.name == f"{folder.name} (diffusers LTXPipeline)"
-    assert isinstance(_load_backend(str(folder)), DiffusersBackend)
+    assert isinstance(_load_backend(str(folder), config), DiffusersBackend)
 
 
 def test_missing_weights(copy_of):
