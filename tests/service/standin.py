@@ -11,48 +11,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cinepatch.app import VideoRequest, VideoResult
 from cinepatch.errors import InvalidParameter, Refused
 
 BLOCKED_WORD = "forbidden"
 
 
-@dataclass(frozen=True)
-class Request:
-    prompt: str
-    seconds: float | None = 4.0
-    width: int = 128
-    height: int = 128
-    fps: int | None = None
-    seed: int | None = None
-    model: str = "default"
-    steps: int | None = None
-    guidance: float | None = None
-    negative: str = ""
-    preset: str | None = None
-    edit: str | None = None
-    sources: tuple[Path, ...] = ()
-    params: Mapping[str, object] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Result:
-    path: Path
-    width: int
-    height: int
-    fps: int
-    frames: int
-    seconds: float
-    prompt: str
-    expanded_prompt: str
-    model: str
-    seed: int
-    payload: str
+# The real request and result types: the stand-in differs from Studio only in how it makes frames.
+Request = VideoRequest
+Result = VideoResult
 
 
 def check_prompt(prompt: str) -> None:
