@@ -184,3 +184,22 @@ def test_cli_errors_exit_nonzero_with_one_line(tmp_path: Path) -> None:
                               *env_dirs], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 3 and "refused" in refused.stderr
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_cli_edit_extend_and_storyboard(tmp_path: Path, source_clip: Path) -> None:
+    env_dirs = ["--config-dir", str(tmp_path / "c"), "--data-dir", str(tmp_path / "d"), "--model", "world", "--fps", "8"]
+    out = tmp_path / "longer.mp4"
+    run = subprocess.run([sys.executable, "-m", "cinepatch", "edit", "extend", str(source_clip), PROMPT, "--add", "1",
+                          "-o", str(out), *env_dirs], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert read_video(out).frames.shape == (24, 32, 32, 3)  # 2 s source + 1 s, at the source's size
+    board = tmp_path / "board.yaml"
+    board.write_text(f"cards:\n  - {{at: 0, prompt: {PROMPT}}}\n  - {{at: 1, video: {source_clip.name}}}\n")
+    story = tmp_path / "story.mp4"
+    run = subprocess.run([sys.executable, "-m", "cinepatch", "edit", "storyboard", str(board), "--seconds", "2",
+                          "--size", "32x32", "-o", str(story), *env_dirs], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert read_video(story).frames.shape[0] == 16
+    bad = subprocess.run([sys.executable, "-m", "cinepatch", "edit", "recut", str(source_clip), PROMPT, "--range", "3:1",
+                          "-o", str(tmp_path / "r.mp4"), *env_dirs], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "ranges" in bad.stderr and not (tmp_path / "r.mp4").exists()

@@ -15,7 +15,9 @@ from cinepatch.errors import InvalidParameter
 __all__ = [
     "add_studio_arguments",
     "add_sampling_arguments",
+    "build_request",
     "check_output",
+    "create",
     "make_studio",
     "parse_size",
     "progress_bar",
@@ -102,6 +104,47 @@ def show_warnings() -> Iterator[None]:
         warnings.simplefilter("always")
         warnings.showwarning = show
         yield
+
+
+def build_request(args: argparse.Namespace, *, prompt: str, seed: int | None, size: tuple[int, int],
+                  edit: str | None = None, sources: tuple[Path, ...] = (), params: dict | None = None):
+    """A VideoRequest from the shared video arguments (add_sampling_arguments) and the edit's own."""
+    from cinepatch.app import VideoRequest
+
+    width, height = size
+    return VideoRequest(
+        prompt=prompt,
+        seconds=args.seconds if args.seconds is not None else 4.0,
+        frames=args.frames,
+        width=width,
+        height=height,
+        fps=args.fps,
+        seed=seed,
+        model=args.model,
+        steps=args.steps,
+        guidance=args.guidance,
+        negative=args.negative,
+        preset=args.preset,
+        expand=args.expand,
+        edit=edit,
+        sources=sources,
+        params=params or {},
+    )
+
+
+def create(studio, request, *, out: Path, label: str) -> None:
+    """Run one request with a progress bar and print what was written."""
+    bar = progress_bar(label)
+    try:
+        result = studio.create(request, out=out, progress=bar)
+    finally:
+        bar.close()
+    if result.expanded_prompt != result.prompt:
+        print(f"expanded prompt: {result.expanded_prompt}")
+    print(
+        f"wrote {result.path} ({result.width}x{result.height}, {result.frames} frames at {result.fps} fps, "
+        f"{result.seconds:g} s, seed {result.seed}, model {result.model}, watermark {result.payload})"
+    )
 
 
 def check_output(path: Path) -> None:

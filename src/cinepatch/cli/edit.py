@@ -20,9 +20,10 @@ from pathlib import Path
 from cinepatch.cli.common import (
     add_sampling_arguments,
     add_studio_arguments,
+    build_request,
     check_output,
+    create,
     make_studio,
-    progress_bar,
     show_warnings,
 )
 
@@ -139,36 +140,11 @@ def _default_size(sources: tuple[Path, ...]) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cinepatch.app import VideoRequest
-
     check_output(args.output)
     edit, prompt, sources, params = _request_fields(args)
-    width, height = args.size or _default_size(sources)
-    request = VideoRequest(
-        prompt=prompt,
-        seconds=args.seconds if args.seconds is not None else 4.0,
-        frames=args.frames,
-        width=width,
-        height=height,
-        fps=args.fps,
-        seed=args.seed,
-        model=args.model,
-        steps=args.steps,
-        guidance=args.guidance,
-        negative=args.negative,
-        preset=args.preset,
-        expand=args.expand,
-        edit=edit,
-        sources=sources,
-        params=params,
-    )
+    size = args.size or _default_size(sources)
+    request = build_request(args, prompt=prompt, seed=args.seed, size=size, edit=edit, sources=sources, params=params)
     studio = make_studio(args)
     with show_warnings():
-        bar = progress_bar(edit)
-        try:
-            result = studio.create(request, out=args.output, progress=bar)
-        finally:
-            bar.close()
-        print(f"wrote {result.path} ({result.width}x{result.height}, {result.frames} frames at "
-              f"{result.fps} fps, {result.seconds:g} s, model {result.model}, watermark {result.payload})")
+        create(studio, request, out=args.output, label=edit)
     return 0

@@ -8,9 +8,10 @@ from pathlib import Path
 from cinepatch.cli.common import (
     add_sampling_arguments,
     add_studio_arguments,
+    build_request,
     check_output,
+    create,
     make_studio,
-    progress_bar,
     show_warnings,
 )
 
@@ -42,45 +43,16 @@ def _image_at(text: str) -> str | float:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cinepatch.app import VideoRequest
-
     check_output(args.output)
     studio = make_studio(args)
     seeds = args.seed or [None]
     jobs = [(prompt, seed) for prompt in args.prompts for seed in seeds]
-    width, height = args.size
+    image = {"edit": "image", "sources": (args.image,), "params": {"at": _image_at(args.image_at)}} if args.image else {}
     with show_warnings():
         for index, (prompt, seed) in enumerate(jobs):
             out = args.output
             if len(jobs) > 1:
                 out = out.with_name(f"{out.stem}-{index}{out.suffix}")
-            request = VideoRequest(
-                prompt=prompt,
-                seconds=args.seconds if args.seconds is not None else 4.0,
-                frames=args.frames,
-                width=width,
-                height=height,
-                fps=args.fps,
-                seed=seed,
-                model=args.model,
-                steps=args.steps,
-                guidance=args.guidance,
-                negative=args.negative,
-                preset=args.preset,
-                expand=args.expand,
-                edit="image" if args.image else None,
-                sources=(args.image,) if args.image else (),
-                params={"at": _image_at(args.image_at)} if args.image else {},
-            )
-            bar = progress_bar(f"[{index + 1}/{len(jobs)}]")
-            try:
-                result = studio.create(request, out=out, progress=bar)
-            finally:
-                bar.close()
-            if result.expanded_prompt != result.prompt:
-                print(f"expanded prompt: {result.expanded_prompt}")
-            print(
-                f"wrote {result.path} ({result.width}x{result.height}, {result.frames} frames at "
-                f"{result.fps} fps, seed {result.seed}, model {result.model}, watermark {result.payload})"
-            )
+            request = build_request(args, prompt=prompt, seed=seed, size=args.size, **image)
+            create(studio, request, out=out, label=f"[{index + 1}/{len(jobs)}]")
     return 0
