@@ -164,7 +164,11 @@ def test_torchrun_two_gloo_ranks_match_one_process(clips, tmp_path):
     # Measured: they agree to ~6e-6 of each tensor's scale (summation order); half the batch,
     # or a loss normalised per rank instead of per clip, would be off by tens of percent.
     assert_same_tensors(a["optimizer"]["state"], b["optimizer"]["state"], exact=False, rel=1e-4)
-    assert_same_tensors(a["model"], b["model"], exact=False, rel=1e-3)
+    # Weights: Adam divides by sqrt(v), so where a gradient is ~0 summation-order noise moves the
+    # update by a visible share of one step; compare against the total step length (lr · steps).
+    lr, steps = 2e-3, 3
+    for name, tensor in a["model"].items():
+        assert float((tensor - b["model"][name]).abs().max()) <= 0.01 * lr * steps, name
 
 
 @pytest.mark.slow
