@@ -201,3 +201,43 @@ def test_unknown_edit_and_stray_sources() -> None:
         plan("warp", spec(), [], {})
     with pytest.raises(InvalidParameter, match="sources"):
         plan(None, spec(), [clip(4)], {})
+
+
+def test_continuations_always_make_progress_even_at_one_fps() -> None:
+    source = Video(frames=clip(6).frames, fps=1.0)
+    s = GenerationSpec(prompt="p", frames=4, width=W, height=H, fps=1, seed=0)
+    out, backend, _ = run("extend", s, [source], {"seconds": 7}, backend=RecordingBackend(max_frames=None))
+    assert len(out) == 13 and len(backend.passes) >= 1
+
+
+def test_a_short_loop_bridge_is_whole_latent_groups_and_generated() -> None:
+    s = GenerationSpec(prompt="p", frames=32, width=W, height=H, fps=16, seed=0)
+    source = Video(frames=clip(32).frames, fps=16.0)
+    out, backend, _ = run("loop", s, [source], {"bridge": 0.1}, backend=RecordingBackend(max_frames=65))
+    last = backend.passes[-1]
+    free = last.frames - len(last.keyframes.indices)
+    assert free == 4 and len(out) == 32 + 4  # 0.1 s at 16 fps is 2 frames: one latent group of 4
+    assert (last.frames - len(last.keyframes.indices)) % 4 == 0
+
+
+class GridBackend(RecordingBackend):
+    frame_step = 8  # like LTX-Video: 8n+1 frames
+
+    def check(self, spec: GenerationSpec) -> None:
+        super().check(spec)
+        if (spec.frames - 1) % 8:
+            raise InvalidParameter("frames", spec.frames, "8n+1")
+
+
+def test_every_window_is_made_on_the_backends_frame_grid() -> None:
+    s = GenerationSpec(prompt="p", frames=32, width=W, height=H, fps=16, seed=0)
+    source = Video(frames=clip(20).frames, fps=16.0)
+    out, backend, _ = run("extend", s, [source], {"seconds": 6.25}, backend=GridBackend(max_frames=None))
+    assert len(out) == 20 + 100 and len(backend.passes) >= 2
+    assert all((p.frames - 1) % 8 == 0 for p in backend.passes)
+
+
+def test_an_edit_longer_than_a_minute_is_refused_before_compute() -> None:
+    long = Video(frames=np.zeros((59 * FPS, H, W, 3), np.uint8), fps=FPS)
+    with pytest.raises(InvalidParameter, match="at most 60 in all"):
+        plan("extend", spec(), [long], {"seconds": 2}, window=33)

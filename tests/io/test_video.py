@@ -183,3 +183,10 @@ def test_failed_write_keeps_the_previous_file(tmp_path: Path) -> None:
             exploding_frames()
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_pixel_budget_is_checked_while_decoding(tmp_path: Path) -> None:
+    out = write_video(tmp_path / "clip.mp4", moving_square(12), fps=12)  # 12 × 96 × 64 pixels
+    assert read_video(out, max_pixels=12 * 96 * 64).frames.shape[0] == 12
+    with pytest.raises(MediaError, match="decodes to more than"):
+        read_video(out, max_pixels=5 * 96 * 64)

@@ -42,11 +42,13 @@ from cinepatch.io.video import Video, read_media
 __all__ = ["Plan", "plan", "load_sources", "conform", "fit_frames", "resample_fps", "read_storyboard"]
 
 MAX_SOURCE_BYTES = 512 * 1024**2
+MAX_SOURCE_PIXELS = 2**29  # decoded frames × width × height: 1.5 GiB of RGB at most
 
 
 def load_sources(paths: Sequence[Path]) -> list[Video]:
-    """Read every source image/video (raising MediaError naming a bad file)."""
-    return [read_media(path, max_bytes=MAX_SOURCE_BYTES) for path in paths]
+    """Read every source image/video (raising MediaError naming a bad file, or one that would
+    decode to more than MAX_SOURCE_PIXELS — a small file of long, large frames)."""
+    return [read_media(path, max_bytes=MAX_SOURCE_BYTES, max_pixels=MAX_SOURCE_PIXELS) for path in paths]
 
 
 def plan(

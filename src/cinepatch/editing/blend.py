@@ -9,7 +9,16 @@ import numpy as np
 
 from cinepatch.backends.base import Backend, GenerationSpec, Progress
 from cinepatch.editing.conform import conform
-from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, seconds_param, window_length
+from cinepatch.editing.plan import (
+    Plan,
+    check_length,
+    context_length,
+    continue_video,
+    latent_aligned,
+    placeholder,
+    seconds_param,
+    window_length,
+)
 from cinepatch.editing.remix import remix
 from cinepatch.editing.text import text_to_video
 from cinepatch.errors import InvalidParameter
@@ -53,9 +62,10 @@ def blend(
         if len(clip) < 2:
             raise InvalidParameter(name, f"{len(clip)} frame(s)", "a clip of two frames or more")
     seconds = seconds_param(params, "transition", 1.0, low=0, high=10)
-    bridge = max(1, round(seconds * spec.fps))
+    bridge = latent_aligned(round(seconds * spec.fps))  # the tail then starts a latent group
     if 2 * context + bridge > length:
         raise InvalidParameter("transition", seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")
+    check_length(len(first) + bridge + len(second), spec.fps)
     shape = placeholder(replace(spec, frames=2 * context + bridge), 2 * context,
                         list(range(context)) + list(range(context + bridge, 2 * context + bridge)))
 

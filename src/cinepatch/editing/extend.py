@@ -9,7 +9,15 @@ import numpy as np
 
 from cinepatch.backends.base import Backend, GenerationSpec, Progress
 from cinepatch.editing.conform import conform
-from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, seconds_param, window_length
+from cinepatch.editing.plan import (
+    Plan,
+    check_length,
+    context_length,
+    continue_video,
+    placeholder,
+    seconds_param,
+    window_length,
+)
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -30,6 +38,7 @@ def extend(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, objec
         raise InvalidParameter("direction", direction, "'forward' or 'backward'")
     source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
     new = max(1, round(seconds * spec.fps))
+    check_length(len(source) + new, spec.fps)
     length = window_length(window, spec.fps)
     context = min(context_length(spec.fps, length), 1 + 4 * ((len(source) - 1) // 4))
     check = placeholder(replace(spec, frames=min(length, context + new)), context, list(range(context)))

@@ -14,7 +14,16 @@ import numpy as np
 
 from cinepatch.backends.base import Backend, GenerationSpec, Progress
 from cinepatch.editing.conform import conform
-from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, seconds_param, window_length
+from cinepatch.editing.plan import (
+    Plan,
+    check_length,
+    context_length,
+    continue_video,
+    latent_aligned,
+    placeholder,
+    seconds_param,
+    window_length,
+)
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -27,7 +36,7 @@ def loop(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object]
     length = window_length(window, spec.fps)
     context = context_length(spec.fps, length, sides=2)
     bridge_seconds = seconds_param(params, "bridge", 1.0, low=0, high=10)
-    bridge = max(1, round(bridge_seconds * spec.fps))
+    bridge = latent_aligned(round(bridge_seconds * spec.fps))  # the tail then starts a latent group
     if 2 * context + bridge > length:
         raise InvalidParameter("bridge", bridge_seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")
     notes: tuple[str, ...] = ()
@@ -35,6 +44,7 @@ def loop(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object]
         source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
         if len(source) < 2 * context:
             raise InvalidParameter("source length", len(source), f"at least {2 * context} frames to loop")
+        check_length(len(source) + bridge, spec.fps)
         first = None
     else:
         if spec.frames < 2 * context + bridge:

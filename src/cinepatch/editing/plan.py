@@ -59,11 +59,25 @@ def window_length(backend_limit: int | None, fps: int) -> int:
 
 
 def context_length(fps: int, window: int, *, sides: int = 1) -> int:
-    """Frames of context a pass sees on each pinned side: about a second, ``1 + 4k``, and at
-    most half of what the window leaves for each side (so new frames always fit)."""
+    """Frames of context a pass sees on each pinned side: about a second, ``1 + 4k`` (whole
+    latent groups), and at most half of what the window leaves for each side, so new frames
+    always fit (a window of 5 frames or fewer sees a single frame)."""
     k = max(1, round(CONTEXT_SECONDS * fps / 4))
-    k = min(k, max(1, (window - 1) // (8 * sides)))
+    k = min(k, max(0, (window - 2) // (8 * sides)))
     return 1 + 4 * k
+
+
+def latent_aligned(frames: int) -> int:
+    """``frames`` rounded up to whole latent groups of 4, so a pinned tail starts a group."""
+    return 4 * max(1, -(-frames // 4))
+
+
+def check_length(frames: int, fps: int, *, what: str = "the result") -> None:
+    """Refuse an edit whose output would be longer than a minute, before any compute."""
+    from cinepatch.app import MAX_SECONDS
+
+    if frames > MAX_SECONDS * fps:
+        raise InvalidParameter("seconds", f"{what}: {frames / fps:g}", f"at most {MAX_SECONDS:g} in all")
 
 
 def seconds_param(params: Mapping[str, object], name: str, default: float | None, *, low: float, high: float) -> float:
@@ -71,6 +85,11 @@ def seconds_param(params: Mapping[str, object], name: str, default: float | None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
         raise InvalidParameter(name, value, f"seconds, more than {low:g} and at most {high:g}")
     return float(value)
+
+
+def _on_grid(frames: int, step: int) -> int:
+    """The smallest ``1 + step·k`` at least ``frames`` (the backend's frame grid)."""
+    return frames if step <= 1 else 1 + step * -(-(frames - 1) // step)
 
 
 def continue_video(
@@ -85,28 +104,39 @@ def continue_video(
 ) -> np.ndarray:
     """Make ``new_frames`` frames that follow ``video``, window by window (memory stays flat).
 
-    Each window sees the last ``context`` frames made so far, pinned at its start. With
-    ``tail``, the last window also pins those frames at its end, so the new part leads into
-    them (loops, blends); the returned frames exclude both the context and ``tail``.
+    Each window sees the last ``context`` frames made so far (whole latent groups), pinned at
+    its start. With ``tail``, the last window also pins those frames at its end, so the new part
+    leads into them (loops, blends); the returned frames exclude both the context and ``tail``.
+    Each pass is made on the backend's frame grid (``frame_step``) and cut to what is needed.
     """
+    step = int(getattr(backend, "frame_step", 1) or 1)
     context = context_length(spec.fps, window, sides=1 if tail is None else 2)
+    pinned_tail = 0 if tail is None else len(tail)
+    room = window - context - pinned_tail
+    if room < 1:
+        raise InvalidParameter("window", window, f"more than {context + pinned_tail} frames (context and tail)")
     made: list[np.ndarray] = []
     remaining = new_frames
     history = video
-    passes = max(1, -(-new_frames // (window - context - (0 if tail is None else len(tail)))))
+    passes = max(1, -(-new_frames // room))
     done = 0
     while remaining > 0:
-        ctx = history[-context:]
-        last = tail is not None and remaining <= window - len(ctx) - len(tail)
-        take = min(remaining, window - len(ctx) - (len(tail) if last else 0))
-        total = len(ctx) + take + (len(tail) if last else 0)
-        frames = np.concatenate([ctx, tail]) if last else ctx
-        indices = list(range(len(ctx))) + (list(range(total - len(tail), total)) if last else [])
-        step = pinned(replace(spec, frames=total), frames, indices)
-        out = backend.generate(step, progress=lambda f, d=done: progress((d + f) / passes))
+        ctx = history[-min(context, 1 + 4 * ((len(history) - 1) // 4)):]
+        last = tail is not None and remaining <= room
+        # keep room for the tail in every pass, so the last one always fits it
+        take = min(remaining, window - len(ctx) - pinned_tail)
+        total = _on_grid(len(ctx) + take + (pinned_tail if last else 0), step)
+        if last:
+            take = total - len(ctx) - pinned_tail  # the grid's extra frames lengthen the bridge
+            frames = np.concatenate([ctx, tail])
+            indices = list(range(len(ctx))) + list(range(total - pinned_tail, total))
+        else:
+            frames, indices = ctx, list(range(len(ctx)))
+        step_spec = pinned(replace(spec, frames=total), frames, indices)
+        out = backend.generate(step_spec, progress=lambda f, d=done: progress(min(1.0, (d + f) / passes)))
         new = out[len(ctx) : len(ctx) + take]
         made.append(new)
         history = np.concatenate([history[-context:], new])
-        remaining -= take
+        remaining = 0 if last else remaining - take
         done += 1
     return np.concatenate(made) if made else video[:0]

@@ -74,13 +74,18 @@ def _check_file(path: Path, max_bytes: int | None) -> None:
 
 
 def read_video(
-    path: str | Path, *, max_bytes: int | None = None, max_frames: int | None = None
+    path: str | Path,
+    *,
+    max_bytes: int | None = None,
+    max_frames: int | None = None,
+    max_pixels: int | None = None,
 ) -> Video:
     """Decode every frame of a video file (MP4, MOV, WebM, MKV, GIF …) to RGB.
 
     Raises :class:`MediaError` when the file is missing, empty, over ``max_bytes``, not a video,
     uses a codec FFmpeg cannot decode, is truncated, has no frames, or has more than
-    ``max_frames`` frames.
+    ``max_frames`` frames, or decodes to more than ``max_pixels`` pixels in all (checked as
+    it decodes, so a small file of long, large frames cannot exhaust memory).
     """
     path = Path(path)
     _check_file(path, max_bytes)
@@ -98,6 +103,10 @@ def read_video(
         frames: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
+                if max_pixels is not None and (len(frames) + 1) * frame.width * frame.height > max_pixels:
+                    raise MediaError(
+                        path, f"decodes to more than {max_pixels} pixels ({frame.width}x{frame.height} frames)"
+                    )
                 frames.append(frame.to_ndarray(format="rgb24"))
                 if max_frames is not None and len(frames) > max_frames:
                     raise MediaError(path, f"has more than max_frames={max_frames} frames")
@@ -134,12 +143,12 @@ def read_image(path: str | Path, *, max_bytes: int | None = None, max_pixels: in
     return np.asarray(rgb, dtype=np.uint8).copy()
 
 
-def read_media(path: str | Path, *, max_bytes: int | None = None) -> Video:
+def read_media(path: str | Path, *, max_bytes: int | None = None, max_pixels: int | None = None) -> Video:
     """Read an image (as a one-frame video at 1 fps) or a video, chosen by the file's suffix."""
     path = Path(path)
     if path.suffix.lower() in IMAGE_SUFFIXES:
-        return Video(frames=read_image(path, max_bytes=max_bytes)[None], fps=1.0)
-    return read_video(path, max_bytes=max_bytes)
+        return Video(frames=read_image(path, max_bytes=max_bytes, max_pixels=max_pixels)[None], fps=1.0)
+    return read_video(path, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 # ---------------------------------------------------------------------------------------------

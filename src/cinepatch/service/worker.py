@@ -186,6 +186,8 @@ def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job
     except Exception as exc:  # every failure is recorded on the job, with its reason
         if not isinstance(exc, CinepatchError):
             log.error("job %s failed:\n%s", job.id, traceback.format_exc())
+        for name in files.values():  # a failed job keeps no half-made outputs
+            (folder / name).unlink(missing_ok=True)
         store.fail(job.id, token, _error(exc))
         return "failed"
     finally:
