@@ -100,3 +100,22 @@ def test_frame_count_from_seconds_or_frames() -> None:
     assert VideoRequest(prompt="p", seconds=2.5, fps=8).frame_count == 20
     assert VideoRequest(prompt="p").frame_count == 64  # 4 s at the default 16 fps
     assert VideoRequest(prompt="p", frames=17, fps=8).frame_count == 17
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"prompt": "p", "seconds": "4"}, "seconds"),
+        ({"prompt": "p", "seconds": float("nan")}, "seconds"),
+        ({"prompt": "p", "fps": True}, "fps"),
+        ({"prompt": "p", "frames": 9.0}, "frames"),
+        ({"prompt": "p", "seed": 1.5}, "seed"),
+        ({"prompt": "p", "negative": None}, "negative"),
+        ({"prompt": 7}, "prompt"),
+        ({"prompt": "p", "width": 64.0}, "width"),
+    ],
+)
+def test_wrong_types_are_parameter_errors(kwargs: dict, name: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        VideoRequest(**kwargs)
+    assert info.value.name == name

@@ -66,6 +66,7 @@ class VideoRequest:
     params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
 
     def __post_init__(self) -> None:
+        _check_types(self)
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidParameter("prompt", self.prompt, "a non-empty text")
         if len(self.prompt) > MAX_PROMPT_CHARS:
@@ -102,6 +103,28 @@ class VideoRequest:
             return self.frames
         assert self.seconds is not None
         return max(1, round(self.seconds * self.frame_rate))
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_types(request: VideoRequest) -> None:
+    """Wrong types are parameter errors too (a JSON body can carry anything)."""
+    for name in ("frames", "fps", "seed", "steps"):
+        value = getattr(request, name)
+        if value is not None and not _is_int(value):
+            raise InvalidParameter(name, value, "a whole number")
+    for name in ("seconds", "guidance"):
+        value = getattr(request, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
+            raise InvalidParameter(name, value, "a number")
+    for name in ("width", "height"):
+        if not _is_int(getattr(request, name)):
+            raise InvalidParameter(name, getattr(request, name), "a whole number of pixels")
+    for name in ("prompt", "negative", "model"):
+        if not isinstance(getattr(request, name), str):
+            raise InvalidParameter(name, getattr(request, name), "a text")
 
 
 @dataclass(frozen=True)
@@ -189,7 +212,15 @@ class Studio:
         # 3. Preset settings, expansion, then the preset decorates the expanded prompt.
         request, preset = apply_preset(request, self.config.presets_path)
         backend, notes = self.backend(request.model)
-        expansion = self._expander(request).expand(request.prompt)
+        expander = self._expander(request)
+
+        def expand(text: str):  # an external expander's words are moderated like the user's
+            result = expander.expand(text)
+            if result.expanded != text:
+                safety.check_prompt(result.expanded, config=safety_config)
+            return result
+
+        expansion = expand(request.prompt)
         seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
         frames, frame_notes = _frames_for(backend, request)
         spec = GenerationSpec(
@@ -203,12 +234,11 @@ class Studio:
             steps=request.steps,
             guidance=request.guidance,
         )
-        expander = self._expander(request)
         plan = editing.plan(
             request.edit, spec, inputs, request.params,
             window=getattr(backend, "max_frames", None),
             prompt=request.prompt,
-            expand=lambda text: preset.decorate(expander.expand(text).expanded),
+            expand=lambda text: preset.decorate(expand(text).expanded),
         )
         for step in plan.specs:
             backend.check(step)

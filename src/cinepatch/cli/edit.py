@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from cinepatch.cli.common import (
@@ -30,18 +31,25 @@ from cinepatch.cli.common import (
 __all__ = ["register"]
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time in seconds")
+    return value
+
+
 def _range(text: str) -> list[float]:
     start, sep, end = text.partition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return [float(start), float(end)]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"range {text!r} is not START:END in seconds, e.g. 1.5:3") from None
+    if not sep:
+        raise argparse.ArgumentTypeError(f"range {text!r} is not START:END in seconds, e.g. 1.5:3")
+    return [_seconds(start), _seconds(end)]
 
 
 def _at(text: str) -> str | float:
-    return text if text in ("start", "end") else float(text)
+    return text if text in ("start", "end") else _seconds(text)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,7 +86,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub.add_argument("prompt")
     sub.add_argument("--range", dest="ranges", type=_range, action="append", required=True,
                      help="START:END seconds to keep; repeat for several, in the order given")
-    sub.add_argument("--at", type=float, default=0.0, help="where the kept footage starts in the output (s)")
+    sub.add_argument("--at", type=_seconds, default=0.0, help="where the kept footage starts in the output (s)")
 
     sub = edit("loop", "a clip that plays seamlessly on repeat")
     sub.add_argument("prompt")

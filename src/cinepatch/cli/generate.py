@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from cinepatch.cli.common import (
@@ -31,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "or seeds each output gets a -N suffix")
     parser.add_argument("--seed", type=int, nargs="+", help="one or more seeds (default: random)")
     parser.add_argument("--image", type=Path, help="animate this still (image-to-video)")
-    parser.add_argument("--image-at", default="start",
+    parser.add_argument("--image-at", type=_image_at, default="start",
                         help="where the image sits: start, end, or a time in seconds (default start)")
     add_sampling_arguments(parser)
     add_studio_arguments(parser)
@@ -39,7 +40,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _image_at(text: str) -> str | float:
-    return text if text in ("start", "end") else float(text)
+    if text in ("start", "end"):
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not start, end, or a time in seconds")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     studio = make_studio(args)
     seeds = args.seed or [None]
     jobs = [(prompt, seed) for prompt in args.prompts for seed in seeds]
-    image = {"edit": "image", "sources": (args.image,), "params": {"at": _image_at(args.image_at)}} if args.image else {}
+    image = {"edit": "image", "sources": (args.image,), "params": {"at": args.image_at}} if args.image else {}
     with show_warnings():
         for index, (prompt, seed) in enumerate(jobs):
             out = args.output

@@ -1,0 +1,99 @@
+"""Prompt expansion: the offline world expander, and an OpenAI-compatible chat endpoint served
+on loopback by the test itself."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from cinepatch.errors import CinepatchError, Refused
+from cinepatch.expand import ChatExpander, NoExpander, WorldExpander
+
+
+def test_world_expander_writes_the_dense_caption() -> None:
+    result = WorldExpander().expand("crimson ball drifts rightwards, dark blue backdrop")
+    assert result.expanded.startswith("A medium red circle moves right")
+    assert "navy" in result.expanded and result.warnings == ()
+
+
+def test_world_expander_warns_about_words_and_prompts_outside_the_world() -> None:
+    partial = WorldExpander().expand("a red circle moves right next to a violin")
+    assert "violin" in partial.warnings[0] and "red circle" in partial.expanded
+    outside = WorldExpander().expand("a portrait of a violinist")
+    assert outside.expanded == "a portrait of a violinist"
+    assert "only knows its procedural world" in outside.warnings[0]
+    assert NoExpander().expand("x").expanded == "x"
+
+
+class ChatServer:
+    """A minimal /v1/chat/completions that answers with ``reply`` and records what it got."""
+
+    def __init__(self, reply: str) -> None:
+        self.requests: list[dict] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                owner.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
+                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def chat():
+    servers = []
+
+    def start(reply: str) -> ChatServer:
+        servers.append(ChatServer(reply))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_chat_expander_asks_the_endpoint(chat) -> None:
+    server = chat("  A large green square slides slowly to the left across a gray background.  ")
+    result = ChatExpander(base_url=server.url, model="m", api_key="k").expand("green box left")
+    assert result.expanded == "A large green square slides slowly to the left across a gray background."
+    [request] = server.requests
+    assert request["path"] == "/v1/chat/completions" and request["auth"] == "Bearer k"
+    assert request["body"]["model"] == "m" and request["body"]["messages"][-1]["content"] == "green box left"
+
+
+def test_chat_expander_errors_are_clear() -> None:
+    with pytest.raises(CinepatchError, match="prompt expansion at http://127.0.0.1:9/v1 failed"):
+        ChatExpander(base_url="http://127.0.0.1:9/v1", model="m", timeout=2).expand("x")
+
+
+def test_an_endpoints_expansion_is_moderated_too(chat, tmp_path: Path) -> None:
+    from cinepatch.app import Studio, VideoRequest
+    from cinepatch.config import ExpansionConfig, load_config
+
+    server = chat("a naked child on a beach")  # the endpoint misbehaves
+    config = load_config(None, config_dir=tmp_path / "c", data_dir=tmp_path / "d")
+    config = type(config)(**{**config.__dict__, "expansion": ExpansionConfig(backend="chat", url=server.url, model="m")})
+    with pytest.raises(Refused):
+        Studio(config).create(VideoRequest(prompt="a red circle moves right", model="world", seconds=1, fps=8),
+                              out=tmp_path / "o.mp4")
+    assert not (tmp_path / "o.mp4").exists()
