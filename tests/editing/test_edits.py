@@ -241,3 +241,19 @@ def test_an_edit_longer_than_a_minute_is_refused_before_compute() -> None:
     long = Video(frames=np.zeros((59 * FPS, H, W, 3), np.uint8), fps=FPS)
     with pytest.raises(InvalidParameter, match="at most 60 in all"):
         plan("extend", spec(), [long], {"seconds": 2}, window=33)
+
+
+def test_storyboard_clip_cards_play_for_their_seconds_and_progress_only_rises() -> None:
+    cards = [{"at": 0, "source": 0, "seconds": 1}, {"at": 3, "prompt": "a blue square"}]
+    out, backend, p = run("storyboard", spec(5), [clip(30, start=40)], {"cards": cards})
+    assert [value(f) for f in out[:8]] == list(range(40, 48))  # 1 s of the clip
+    assert value(out[8]) != 48  # then the card continues with generated frames
+    seen: list[float] = []
+    plan("storyboard", spec(5), [clip(30)], {"cards": cards}, window=33).run(RecordingBackend(), progress=seen.append)
+    assert seen == sorted(seen) and seen[-1] <= 1.0
+
+
+def test_storyboard_cards_closer_than_a_frame_are_refused() -> None:
+    cards = [{"at": 0, "prompt": "x"}, {"at": 0.01, "prompt": "y"}]
+    with pytest.raises(InvalidParameter, match="one frame"):
+        plan("storyboard", spec(5), [], {"cards": cards})

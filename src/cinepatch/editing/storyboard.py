@@ -111,6 +111,9 @@ def storyboard(
                  for i, video in enumerate(inputs)]
     notes = tuple(note for _, found in conformed for note in found)
     starts = [round(card.at * spec.fps) for card in cards] + [spec.frames]
+    for card, start, end in zip(cards, starts, starts[1:]):
+        if end <= start:
+            raise InvalidParameter("card.at", card.at, f"cards at least one frame (1/{spec.fps} s) apart and before the end")
     prompts = [expand(card.prompt) if card.prompt else spec.prompt for card in cards]
     length = window_length(window, spec.fps)
     context = context_length(spec.fps, length)
@@ -122,24 +125,27 @@ def storyboard(
         for i, card in enumerate(cards):
             n = starts[i + 1] - starts[i]
             part = replace(spec, prompt=prompts[i])
-            report = lambda f, i=i: progress((starts[i] + f * (starts[i + 1] - starts[i])) / spec.frames)  # noqa: E731
+            lo, span = starts[i] / spec.frames, n / spec.frames
+
+            def report(f: float, lo: float = lo, span: float = span) -> None:
+                progress(lo + span * min(1.0, f))
+
             media = conformed[card.source][0] if card.source is not None else None
-            if media is not None and len(media) > 1:  # a clip: used as it is, continued if short
-                clip = media[:n]
-                rest = continue_video(backend, part, np.concatenate([video, clip]), n - len(clip),
-                                      window=length, progress=report) if n > len(clip) else clip[:0]
-                video = np.concatenate([video, clip, rest])
-            elif media is not None:  # an image: pinned at the card's first frame
-                made = continue_video(backend, part, np.concatenate([video, media]), n - 1,
-                                      window=length, progress=report) if n > 1 else media[:0]
-                video = np.concatenate([video, media, made])
+            if media is not None:
+                # A clip plays for its `seconds` (or its length) within the card; an image is one
+                # frame. The rest of the card continues from it.
+                keep = len(media) if card.seconds is None else max(1, round(card.seconds * spec.fps))
+                head = media[: min(n, keep)]
             elif len(video) == 0:
                 first = replace(part, frames=min(n, length))
-                head = backend.generate(first, progress=report)
-                rest = continue_video(backend, part, head, n - len(head), window=length, progress=report) if n > len(head) else head[:0]
-                video = np.concatenate([head, rest])
+                head = backend.generate(first, progress=lambda f, share=first.frames / n: report(share * f))
             else:
-                video = np.concatenate([video, continue_video(backend, part, video, n, window=length, progress=report)])
+                head = video[:0]
+            rest = n - len(head)
+            start = len(head) / n
+            made = continue_video(backend, part, np.concatenate([video, head]), rest, window=length,
+                                  progress=lambda f, start=start: report(start + (1 - start) * f)) if rest else head[:0]
+            video = np.concatenate([video, head, made])
         return video
 
     return Plan(specs=shapes, runner=run, warnings=notes)
