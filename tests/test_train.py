@@ -91,6 +91,10 @@ def test_lr_schedule_and_conditioning_masks():
             assert mask.tolist() == [1, 0, 0, 0, 0]
         if kind == "trailing":
             assert mask[-1] == 1 and mask[0] == 0
+        if kind == "middle":
+            assert mask.sum() == 1 and mask[0] == 0 and mask[-1] == 0
+        if kind == "both_ends":
+            assert mask[0] == 1 and mask[-1] == 1 and 0 in mask
     assert set(kinds) == {"none", *COND_KINDS} and 800 < kinds["none"] < 1200
     assert draw_cond_mask(1, rng, 1.0)[0] == "none"  # an image has nothing to condition on
 

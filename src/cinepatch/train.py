@@ -217,8 +217,11 @@ class EMA:
 
 
 # One model learns text-to-video, image-to-video, extension and loops: each clip is given a
-# random conditioning mask over its latent frames; the loss is taken on the other frames.
-COND_KINDS = ("first", "last", "first_last", "leading", "trailing")
+# random conditioning mask over its latent frames; the loss is taken on the other frames. The
+# kinds are the shapes the edits pin (cinepatch.editing): a still at the start, the end or in
+# between (image-to-video anywhere), a leading chunk (extend), chunks at both ends with new
+# frames between (loop, blend, storyboard bridges).
+COND_KINDS = ("first", "last", "first_last", "middle", "leading", "trailing", "both_ends")
 
 
 def draw_cond_mask(frames: int, rng: np.random.Generator, prob: float) -> tuple[str, np.ndarray]:
@@ -232,11 +235,18 @@ def draw_cond_mask(frames: int, rng: np.random.Generator, prob: float) -> tuple[
         mask[0] = 1
     if kind in ("last", "first_last"):
         mask[-1] = 1
+    if kind == "middle":
+        mask[int(rng.integers(1, frames - 1))] = 1
     if kind in ("leading", "trailing"):
         k = int(rng.integers(1, frames))  # 1 … frames − 1 conditioned
         mask[:k] = 1
         if kind == "trailing":
             mask = mask[::-1].copy()
+    if kind == "both_ends":
+        lead = int(rng.integers(1, frames - 1))  # at least one free frame in between
+        trail = int(rng.integers(1, frames - lead))
+        mask[:lead] = 1
+        mask[frames - trail :] = 1
     return kind, mask
 
 
