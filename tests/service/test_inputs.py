@@ -145,3 +145,17 @@ def test_extra_edits_take_references(limited):
     assert too_long.status_code == 400 and error(too_long)["param"] == "seconds"
     missing = post(limited, "/v1/videos/loops", json={"video": {"id": "video_nope"}})
     assert missing.status_code == 404
+
+
+def test_edit_requests_that_could_only_fail_as_jobs_are_refused_at_once(limited):
+    import numpy as np
+
+    from cinepatch.io.video import write_video
+
+    clip = write_video(limited.data_dir.parent / "upload.mp4", np.zeros((8, 32, 32, 3), np.uint8), fps=8)
+    loop = post(limited, "/v1/videos/loops", files={"video": ("u.mp4", clip.read_bytes(), "video/mp4")})
+    assert loop.status_code == 400 and error(loop)["param"] == "prompt"
+    for strength in ("0", "1.5"):
+        bad = post(limited, "/v1/videos/edits", data={"prompt": "p", "strength": strength},
+                   files={"video": ("u.mp4", clip.read_bytes(), "video/mp4")})
+        assert bad.status_code == 400 and error(bad)["param"] == "strength", bad.text

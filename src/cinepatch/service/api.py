@@ -254,6 +254,14 @@ def _label(seconds: float) -> str:
     return f"{seconds:g}"
 
 
+def _strength(fields: dict[str, Any]) -> float | None:
+    """A remix strength: more than 0 (a light touch), at most 1 (a full re-imagining)."""
+    value = _optional_number(fields, "strength", float, 0.0, 1.0)
+    if value is not None and value <= 0:
+        raise invalid("strength", "'strength' must be more than 0 and at most 1")
+    return value
+
+
 def _optional_number(fields: dict[str, Any], name: str, kind: type, low: float, high: float) -> Any:
     value = fields.get(name)
     if value in (None, ""):
@@ -639,7 +647,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         source = source_of(video_id, who, param="video_id")
         prompt = _text(fields, "prompt", config)
         spec, seconds = from_source(source, fields)
-        strength = _optional_number(fields, "strength", float, 0.0, 1.0)
+        strength = _strength(fields)
         spec.update(prompt=prompt, edit="remix", sources=[{"video_id": source.id}],
                     params={"strength": strength} if strength is not None else {})
         return await submit(who, video_id=new_id(), kind="remix", prompt=prompt, spec=spec,
@@ -663,6 +671,8 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         prompt = _text(fields, "prompt", config, required=edit not in ("loop", "recut"))
         video_id = new_id()
         ref, source = await edit_source(body, who, video_id)
+        if not prompt and source is None:
+            raise invalid("prompt", "'prompt' is required when the video is uploaded", code="missing_required_parameter")
         if source is not None:
             spec, seconds = from_source(source, fields)
             model, size = source.model, source.size
@@ -728,6 +738,8 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
                     continue
                 if name in ("direction", "mode", "with", "at") and isinstance(value, str):
                     out[name] = value
+                elif name == "strength":
+                    out[name] = _strength(fields)
                 else:
                     out[name] = _optional_number(fields, name, float, 0.0, 3600.0)
             return out
@@ -751,8 +763,9 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
         if fields.get("seconds") not in (None, ""):
             seconds = parse_seconds(fields["seconds"], config)
             spec["seconds"] = seconds
-        spec.update(prompt=prompt, edit="blend", sources=[{"video_id": s.id} for s in sources],
-                    params=optional_params("transition", "mode", "with")(fields))
+        params = optional_params("transition", "mode", "with")(fields)
+        used = sources[:1] if params.get("mode") == "mix" else sources  # a mix keeps the first's layout
+        spec.update(prompt=prompt, edit="blend", sources=[{"video_id": s.id} for s in used], params=params)
         return await submit(who, video_id=new_id(), kind="blend", prompt=prompt, spec=spec,
                             model=sources[0].model, seconds=seconds, size=sources[0].size)
 
