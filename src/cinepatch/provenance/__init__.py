@@ -11,7 +11,7 @@ read), ``ledger`` (SQLite), ``finish``, ``verify``.
 """
 
 from cinepatch.provenance.c2pa_sign import ManifestInfo, ManifestReport, SigningKeys, ensure_keys
-from cinepatch.provenance.finish import Finished, Record, Settings, finish, mark_and_sign, new_payload
+from cinepatch.provenance.finish import Finished, Record, Settings, finish, new_payload
 from cinepatch.provenance.ledger import Ledger, LedgerEntry
 from cinepatch.provenance.verify import VerifyReport, verify
 from cinepatch.provenance.watermark import Detection, detect, embed
@@ -31,7 +31,6 @@ __all__ = [
     "embed",
     "ensure_keys",
     "finish",
-    "mark_and_sign",
     "new_payload",
     "verify",
 ]

@@ -28,7 +28,7 @@ from cinepatch.provenance import c2pa_sign, watermark
 from cinepatch.provenance.ledger import Ledger, sha256_file
 from cinepatch.provenance.visible import apply_visible_mark
 
-__all__ = ["Settings", "Record", "Finished", "new_payload", "finish", "mark_and_sign"]
+__all__ = ["Settings", "Record", "Finished", "new_payload", "finish"]
 
 _SIGNED_SUFFIXES = {".mp4", ".mov", ".m4v"}
 
@@ -202,7 +202,6 @@ def finish(
     return Finished(path=out, payload=payload_int, sha256=digest, psnr=quality, signed=sign)
 
 
-mark_and_sign = finish  # the name the provenance issue used
 
 
 def _readable(path: Path) -> None:
