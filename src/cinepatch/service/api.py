@@ -785,7 +785,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
                 raise invalid(f"cards[{i}]", "each card must be an object with 'prompt' and 'seconds'")
             text = _text(card, "prompt", config)
             length = parse_seconds(card.get("seconds"), config, default=2.0)
-            board.append({"at": round(start, 3), "prompt": text, "seconds": length})
+            board.append({"at": start, "prompt": text, "seconds": length})  # unrounded: cards abut exactly
             start += length
         seconds = parse_seconds(start, config)  # the whole board must fit the duration limit
         model, alias = parse_model(fields.get("model"), config)
