@@ -53,7 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=128, help="rendered frame size")
     p.add_argument("--crop", type=int, default=64, help="random crop trained on (multiple of 8)")
     p.add_argument("--fps", type=float, default=8.0)
-    p.add_argument("--lr", type=float, default=1e-3)
+    # 1e-3 blew up the activations of the conv stack within ten Adam steps (the RMS norms then
+    # starved every gradient and the model learned only the mean colour); 2e-4 learns.
+    p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--weight-decay", type=float, default=0.01)
     p.add_argument("--stats-batches", type=int, default=16, help="clip batches used for the latent shift/scale")
@@ -61,7 +63,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--log-every", type=int, default=25)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None)
-    return p.parse_args(argv)
+    p.add_argument("--init", type=Path, default=None, help="start from this trained VAE folder")
+    p.add_argument(
+        "--decoder-only", action="store_true",
+        help="with --init: freeze the encoder and its latent statistics and train the decoder on the "
+        "posterior means — the latents a DiT was trained on stay valid, the pictures get sharper",
+    )
+    args = p.parse_args(argv)
+    if args.decoder_only and args.init is None:
+        p.error("--decoder-only needs --init FOLDER (the VAE whose encoder stays fixed)")
+    return args
 
 
 # --------------------------------------------------------------------------------------
@@ -99,12 +110,13 @@ def latent_stats(vae: CausalVAE, batches: list[torch.Tensor]) -> tuple[torch.Ten
 class _LossModule(nn.Module):
     """What DDP wraps: its forward is the VAE's training loss, so gradients sync on backward."""
 
-    def __init__(self, vae: CausalVAE) -> None:
+    def __init__(self, vae: CausalVAE, *, decoder_only: bool = False) -> None:
         super().__init__()
         self.vae = vae
+        self.decoder_only = decoder_only
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        return self.vae.loss(x)
+        return self.vae.decoder_loss(x) if self.decoder_only else self.vae.loss(x)
 
 
 def lr_at(step: int, *, base: float, warmup: int, total: int, time_progress: float = 0.0) -> float:
@@ -149,8 +161,11 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
 
     # ---- model, optimiser, resume ----------------------------------------------------------
     torch.manual_seed(args.seed)
-    vae = CausalVAE(PRESETS[args.preset])
-    opt = torch.optim.AdamW(vae.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
+    vae = CausalVAE.from_pretrained(args.init).train() if args.init else CausalVAE(PRESETS[args.preset])
+    if args.decoder_only:
+        vae.encoder.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
     state_path = args.out / "train_state.pt"
     step = 0
     if state_path.is_file():
@@ -160,7 +175,7 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
         step = state["step"]
         if master:
             print(f"resumed from {state_path} at step {step}", flush=True)
-    model: nn.Module = _LossModule(vae)
+    model: nn.Module = _LossModule(vae, decoder_only=args.decoder_only)
     if ddp:
         model = nn.parallel.DistributedDataParallel(model)
     # A different stream of scenes per process and per resume, reproducible from the seed.
@@ -198,7 +213,7 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
         loss, parts = model(x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained, 1.0)
         opt.step()
         step += 1
         window.append(parts)
@@ -220,8 +235,11 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
         vae.eval()
         stats_rng = np.random.default_rng([args.seed, 10_000])  # fixed scenes: same stats on resume
         batches = [batcher(stats_rng, args.batch, args.frames) for _ in range(args.stats_batches)]
-        shift, scale = latent_stats(vae, batches)
-        vae.set_latent_stats(shift, scale)
+        if args.decoder_only:  # the encoder and its statistics are the DiT's: unchanged
+            shift, scale = vae.latent_shift.clone(), vae.latent_scale.clone()
+        else:
+            shift, scale = latent_stats(vae, batches)
+            vae.set_latent_stats(shift, scale)
         with torch.no_grad():
             mse = sum(float((vae.decode(vae.encode(x)) - x).pow(2).mean()) for x in batches) / len(batches)
         vae.save_pretrained(args.out)

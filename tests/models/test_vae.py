@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from cinepatch.errors import InvalidParameter, ModelError
-from cinepatch.models.vae import PRESETS, CausalVAE, VAEConfig, _tiled
+from cinepatch.models.vae import PRESETS, CausalVAE, VAEConfig, _shuffle, _tiled, _unshuffle
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -163,6 +163,34 @@ def test_bad_latent_shape_and_config_raise(vae: CausalVAE) -> None:
         VAEConfig(widths=(8, 8))
     with pytest.raises(InvalidParameter, match="temporal_compression"):
         VAEConfig(temporal_compression=3)
+    for patch in (0, 3, 8):
+        with pytest.raises(InvalidParameter, match="patch_size"):
+            VAEConfig(patch_size=patch, widths=(8, 8))
+    with pytest.raises(InvalidParameter, match="temporal_compression"):  # one level left after a 4× stem
+        VAEConfig(patch_size=4, widths=(8, 8), temporal_compression=4)
+
+
+def test_pixel_unshuffle_stem_is_exact_and_local() -> None:
+    x = torch.arange(2 * 3 * 2 * 4 * 6, dtype=torch.float32).view(2, 3, 2, 4, 6)
+    packed = _unshuffle(x, 2)
+    assert packed.shape == (2, 12, 2, 2, 3)
+    assert torch.equal(_shuffle(packed, 2), x)
+    # Position (i, j) of the packed map holds exactly the 2×2 block at (2i, 2j) of each channel.
+    block = x[1, 0, 1, 2:4, 4:6].flatten()
+    assert torch.equal(packed[1, 0:4, 1, 1, 2], block)
+
+
+@torch.no_grad()
+def test_patched_vae_is_causal_and_chunks_exactly() -> None:
+    torch.manual_seed(0)
+    vae = CausalVAE(VAEConfig(latent_channels=4, patch_size=2, widths=(8, 16, 16))).eval()
+    x = squares(1, 13, 16)
+    z = vae.encode(x, chunk_frames=None)
+    assert z.shape == (1, 4, 4, 2, 2)
+    assert torch.allclose(vae.encode(x, chunk_frames=4), z, atol=1e-5)
+    assert torch.allclose(vae.encode(x[:, :, :1]), z[:, :, :1], atol=1e-6)
+    assert torch.allclose(vae.decode(z, chunk_frames=1), vae.decode(z, chunk_frames=None), atol=1e-5)
+    assert vae.decode(z).shape == x.shape
 
 
 def test_sampling_is_seeded_and_differs_from_mean(vae: CausalVAE) -> None:
