@@ -28,7 +28,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pipe = Pipeline(dit=dit, vae=CausalVAE(VAE_PRESETS["tiny"]), text_encoder=encoder,
                     sampler=SamplerConfig(steps=3, guidance=2.0))
     folder = tmp_path_factory.mktemp("models") / "tiny"
-    pipe.save_pretrained(folder, training={"name": "cinepatch-tiny-test", "max_frames": 17})
+    pipe.save_pretrained(
+        folder, training={"name": "cinepatch-tiny-test", "max_frames": 17, "default_size": [48, 32], "default_fps": 6}
+    )
     return folder
 
 

@@ -112,6 +112,21 @@ def test_tiny_model_any_frame_count_and_seed_determinism(studio_config, tmp_path
     assert not np.array_equal(backend.generate(spec), backend.generate(spec.__class__(**{**spec.__dict__, "seed": 6})))
 
 
+def test_size_and_fps_left_open_are_the_models_own(studio_config, tmp_path: Path) -> None:
+    studio = Studio(studio_config)
+    tiny = studio.create(VideoRequest(prompt=PROMPT, seconds=1.5, model="tiny", seed=1), out=tmp_path / "t.mp4")
+    assert (tiny.width, tiny.height, tiny.fps, tiny.frames) == (48, 32, 6, 9)
+    assert read_video(tiny.path).frames.shape == (9, 32, 48, 3)
+    oracle = studio.create(VideoRequest(prompt=PROMPT, seconds=0.5, model="world", seed=1), out=tmp_path / "w.mp4")
+    assert (oracle.width, oracle.height, oracle.fps) == (128, 128, 16)
+    # A preset's fps comes before the model's; a stated size before both.
+    sized = studio.create(VideoRequest(prompt=PROMPT, seconds=1, width=32, height=32, model="tiny", seed=1),
+                          out=tmp_path / "s.mp4")
+    assert (sized.width, sized.height, sized.fps) == (32, 32, 6)
+    with pytest.raises(InvalidParameter, match="size"):
+        VideoRequest(prompt=PROMPT, width=64)
+
+
 def test_sizes_a_model_cannot_make_are_rejected_before_compute(studio_config, tmp_path: Path) -> None:
     with pytest.raises(InvalidParameter, match="width=1024 is invalid: allowed 32 to 512"):
         make(studio_config, tmp_path / "a.mp4", prompt=PROMPT, model="world", width=1024, height=32, seconds=1, fps=8)

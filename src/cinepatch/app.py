@@ -41,6 +41,7 @@ __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SEC
 MAX_PROMPT_CHARS = 2000
 MAX_SECONDS = 60.0
 MAX_SEED = 2**63 - 1
+DEFAULT_SIZE = (128, 128)  # for a backend that names no native size of its own
 DEFAULT_FPS = 16
 
 
@@ -51,9 +52,9 @@ class VideoRequest:
     prompt: str
     seconds: float | None = 4.0
     frames: int | None = None  # overrides ``seconds`` when given
-    width: int = 128
-    height: int = 128
-    fps: int | None = None  # None: the preset's, else DEFAULT_FPS
+    width: int | None = None  # None (both): the model's native size
+    height: int | None = None
+    fps: int | None = None  # None: the preset's, else the model's
     seed: int | None = None  # None: a random seed, reported in the result
     model: str = "default"
     steps: int | None = None
@@ -80,9 +81,11 @@ class VideoRequest:
                 raise InvalidParameter("frames", self.frames, f"1 to {int(MAX_SECONDS * self.frame_rate)}")
         elif self.seconds is None or not 0 < self.seconds <= MAX_SECONDS:
             raise InvalidParameter("seconds", self.seconds, f"more than 0, at most {MAX_SECONDS:g}")
+        if (self.width is None) != (self.height is None):
+            raise InvalidParameter("size", (self.width, self.height), "both width and height, or neither")
         for side in ("width", "height"):
             value = getattr(self, side)
-            if not isinstance(value, int) or not 16 <= value <= 4096 or value % 16:
+            if value is not None and (not isinstance(value, int) or not 16 <= value <= 4096 or value % 16):
                 raise InvalidParameter(side, value, "16 to 4096, a multiple of 16")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise InvalidParameter("seed", self.seed, f"0 to {MAX_SEED}")
@@ -120,7 +123,7 @@ def _check_types(request: VideoRequest) -> None:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value != value):
             raise InvalidParameter(name, value, "a number")
     for name in ("width", "height"):
-        if not _is_int(getattr(request, name)):
+        if getattr(request, name) is not None and not _is_int(getattr(request, name)):
             raise InvalidParameter(name, getattr(request, name), "a whole number of pixels")
     for name in ("prompt", "negative", "model"):
         if not isinstance(getattr(request, name), str):
@@ -212,6 +215,7 @@ class Studio:
         # 3. Preset settings, expansion, then the preset decorates the expanded prompt.
         request, preset = apply_preset(request, self.config.presets_path)
         backend, notes = self.backend(request.model)
+        request = _native_defaults(request, backend)
         expander = self._expander(request)
 
         def expand(text: str):  # an external expander's words are moderated like the user's
@@ -293,6 +297,17 @@ class Studio:
             payload=f"{payload:08x}",
             warnings=all_warnings,
         )
+
+
+def _native_defaults(request: VideoRequest, backend: Backend) -> VideoRequest:
+    """Size and frame rate left open are the model's own (the embedded model's training size)."""
+    width, height = getattr(backend, "default_size", DEFAULT_SIZE)
+    return dataclasses.replace(
+        request,
+        width=request.width if request.width is not None else width,
+        height=request.height if request.height is not None else height,
+        fps=request.fps if request.fps is not None else getattr(backend, "default_fps", DEFAULT_FPS),
+    )
 
 
 def _frames_for(backend: Backend, request: VideoRequest) -> tuple[int, tuple[str, ...]]:

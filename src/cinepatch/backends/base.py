@@ -72,6 +72,12 @@ class Backend(Protocol):
     max_frames: int | None
     """Most frames one pass makes; longer videos are made in overlapping windows. None: no limit."""
 
+    default_size: tuple[int, int]
+    """(width, height) made when a request leaves the size open."""
+
+    default_fps: int
+    """Frame rate used when a request (and its preset) leaves it open."""
+
     def check(self, spec: GenerationSpec) -> None:
         """Raise :class:`InvalidParameter` for a spec this model cannot make, before any compute."""
         ...

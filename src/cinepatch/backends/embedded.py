@@ -28,7 +28,9 @@ class EmbeddedBackend:
         self.pipeline = pipeline
         self.name = name
         # The longest clip it was trained on; longer videos are made in overlapping windows.
-        self.max_frames: int | None = _trained_frames(pipeline.metadata.get("training", {}))
+        training = pipeline.metadata.get("training", {})
+        self.max_frames: int | None = _trained_frames(training)
+        self.default_size, self.default_fps = _native(training)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> EmbeddedBackend:
@@ -74,7 +76,7 @@ class EmbeddedBackend:
         latents = self.pipeline.encode_frames(clip)  # (C, t, h, w)
         mask = torch.zeros(latents.shape[1])
         for index in indices:
-            mask[latent_index(int(index))] = 1.0
+            mask[latent_index(int(index), self.pipeline.frame_step)] = 1.0
         return Conditioning(mask=mask, latents=latents * mask[None, :, None, None])
 
     def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
@@ -113,3 +115,18 @@ def _trained_frames(training: dict, default: int = 65) -> int:
     buckets = training.get("config", {}).get("buckets") or ()
     frames = [int(b.split("x")[2]) for b in buckets if isinstance(b, str) and b.count("x") == 2]
     return max(frames, default=default)
+
+
+def _native(training: dict) -> tuple[tuple[int, int], int]:
+    """The size and frame rate a model was made for: stated in its folder, else its largest
+    square video bucket and training fps (128x128 at 16 fps when nothing says)."""
+    size = training.get("default_size")
+    config = training.get("config", {})
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+        squares = [
+            int(b.split("x")[0]) for b in config.get("buckets") or ()
+            if isinstance(b, str) and b.count("x") == 2 and b.split("x")[0] == b.split("x")[1] and b.split("x")[2] != "1"
+        ]
+        size = [max(squares), max(squares)] if squares else [128, 128]
+    fps = training.get("default_fps", config.get("fps", 16))
+    return (size[0], size[1]), int(fps) if isinstance(fps, (int, float)) else 16

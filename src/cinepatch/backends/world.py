@@ -19,6 +19,8 @@ __all__ = ["WorldOracle"]
 class WorldOracle:
     name = "cinepatch-world-oracle"
     max_frames = None
+    default_size = (128, 128)
+    default_fps = 16
 
     def check(self, spec: GenerationSpec) -> None:
         from cinepatch.world import parse_prompt

@@ -47,8 +47,8 @@ def add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
     length = group.add_mutually_exclusive_group()
     length.add_argument("--seconds", type=float, help="duration, fractions allowed (default 4)")
     length.add_argument("--frames", type=int, help="number of frames (instead of --seconds)")
-    group.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="default 128x128")
-    group.add_argument("--fps", type=int, help="frames per second (default 16, or the preset's)")
+    group.add_argument("--size", type=parse_size, metavar="WxH", help="default: the model's own (64x64 for the embedded model)")
+    group.add_argument("--fps", type=int, help="frames per second (default: the preset's, else the model's)")
     group.add_argument("--model", default="default", help="model alias or folder (default: the embedded model)")
     group.add_argument("--steps", type=int, help="denoising steps (default: the model's)")
     group.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
@@ -106,12 +106,12 @@ def show_warnings() -> Iterator[None]:
         yield
 
 
-def build_request(args: argparse.Namespace, *, prompt: str, seed: int | None, size: tuple[int, int],
+def build_request(args: argparse.Namespace, *, prompt: str, seed: int | None, size: tuple[int, int] | None,
                   edit: str | None = None, sources: tuple[Path, ...] = (), params: dict | None = None):
     """A VideoRequest from the shared video arguments (add_sampling_arguments) and the edit's own."""
     from cinepatch.app import VideoRequest
 
-    width, height = size
+    width, height = size if size is not None else (None, None)
     return VideoRequest(
         prompt=prompt,
         seconds=args.seconds if args.seconds is not None else 4.0,

@@ -133,8 +133,8 @@ def _request_fields(args: argparse.Namespace) -> tuple[str, str, tuple[Path, ...
     return "storyboard", prompt, tuple(sources), {"cards": cards}
 
 
-def _default_size(sources: tuple[Path, ...]) -> tuple[int, int]:
-    """The first source's size when the model can make it, else 128x128."""
+def _default_size(sources: tuple[Path, ...]) -> tuple[int, int] | None:
+    """The first source video's size when a model can make it, else None (the model's own)."""
     from cinepatch.io.video import read_media
 
     for path in sources:
@@ -144,7 +144,7 @@ def _default_size(sources: tuple[Path, ...]) -> tuple[int, int]:
         if width % 16 == 0 and height % 16 == 0 and 32 <= min(width, height) and max(width, height) <= 512:
             return width, height
         break
-    return 128, 128
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -26,6 +26,8 @@ __all__ = ["CogVideoXBackend"]
 class CogVideoXBackend(DiffusersBackend):
     family = "cogvideox"
     label = "CogVideoX"
+    default_size = (720, 480)
+    default_fps = 8
     default_steps = 50
     default_guidance = 6.0
 

@@ -62,6 +62,8 @@ class DiffusersBackend:
     label: ClassVar[str] = ""  # "Wan", "LTX-Video", "CogVideoX" in messages
     default_steps: ClassVar[int] = 50
     default_guidance: ClassVar[float] = 5.0
+    default_size: ClassVar[tuple[int, int]] = (832, 480)  # (width, height) when a request leaves it open
+    default_fps: ClassVar[int] = 16
 
     def __init__(self, pipe: Any, *, folder: Path, class_name: str, settings: DiffusersSettings) -> None:
         self.pipe = pipe

@@ -29,6 +29,8 @@ __all__ = ["LTXBackend"]
 class LTXBackend(DiffusersBackend):
     family = "ltx"
     label = "LTX-Video"
+    default_size = (704, 480)
+    default_fps = 24
     default_steps = 50
     default_guidance = 3.0
 
