@@ -149,6 +149,17 @@ def test_save_load_round_trip_gives_identical_frames(pipe, tmp_path):
     assert not list(tmp_path.glob(".model*"))
 
 
+def test_dit_stored_in_bfloat16_is_half_the_size_and_loads_as_float32(pipe, tmp_path):
+    full = pipe.save_pretrained(tmp_path / "fp32")
+    half = pipe.save_pretrained(tmp_path / "bf16", dit_dtype=torch.bfloat16)
+    assert (half / "dit.safetensors").stat().st_size < 0.6 * (full / "dit.safetensors").stat().st_size
+    loaded = Pipeline.from_pretrained(half)
+    weights = dict(loaded.dit.named_parameters())
+    assert all(w.dtype == torch.float32 for w in weights.values())
+    for name, original in pipe.dit.named_parameters():  # rounded to bfloat16, nothing more
+        assert torch.equal(weights[name], original.detach().to(torch.bfloat16).float())
+
+
 def test_from_pretrained_errors_name_the_problem(pipe, tmp_path):
     with pytest.raises(ModelError, match="no such model folder"):
         Pipeline.from_pretrained(tmp_path / "nothing")

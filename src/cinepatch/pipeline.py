@@ -88,9 +88,9 @@ class Conditioning:
         return cls(frames=((0, first), (-1, last)))
 
 
-def latent_index(frame: int) -> int:
-    """The latent frame that holds pixel frame ``frame`` (causal VAE, 4× in time)."""
-    return 0 if frame <= 0 else (frame + 3) // 4
+def latent_index(frame: int, step: int = 4) -> int:
+    """The latent frame that holds pixel frame ``frame`` (causal VAE, ``step``× in time)."""
+    return 0 if frame <= 0 else (frame + step - 1) // step
 
 
 class Pipeline:
@@ -209,7 +209,7 @@ class Pipeline:
                 )
             if (n - 1) % self.frame_step:
                 raise InvalidParameter("cond.frames length", n, f"1 + {self.frame_step}k frames")
-            first = latent_index(start)
+            first = latent_index(start, self.frame_step)
             last = first + (n - 1) // self.frame_step
             if not 0 <= start < frames or last >= shape[1]:
                 raise InvalidParameter("cond.frames index", index, f"a clip that fits in frames 0..{frames - 1}")
@@ -357,8 +357,14 @@ class Pipeline:
 
     # -- folders -------------------------------------------------------------------------------
 
-    def save_pretrained(self, folder: str | Path, *, training: dict[str, Any] | None = None) -> Path:
-        """Write the pipeline folder atomically (a temporary folder renamed into place)."""
+    def save_pretrained(
+        self, folder: str | Path, *, training: dict[str, Any] | None = None, dit_dtype: torch.dtype | None = None
+    ) -> Path:
+        """Write the pipeline folder atomically (a temporary folder renamed into place).
+
+        ``dit_dtype=torch.bfloat16`` stores the DiT's floating-point weights at half the size
+        (how the default model ships); loading casts them back to the model's float32.
+        """
         from safetensors.torch import save_file
 
         from cinepatch.io.atomic import atomic_dir
@@ -376,6 +382,8 @@ class Pipeline:
         with atomic_dir(folder) as tmp:
             for name, module in (("dit", self.dit), ("vae", self.vae)):
                 state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+                if name == "dit" and dit_dtype is not None:
+                    state = {k: v.to(dit_dtype) if v.is_floating_point() else v for k, v in state.items()}
                 save_file(state, str(tmp / f"{name}.safetensors"), metadata={"format": "pt", "component": name})
             (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         return folder

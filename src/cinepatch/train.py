@@ -401,6 +401,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
         source = FolderSource(config.data, buckets, fps=config.fps, seed=config.seed)
     stream = BatchStream(source, batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world)
     cache: dict[tuple[Any, int], tuple[torch.Tensor, str]] = {}
+    if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
+        text_encoder.cache_size = max(text_encoder.cache_size, config.latent_cache * len(buckets) + 1)
 
     def latents_for(plan: Any) -> tuple[torch.Tensor, list[str]]:
         """This rank's clips of the step as VAE latents and captions (memoised with a cache)."""

@@ -242,3 +242,20 @@ def test_cli_presets_prints_every_preset_with_tokens(capsys):
         line = next(row for row in out.splitlines() if row.startswith(f"{name} "))
         assert " 80 " in line  # 5 × 4 × 4 tokens with 1×2×2 patches
     assert main(["model", "presets", "--frames", "6"]) == 2
+
+
+def test_cli_export_states_what_generation_needs(tiny_model_dir, tmp_path, capsys):
+    from cinepatch.backends.embedded import EmbeddedBackend
+    from cinepatch.cli import main
+
+    out = tmp_path / "shipped"
+    args = ["model", "export", str(tiny_model_dir), "--out", str(out), "--name", "cinepatch-test",
+            "--size", "48x32", "--fps", "6", "--max-frames", "13", "--bf16"]
+    assert main(args) == 0
+    assert "cinepatch-test, 48x32 at 6 fps" in capsys.readouterr().out
+    backend = EmbeddedBackend.from_pretrained(out)
+    assert (backend.name, backend.default_size, backend.default_fps, backend.max_frames) == ("cinepatch-test", (48, 32), 6, 13)
+    assert (out / "dit.safetensors").stat().st_size < 0.6 * (tiny_model_dir / "dit.safetensors").stat().st_size
+    # A size the model cannot make is refused before anything is written.
+    assert main([*args[:3], "--out", str(tmp_path / "bad"), *args[5:7], "--size", "50x32", *args[9:]]) == 2
+    assert not (tmp_path / "bad").exists()

@@ -7,6 +7,7 @@ is counted without allocating a byte of weights.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from cinepatch.errors import InvalidParameter
 
@@ -35,6 +36,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="prompt tokens for the cross-attention (default 77)")
     presets.add_argument("--batch", type=int, default=1, help="clips per forward (default 1)")
     presets.set_defaults(func=run_presets)
+
+    export = commands.add_parser(
+        "export",
+        help="turn a training run into a model folder to ship or share",
+        description="Copy a run's EMA pipeline (RUN/pipeline, or any pipeline folder) to OUT with "
+        "the facts generation needs stated in its config: the model's name, native size and "
+        "frame rate, and how many frames one pass makes. --bf16 stores the DiT in bfloat16 "
+        "(half the size; how the default model ships).",
+    )
+    export.add_argument("run", type=Path, help="a training run folder, or a pipeline folder")
+    export.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    export.add_argument("--name", required=True, help="the model's name in outputs, credentials and the ledger")
+    export.add_argument("--size", required=True, help="native WIDTHxHEIGHT, e.g. 64x64")
+    export.add_argument("--fps", type=int, required=True, help="native frame rate")
+    export.add_argument("--max-frames", type=int, required=True, help="frames one pass makes (longer: windows)")
+    export.add_argument("--bf16", action="store_true", help="store the DiT's weights in bfloat16")
+    export.set_defaults(func=run_export)
 
 
 def _si(x: float, units: str = "PTGMk") -> str:
@@ -77,4 +95,26 @@ def run_presets(args: argparse.Namespace) -> int:
         )
     print("FLOP/token: linear layers only (2 per multiply-add); FLOP/forward adds attention, "
           "text and per-clip conditioning. Training costs ≈ 3× a forward.")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from cinepatch.pipeline import Pipeline
+
+    folder = args.run / "pipeline" if (args.run / "pipeline" / "config.json").is_file() else args.run
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise InvalidParameter("--size", args.size, "WIDTHxHEIGHT, e.g. 64x64") from None
+    if args.fps < 1 or args.max_frames < 1:
+        raise InvalidParameter("--fps/--max-frames", (args.fps, args.max_frames), "positive whole numbers")
+    pipe = Pipeline.from_pretrained(folder)
+    pipe.check_shape(frames=pipe.frame_step * ((args.max_frames - 1) // pipe.frame_step) + 1, width=width, height=height)
+    training = dict(pipe.metadata.get("training", {}))
+    training.update(name=args.name, default_size=[width, height], default_fps=args.fps, max_frames=args.max_frames)
+    pipe.save_pretrained(args.out, training=training, dit_dtype=torch.bfloat16 if args.bf16 else None)
+    size = sum(f.stat().st_size for f in args.out.iterdir()) / 1e6
+    print(f"wrote {args.out} ({size:.1f} MB): {args.name}, {width}x{height} at {args.fps} fps, {args.max_frames} frames per pass")
     return 0
