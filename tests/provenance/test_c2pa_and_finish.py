@@ -141,6 +141,17 @@ def test_visible_mark_is_on_by_default_and_can_be_turned_off(clip, tmp_path, set
     assert not on.signed  # GIFs carry the watermark and the ledger row, not C2PA
 
 
+def test_small_frames_get_the_short_mark_in_their_corner() -> None:
+    from cinepatch.provenance.visible import apply_visible_mark
+
+    frames = np.full((2, 64, 64, 3), 60, np.uint8)
+    changed = np.argwhere((apply_visible_mark(frames) != frames).any(axis=(0, 3)))  # (n, 2) y, x
+    assert len(changed) > 10
+    assert changed[:, 1].min() > 64 - 64 / 3 - 2 and changed[:, 0].min() > 64 / 2  # a corner, not a banner
+    wide = np.full((2, 64, 256, 3), 60, np.uint8)
+    assert np.argwhere((apply_visible_mark(wide) != wide).any(axis=(0, 3)))[:, 1].min() < 256 - 40  # the word
+
+
 def test_ledger_rejects_a_reused_payload_and_looks_up_by_hash(made, clip, settings) -> None:
     with Ledger(settings.ledger) as ledger:
         entry = ledger.get(made.payload)

@@ -1,4 +1,5 @@
-"""The visible mark: a small, semi-transparent "cinepatch" label in a corner of every frame.
+"""The visible mark: a small, semi-transparent "cinepatch" label in a corner of every frame
+("cp" on frames too narrow for the word).
 
 Drawn with Pillow's built-in bitmap font (no font files), white with a dark outline so it reads
 on any background, at about 1/24 of the frame height (never under the font's native size).
@@ -39,10 +40,14 @@ def apply_visible_mark(
     frames: np.ndarray,
     *,
     text: str = "cinepatch",
+    short: str = "cp",
     corner: str = "bottom-right",
     opacity: float = 0.6,
 ) -> np.ndarray:
-    """Return a copy of ``frames`` ((T, H, W, 3) uint8) with the label drawn in ``corner``."""
+    """Return a copy of ``frames`` ((T, H, W, 3) uint8) with the label drawn in ``corner``.
+
+    Where ``text`` would be wider than half the frame, ``short`` is drawn instead.
+    """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise InvalidParameter("frames", f"{frames.shape} {frames.dtype}", "uint8 array (T, H, W, 3)")
@@ -50,8 +55,10 @@ def apply_visible_mark(
         raise InvalidParameter("corner", corner, ", ".join(CORNERS))
     if not 0.0 < opacity <= 1.0:
         raise InvalidParameter("opacity", opacity, "0 < opacity ≤ 1")
-    glyph = _glyph(text)
     height, width = frames.shape[1:3]
+    glyph = _glyph(text)
+    if glyph.shape[1] > width / 2 and short:
+        glyph = _glyph(short)  # a small frame gets the short form rather than a banner across it
     scale = max(1, round(height / 24 / glyph.shape[0]))
     if scale > 1:
         glyph = glyph.repeat(scale, 0).repeat(scale, 1)
