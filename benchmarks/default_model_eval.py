@@ -179,23 +179,53 @@ def verbatim_overlap(cases: list[Case], samples: int = 20000) -> int:
 
 
 def consistency(frames: np.ndarray, fps: float, scene: Scene) -> float | None:
-    """Share of frames where each constant-size object's area is within 0.6–1.6× its median."""
+    """Share of frames in which each constant-size object is there, whole, with one size.
+
+    Per single-object colour (grow/shrink, pillar and pan scenes excluded), on the evaluator's
+    sampled frames between its first and last sighting (leaving the canvas is not a change):
+    the object's largest connected component gives its size (the larger side of its box). A
+    frame passes when that component exists, no second component of the colour reaches a third
+    of its area (no split or duplicate), and the size is within 2 px or 25% of the object's
+    median size. Frames where the object touches the border or another object are not judged;
+    a frame where it is missing between two sightings is (and fails). Never seen scores 0.
+    """
+    from cinepatch.world.evaluate import _COLOURS, _cut_by_border  # the evaluator's colour order
+
+    if scene.pan != "none" or any(o.behind_pillar for o in scene.objects):
+        return None
     groups = scene.groups()
     meas = measure(frames, fps=fps, components_for=tuple(groups))
-    from cinepatch.world.evaluate import _COLOURS  # the evaluator's colour order
-
     scores = []
     for colour, indices in groups.items():
-        obj = scene.objects[indices[0]]
-        if obj.motion in ("grow", "shrink") or obj.behind_pillar or scene.pan != "none":
+        if len(indices) != 1 or scene.objects[indices[0]].motion in ("grow", "shrink"):
             continue
-        area = meas.area[:, _COLOURS.index(colour)]
-        visible = area[area > 0]
-        if len(visible) < 2:
-            scores.append(0.0)
+        c = _COLOURS.index(colour)
+        others = [_COLOURS.index(k) for k in groups if k != colour]
+        unclear = _cut_by_border(meas, c) | (meas.touching[:, c, others].any(-1) if others else False)
+        present = [bool(comps) for comps in meas.components[c]]
+        if not any(present):
+            scores.append(0.0)  # never seen at all
             continue
-        median = float(np.median(visible))
-        scores.append(float(np.mean((area >= 0.6 * median) & (area <= 1.6 * median))))
+        first, last = present.index(True), len(present) - 1 - present[::-1].index(True)
+        sizes, whole = [], []
+        for k in range(first, last + 1):  # leaving the canvas at the ends is not a change
+            comps = sorted(meas.components[c][k], key=lambda comp: -comp["area"])
+            if comps and unclear[meas.sampled[k]]:
+                continue  # partly hidden or cut by the border: not judged
+            if not comps:  # vanished between two sightings
+                sizes.append(np.nan)
+                whole.append(False)
+                continue
+            big = comps[0]
+            sizes.append(max(big["x1"] - big["x0"], big["y1"] - big["y0"]))
+            whole.append(len(comps) == 1 or comps[1]["area"] < big["area"] / 3)
+        if len(sizes) < 2 or np.isnan(sizes).all():
+            continue  # too little seen clearly to judge
+        size = np.asarray(sizes)
+        median = float(np.nanmedian(size))
+        with np.errstate(invalid="ignore"):
+            ok = np.asarray(whole) & (np.abs(size - median) <= max(2.0, 0.25 * median))
+        scores.append(float(ok.mean()))
     return float(np.mean(scores)) if scores else None
 
 
