@@ -227,3 +227,27 @@ def test_training_reduces_loss_and_resumes(tmp_path) -> None:
     # Running again with a longer schedule resumes at step 20 instead of starting over.
     train_vae.main([*args, "--steps", "22"], batcher=batcher)
     assert torch.load(out / "train_state.pt", weights_only=False)["step"] == 22
+
+
+def test_decoder_only_keeps_the_encoder_and_its_statistics(tmp_path) -> None:
+    from cinepatch import train_vae
+
+    def batcher(rng: np.random.Generator, batch: int, frames: int) -> torch.Tensor:
+        return squares(batch, frames, 16, seed=int(rng.integers(1 << 30)))
+
+    base = tmp_path / "base"
+    common = ["--preset", "tiny", "--batch", "2", "--frames", "5", "--lr", "3e-3", "--warmup", "2",
+              "--stats-batches", "2", "--log-every", "1000"]
+    train_vae.main([*common, "--out", str(base), "--steps", "6"], batcher=batcher)
+    first = CausalVAE.from_pretrained(base)
+    train_vae.main([*common, "--out", str(tmp_path / "dec"), "--steps", "15", "--init", str(base), "--decoder-only"],
+                   batcher=batcher)
+    tuned = CausalVAE.from_pretrained(tmp_path / "dec")
+    x = squares(4, 5, 16, seed=7)
+    with torch.no_grad():
+        assert torch.equal(first.encode(x), tuned.encode(x))  # same latents: a DiT trained on them still fits
+        before = float((first.decode(first.encode(x)) - x).pow(2).mean())
+        after = float((tuned.decode(tuned.encode(x)) - x).pow(2).mean())
+    assert after < before
+    with pytest.raises(SystemExit):
+        train_vae.parse_args(["--out", str(tmp_path / "x"), "--decoder-only"])  # needs --init
