@@ -71,6 +71,7 @@ class TrainConfig:
     # model
     model: str = "tiny"  # a preset of cinepatch.models.dit.PRESETS
     dit: dict[str, Any] = field(default_factory=dict)  # preset overrides (dit.KEY=VALUE)
+    init_from: str = ""  # a pipeline folder whose DiT weights start a fresh run (fine-tuning)
     vae_path: str = ""  # a trained CausalVAE folder (frozen); "" builds one from vae_preset
     vae_preset: str = "tiny"  # used only without vae_path: a random frozen VAE (tests, smoke)
     vae: dict[str, Any] = field(default_factory=dict)  # overrides of that preset (vae.KEY=VALUE)
@@ -250,6 +251,22 @@ def draw_cond_mask(frames: int, rng: np.random.Generator, prob: float) -> tuple[
     return kind, mask
 
 
+def _init_dit(model: torch.nn.Module, folder: Path) -> None:
+    """Load a pipeline folder's DiT weights into ``model`` (same shapes). When the folder's model
+    predicted something else (v vs x), its output layer starts from zero again, as a new one."""
+    from safetensors.torch import load_file
+
+    saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))["dit"]
+    missing, unexpected = model.load_state_dict(load_file(str(folder / "dit.safetensors")), strict=False)
+    if unexpected or missing:
+        raise InvalidParameter("init_from", str(folder), "a DiT of the same shape", hint=f"{missing or unexpected}")
+    if saved.get("prediction", "v") != model.config.prediction:
+        final = model.final_layer
+        for layer in (final.adaLN_modulation[-1], final.linear):
+            torch.nn.init.zeros_(layer.weight)
+            torch.nn.init.zeros_(layer.bias)
+
+
 def _peak_flops(device: torch.device, config: TrainConfig, local_world: int) -> float:
     if config.peak_flops > 0:
         return config.peak_flops
@@ -387,8 +404,13 @@ def main(config: TrainConfig) -> dict[str, Any]:
             lines = metrics.read_text(encoding="utf-8").splitlines()
             kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
             metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    elif master and (out / "metrics.jsonl").exists():
-        (out / "metrics.jsonl").unlink()  # a fresh run: don't mix curves
+    else:
+        if config.init_from:
+            _init_dit(model, Path(config.init_from))
+            ema = EMA(model, config.ema_decay)
+            log(f"initialised the DiT from {config.init_from}")
+        if master and (out / "metrics.jsonl").exists():
+            (out / "metrics.jsonl").unlink()  # a fresh run: don't mix curves
 
     # -- data -----------------------------------------------------------------------------------
     multiple = vae.config.spatial_compression * math.lcm(dit_config.patch[1], dit_config.patch[2])

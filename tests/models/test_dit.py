@@ -113,6 +113,33 @@ def test_adaln_zero_init_gives_zero_velocity_and_identity_blocks():
     assert torch.equal(model.blocks[0](h, c, ctx, mask, rope), h)
 
 
+def test_x_prediction_returns_the_velocity_of_its_clean_estimate():
+    torch.manual_seed(0)
+    model = DiT(dataclasses.replace(TINY, prediction="x")).eval()
+    x, t, text = inputs()
+    # At init the network predicts x̂₀ = 0, so v = (x_t − 0) / t, with t floored.
+    t = torch.tensor([0.5, 0.01])
+    v = model(x, t, text_states=text)
+    assert torch.allclose(v[0], x[0] / 0.5) and torch.allclose(v[1], x[1] / model.config.t_floor)
+    # And a perfect clean estimate gives exactly the flow's velocity, noise − x₀.
+    x0, noise = torch.randn_like(x), torch.randn_like(x)
+    tt = torch.tensor([0.5, 0.3]).view(-1, 1, 1, 1, 1)
+    x_t = (1 - tt) * x0 + tt * noise
+    with torch.no_grad():
+        model.final_layer.linear.bias.zero_()
+    from cinepatch.models import dit as dit_module
+
+    real = dit_module.unpatchify
+    dit_module.unpatchify = lambda *args: x0
+    try:
+        v = model(x_t, torch.tensor([0.5, 0.3]), text_states=text)
+    finally:
+        dit_module.unpatchify = real
+    assert torch.allclose(v, noise - x0, atol=1e-5)
+    with pytest.raises(InvalidParameter, match="prediction"):
+        DiTConfig(prediction="eps")
+
+
 @pytest.mark.parametrize("qk_norm", [True, False])
 def test_output_shape_for_odd_frame_counts_and_any_size(qk_norm):
     model = randomized(dataclasses.replace(TINY, qk_norm=qk_norm))

@@ -86,6 +86,14 @@ class DiTConfig:
     qk_norm: bool = False
     rope_theta: float = 10_000.0
     grad_checkpointing: bool = False
+    # What the network's last layer predicts; forward always returns the velocity. "x": the
+    # clean latents, turned into v = (x_t − x̂₀) / t (t floored at t_floor). A token holding
+    # more numbers than the width (a 4×4×4 patch of 8 channels is 512) cannot carry full-rank
+    # noise through the network, so v-prediction leaves noise in the picture; clean latents
+    # are low-dimensional and can (Li & He, "Back to Basics: Let Denoising Generative Models
+    # Denoise", 2025).
+    prediction: str = "v"
+    t_floor: float = 0.05
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -103,6 +111,10 @@ class DiTConfig:
             )
         if self.mlp_ratio <= 0:
             raise InvalidParameter("mlp_ratio", self.mlp_ratio, "> 0")
+        if self.prediction not in ("v", "x"):
+            raise InvalidParameter("prediction", self.prediction, "'v' (velocity) or 'x' (clean latents)")
+        if not 0 < self.t_floor < 1:
+            raise InvalidParameter("t_floor", self.t_floor, "between 0 and 1")
 
     @property
     def head_dim(self) -> int:
@@ -436,6 +448,7 @@ class DiT(nn.Module):
         nothing conditioned). Returns ``(B, C, t, h, w)``.
         """
         cfg = self.config
+        x_t = x
         b, c, frames, h, w = x.shape
         if c != cfg.in_channels:
             raise InvalidParameter("x channels", c, f"{cfg.in_channels} (config.in_channels)")
@@ -472,8 +485,10 @@ class DiT(nn.Module):
                 x = checkpoint(block, x, c_vec, context, context_mask, rope, use_reentrant=False)
             else:
                 x = block(x, c_vec, context, context_mask, rope)  # (B, N, D)
-        x = self.final_layer(x, c_vec)  # (B, N, p_t·p_h·p_w·C)
-        return unpatchify(x, grid, cfg.patch, frames)  # (B, C, t, h, w)
+        out = unpatchify(self.final_layer(x, c_vec), grid, cfg.patch, frames)  # (B, C, t, h, w)
+        if cfg.prediction == "x":  # out is x̂₀; x_t = (1 − t)·x₀ + t·noise gives v = (x_t − x̂₀) / t
+            return (x_t - out) / t.to(out.dtype).clamp_min(cfg.t_floor).view(-1, 1, 1, 1, 1)
+        return out
 
     # -- persistence -------------------------------------------------------------------------
 
