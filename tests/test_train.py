@@ -116,6 +116,22 @@ def test_loss_falls_on_a_trivial_dataset(clips, tmp_path):
     assert pipe.metadata["training"]["step"] == 40
 
 
+def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
+    from safetensors.torch import load_file
+
+    main(tiny(tmp_path / "a", clips, "max_steps=4"))
+    source = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "lr=1e-12", "min_lr=1e-12"))
+    same = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
+    assert all(torch.allclose(same[k], source[k], atol=1e-6) for k in ("blocks.0.attn.qkv.weight", "x_embedder.weight"))
+    # Switching to x-prediction keeps the body and starts the output layer again from zero.
+    main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "dit.prediction=x",
+              "lr=1e-12", "min_lr=1e-12"))
+    switched = load_file(str(tmp_path / "c" / "pipeline" / "dit.safetensors"))
+    assert torch.allclose(switched["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"], atol=1e-6)
+    assert float(switched["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
+
+
 def test_resume_continues_with_identical_state_even_after_kill_9(clips, tmp_path):
     # A run killed with SIGKILL mid-step after a checkpoint, then resumed to `target` steps, must
     # end bit-identical (weights, EMA, optimizer) to a straight run of `target` steps. The target
