@@ -848,7 +848,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
 
     @app.get("/v1/studio/options")
     def studio_options(who: Caller = Depends(caller)) -> dict[str, Any]:
-        sizes = ["128x128", "256x144", "144x256", "192x192", "256x256"]
+        sizes = ["64x64", "112x64", "64x112", "128x128", "256x144", "144x256", "256x256"]
         return {
             "sizes": [s for s in sizes if _fits(s, config)],
             "size_map": config.size_map,

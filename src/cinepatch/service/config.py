@@ -16,13 +16,14 @@ from cinepatch.errors import InvalidParameter
 
 __all__ = ["ServiceConfig", "OPENAI_SIZE_MAP"]
 
-# OpenAI's Videos API sizes, mapped onto sizes a small local model makes in the same aspect
-# ratio (sides multiples of 16). Set ``size_map = {}`` to reject them instead.
+# OpenAI's Videos API sizes, mapped onto the sizes the embedded default model was trained at
+# in the same orientation (64 px on the short side; 7:4 is the nearest multiple-of-16 shape
+# to 16:9). Set ``size_map = {}`` to reject them instead, or map them to your model's sizes.
 OPENAI_SIZE_MAP: dict[str, str] = {
-    "720x1280": "144x256",
-    "1280x720": "256x144",
-    "1024x1792": "128x224",
-    "1792x1024": "224x128",
+    "720x1280": "64x112",
+    "1280x720": "112x64",
+    "1024x1792": "64x112",
+    "1792x1024": "112x64",
 }
 
 
@@ -53,7 +54,7 @@ class ServiceConfig:
     )
     default_model: str = "sora-2"
     size_map: dict[str, str] = field(default_factory=lambda: dict(OPENAI_SIZE_MAP))
-    default_size: str = "128x128"
+    default_size: str = "64x64"  # the embedded default model's native size
     min_side: int = 32
     max_side: int = 512
     max_seconds: float = 12.0
