@@ -81,12 +81,12 @@ class VideoRequest:
                 raise InvalidParameter("frames", self.frames, f"1 to {int(MAX_SECONDS * self.frame_rate)}")
         elif self.seconds is None or not 0 < self.seconds <= MAX_SECONDS:
             raise InvalidParameter("seconds", self.seconds, f"more than 0, at most {MAX_SECONDS:g}")
-        if (self.width is None) != (self.height is None):
-            raise InvalidParameter("size", (self.width, self.height), "both width and height, or neither")
         for side in ("width", "height"):
             value = getattr(self, side)
             if value is not None and (not isinstance(value, int) or not 16 <= value <= 4096 or value % 16):
                 raise InvalidParameter(side, value, "16 to 4096, a multiple of 16")
+        if (self.width is None) != (self.height is None):
+            raise InvalidParameter("size", (self.width, self.height), "both width and height, or neither")
         if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
             raise InvalidParameter("seed", self.seed, f"0 to {MAX_SEED}")
         if self.steps is not None and not 1 <= self.steps <= 500:
