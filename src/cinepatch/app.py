@@ -41,7 +41,6 @@ __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SEC
 MAX_PROMPT_CHARS = 2000
 MAX_SECONDS = 60.0
 MAX_SEED = 2**63 - 1
-DEFAULT_SIZE = (128, 128)  # for a backend that names no native size of its own
 DEFAULT_FPS = 16
 
 
@@ -301,12 +300,12 @@ class Studio:
 
 def _native_defaults(request: VideoRequest, backend: Backend) -> VideoRequest:
     """Size and frame rate left open are the model's own (the embedded model's training size)."""
-    width, height = getattr(backend, "default_size", DEFAULT_SIZE)
+    width, height = backend.default_size
     return dataclasses.replace(
         request,
         width=request.width if request.width is not None else width,
         height=request.height if request.height is not None else height,
-        fps=request.fps if request.fps is not None else getattr(backend, "default_fps", DEFAULT_FPS),
+        fps=request.fps if request.fps is not None else backend.default_fps,
     )
 
 

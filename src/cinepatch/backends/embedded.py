@@ -108,25 +108,25 @@ class EmbeddedBackend:
         return video[: spec.frames]
 
 
+def _buckets(training: dict) -> list[tuple[int, int, int]]:
+    """The (width, height, frames) training buckets a model folder states."""
+    texts = training.get("config", {}).get("buckets") or ()
+    return [tuple(int(v) for v in b.split("x")) for b in texts if isinstance(b, str) and b.count("x") == 2]
+
+
 def _trained_frames(training: dict, default: int = 65) -> int:
     """Frames per pass: ``max_frames`` if the folder states it, else its longest training bucket."""
     if isinstance(training.get("max_frames"), int):
         return training["max_frames"]
-    buckets = training.get("config", {}).get("buckets") or ()
-    frames = [int(b.split("x")[2]) for b in buckets if isinstance(b, str) and b.count("x") == 2]
-    return max(frames, default=default)
+    return max((frames for _, _, frames in _buckets(training)), default=default)
 
 
 def _native(training: dict) -> tuple[tuple[int, int], int]:
     """The size and frame rate a model was made for: stated in its folder, else its largest
     square video bucket and training fps (128x128 at 16 fps when nothing says)."""
     size = training.get("default_size")
-    config = training.get("config", {})
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        squares = [
-            int(b.split("x")[0]) for b in config.get("buckets") or ()
-            if isinstance(b, str) and b.count("x") == 2 and b.split("x")[0] == b.split("x")[1] and b.split("x")[2] != "1"
-        ]
-        size = [max(squares), max(squares)] if squares else [128, 128]
-    fps = training.get("default_fps", config.get("fps", 16))
+        side = max((w for w, h, frames in _buckets(training) if w == h and frames > 1), default=128)
+        size = [side, side]
+    fps = training.get("default_fps", training.get("config", {}).get("fps", 16))
     return (size[0], size[1]), int(fps) if isinstance(fps, (int, float)) else 16

@@ -54,13 +54,9 @@ class VAEConfig:
     # One width per resolution level: log2(spatial_compression / patch_size) + 1 entries.
     widths: tuple[int, ...] = (16, 32, 64, 64)
     blocks_per_level: int = 1
-    # Plain: no norms, an activation after every strided conv. Shallow plain stacks learn the
-    # flat-coloured world several times faster per step than the normed residual design.
-    plain: bool = False
     in_channels: int = 3
     kl_weight: float = 1e-5  # small: we want an autoencoder with a well-behaved latent
-    l1_weight: float = 1.0  # reconstruction = l1_weight · L1 + l2_weight · MSE
-    l2_weight: float = 1.0
+    l2_weight: float = 1.0  # reconstruction = L1 + l2_weight · MSE
 
     def __post_init__(self) -> None:
         total = round(math.log2(self.spatial_compression))
@@ -147,16 +143,12 @@ class ChannelRMSNorm(nn.Module):
         return x * rms * self.weight.view(1, -1, 1, 1, 1)
 
 
-def _norm(channels: int, plain: bool) -> nn.Module:
-    return nn.Identity() if plain else ChannelRMSNorm(channels)
-
-
 class ResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, *, plain: bool = False, kt: int = 3) -> None:
+    def __init__(self, cin: int, cout: int, *, kt: int = 3) -> None:
         super().__init__()
-        self.norm1 = _norm(cin, plain)
+        self.norm1 = ChannelRMSNorm(cin)
         self.conv1 = CausalConv3d(cin, cout, (kt, 3, 3))
-        self.norm2 = _norm(cout, plain)
+        self.norm2 = ChannelRMSNorm(cout)
         self.conv2 = CausalConv3d(cout, cout, (kt, 3, 3))
         self.skip = nn.Conv3d(cin, cout, 1) if cin != cout else nn.Identity()
 
@@ -173,13 +165,12 @@ class Downsample(nn.Module):
     output frame j sees input frames 2j − 2 … 2j.
     """
 
-    def __init__(self, cin: int, cout: int, *, time: bool, act: bool = False, kt: int = 3) -> None:
+    def __init__(self, cin: int, cout: int, *, time: bool, kt: int = 3) -> None:
         super().__init__()
         self.conv = CausalConv3d(cin, cout, (kt, 3, 3), stride=(2 if time else 1, 2, 2))
-        self.act = nn.SiLU() if act else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.conv(x))  # (B, cout, T', H/2, W/2), T' = 1 + (T − 1)/2 when time
+        return self.conv(x)  # (B, cout, T', H/2, W/2), T' = 1 + (T − 1)/2 when time
 
 
 class Upsample(nn.Module):
@@ -189,11 +180,10 @@ class Upsample(nn.Module):
     output frame is dropped so 1 + m frames become 1 + 2m (latent frame 0 ↔ pixel frame 0).
     """
 
-    def __init__(self, cin: int, cout: int, *, time: bool, act: bool = False, kt: int = 3) -> None:
+    def __init__(self, cin: int, cout: int, *, time: bool, kt: int = 3) -> None:
         super().__init__()
         self.time_conv = CausalConv3d(cin, 2 * cin, (kt, 3, 3)) if time else None
         self.conv = CausalConv3d(cin, cout, (kt, 3, 3))
-        self.act = nn.SiLU() if act else nn.Identity()
         self.streaming = False
         self.seen = False  # streaming: has the chunk holding frame 0 gone through?
 
@@ -206,7 +196,7 @@ class Upsample(nn.Module):
                 x = x[:, :, 1:]  # (B, C, 2T − 1, H, W)
             self.seen = self.streaming
         x = F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")  # (B, C, T', 2H, 2W)
-        return self.act(self.conv(x))  # (B, cout, T', 2H, 2W)
+        return self.conv(x)  # (B, cout, T', 2H, 2W)
 
 
 def _unshuffle(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -240,22 +230,20 @@ class Encoder(nn.Module):
         self.patch = cfg.patch_size
         self.conv_in = CausalConv3d(cfg.in_channels * cfg.patch_size**2, w[0], (kt, 3, 3))
         self.levels = nn.ModuleList()
-        self.act_in = nn.SiLU() if cfg.plain else nn.Identity()
         for i, time in enumerate(cfg.temporal_down):
-            blocks: list[nn.Module] = [ResBlock(w[i], w[i], plain=cfg.plain, kt=kt) for _ in range(cfg.blocks_per_level)]
-            blocks.append(Downsample(w[i], w[i + 1], time=time, act=cfg.plain, kt=kt))
+            blocks: list[nn.Module] = [ResBlock(w[i], w[i], kt=kt) for _ in range(cfg.blocks_per_level)]
+            blocks.append(Downsample(w[i], w[i + 1], time=time, kt=kt))
             self.levels.append(nn.Sequential(*blocks))
-        self.mid = nn.Sequential(*[ResBlock(w[-1], w[-1], plain=cfg.plain, kt=kt) for _ in range(cfg.blocks_per_level)])
-        self.norm_out = _norm(w[-1], cfg.plain)
-        self.act_out = nn.Identity() if cfg.plain else nn.SiLU()  # plain: the last level activated
+        self.mid = nn.Sequential(*[ResBlock(w[-1], w[-1], kt=kt) for _ in range(cfg.blocks_per_level)])
+        self.norm_out = ChannelRMSNorm(w[-1])
         self.conv_out = CausalConv3d(w[-1], 2 * cfg.latent_channels, (kt, 3, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.act_in(self.conv_in(_unshuffle(x, self.patch)))  # (B, w0, T, H/p, W/p)
+        h = self.conv_in(_unshuffle(x, self.patch))  # (B, w0, T, H/p, W/p)
         for level in self.levels:
             h = level(h)  # (B, w_i+1, T', H/2^i+1, W/2^i+1)
         h = self.mid(h)  # (B, w_n, t, h, w)
-        return self.conv_out(self.act_out(self.norm_out(h)))  # (B, 2C, t, h, w): mean ‖ logvar
+        return self.conv_out(F.silu(self.norm_out(h)))  # (B, 2C, t, h, w): mean ‖ logvar
 
 
 class Decoder(nn.Module):
@@ -264,23 +252,21 @@ class Decoder(nn.Module):
         w = cfg.widths
         kt = cfg.temporal_kernel
         self.conv_in = CausalConv3d(cfg.latent_channels, w[-1], (kt, 3, 3))
-        self.act_in = nn.SiLU() if cfg.plain else nn.Identity()
-        self.mid = nn.Sequential(*[ResBlock(w[-1], w[-1], plain=cfg.plain, kt=kt) for _ in range(cfg.blocks_per_level)])
+        self.mid = nn.Sequential(*[ResBlock(w[-1], w[-1], kt=kt) for _ in range(cfg.blocks_per_level)])
         self.levels = nn.ModuleList()
         for i in reversed(range(len(cfg.temporal_down))):
-            blocks: list[nn.Module] = [ResBlock(w[i + 1], w[i + 1], plain=cfg.plain, kt=kt) for _ in range(cfg.blocks_per_level)]
-            blocks.append(Upsample(w[i + 1], w[i], time=cfg.temporal_down[i], act=cfg.plain, kt=kt))
+            blocks: list[nn.Module] = [ResBlock(w[i + 1], w[i + 1], kt=kt) for _ in range(cfg.blocks_per_level)]
+            blocks.append(Upsample(w[i + 1], w[i], time=cfg.temporal_down[i], kt=kt))
             self.levels.append(nn.Sequential(*blocks))
-        self.norm_out = _norm(w[0], cfg.plain)
-        self.act_out = nn.Identity() if cfg.plain else nn.SiLU()
+        self.norm_out = ChannelRMSNorm(w[0])
         self.patch = cfg.patch_size
         self.conv_out = CausalConv3d(w[0], cfg.in_channels * cfg.patch_size**2, (kt, 3, 3))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.mid(self.act_in(self.conv_in(z)))  # (B, w_n, t, h, w)
+        h = self.mid(self.conv_in(z))  # (B, w_n, t, h, w)
         for level in self.levels:
             h = level(h)  # (B, w_i, T', 2h, 2w)
-        return _shuffle(self.conv_out(self.act_out(self.norm_out(h))), self.patch)  # (B, 3, T, H, W)
+        return _shuffle(self.conv_out(F.silu(self.norm_out(h))), self.patch)  # (B, 3, T, H, W)
 
 
 # --------------------------------------------------------------------------------------
@@ -459,25 +445,24 @@ class CausalVAE(nn.Module):
         mean, logvar = self.encoder(x).chunk(2, dim=1)  # (B, C, t, h, w) each
         logvar = logvar.clamp(-30.0, 20.0)
         z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator, dtype=mean.dtype)
-        recon = self.decoder(z)  # (B, 3, T, H, W)
-        l1 = (recon - x).abs().mean()
-        mse = (recon - x).pow(2).mean()
+        recon, parts = self._reconstruction(self.decoder(z), x)
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
-        total = self.config.l1_weight * l1 + self.config.l2_weight * mse + self.config.kl_weight * kl
-        psnr = 10.0 * math.log10(4.0 / max(mse.item(), 1e-12))  # peak-to-peak range is 2
-        return total, {"l1": l1.item(), "mse": mse.item(), "kl": kl.item(), "psnr": psnr}
+        return recon + self.config.kl_weight * kl, {**parts, "kl": kl.item()}
 
     def decoder_loss(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """Reconstruction loss of the decoder alone on the (frozen) encoder's normalised means —
         the latents a DiT generates — for sharpening a decoder after its encoder is fixed."""
         with torch.no_grad():
             z = self.encode(x, chunk_frames=None, tile=None)  # (B, C, t, h, w)
-        recon = self.decode(z, chunk_frames=None, tile=None)  # (B, 3, T, H, W)
+        recon, parts = self._reconstruction(self.decode(z, chunk_frames=None, tile=None), x)
+        return recon, {**parts, "kl": 0.0}
+
+    def _reconstruction(self, recon: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """L1 + l2_weight · MSE of ``recon`` against ``x``, with the parts and PSNR as floats."""
         l1 = (recon - x).abs().mean()
         mse = (recon - x).pow(2).mean()
-        total = self.config.l1_weight * l1 + self.config.l2_weight * mse
-        psnr = 10.0 * math.log10(4.0 / max(mse.item(), 1e-12))
-        return total, {"l1": l1.item(), "mse": mse.item(), "kl": 0.0, "psnr": psnr}
+        psnr = 10.0 * math.log10(4.0 / max(mse.item(), 1e-12))  # peak-to-peak range is 2
+        return l1 + self.config.l2_weight * mse, {"l1": l1.item(), "mse": mse.item(), "psnr": psnr}
 
     # ---- save / load ---------------------------------------------------------------------
 
