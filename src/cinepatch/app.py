@@ -272,7 +272,7 @@ class Studio:
                 expanded_prompt=expansion.expanded,
                 model=backend.name,
                 software=f"cinepatch {__version__}",
-                action="c2pa.edited" if request.edit else "c2pa.created",
+                action="c2pa.edited" if request.sources else "c2pa.created",  # a loop from a prompt is made, not edited
                 edit=request.edit,
                 sources=tuple(str(path) for path in request.sources),
                 parameters=_parameters(request, seed),

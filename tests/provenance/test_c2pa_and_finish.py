@@ -103,6 +103,18 @@ def test_edit_records_opened_and_edited_with_the_source_as_ingredient(made, clip
     assert m.ingredients[0]["has_manifest"]  # the source's own credentials travel with it
 
 
+def test_edit_without_a_source_is_signed_as_created(clip, keys, settings, tmp_path) -> None:
+    # A loop or a mix from prompts alone has no ingredient: C2PA needs `created` first.
+    out = finish(
+        clip, fps=8, out=tmp_path / "loop.mp4", payload=new_payload(), settings=settings,
+        record=Record(prompt="a loop", model="world@1", action="c2pa.created", edit="loop"),
+    )
+    m = verify(out.path, trust_root=keys.root).manifest
+    assert m.state == "trusted"
+    assert [a["action"] for a in m.actions] == ["c2pa.created"]
+    assert m.actions[0]["parameters"]["edit"] == "loop" and not m.ingredients
+
+
 def test_failed_signing_leaves_nothing_behind(clip, tmp_path, keys) -> None:
     bad_key = tmp_path / "bad.key"
     bad_key.write_text("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n")

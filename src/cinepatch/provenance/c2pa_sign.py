@@ -209,9 +209,9 @@ def _manifest_json(
 ) -> dict:
     agent = {"name": "cinepatch", "version": __version__}
     parameters = {"model": info.model}
-    if info.edit:
-        opened = [{"action": "c2pa.opened", "parameters": {"ingredientIds": ingredient_ids[:1]}}]
-        actions = opened[: len(ingredient_ids[:1])] + [
+    if info.edit and ingredient_ids:
+        actions = [
+            {"action": "c2pa.opened", "parameters": {"ingredientIds": ingredient_ids[:1]}},
             {
                 "action": "c2pa.edited",
                 "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
@@ -220,13 +220,13 @@ def _manifest_json(
                 "parameters": {**parameters, "edit": info.edit, "ingredientIds": ingredient_ids},
             },
         ]
-    else:
+    else:  # made from prompts alone (an edit without a hashable source, e.g. a loop from a prompt, is too)
         actions = [
             {
                 "action": "c2pa.created",
                 "digitalSourceType": TRAINED_ALGORITHMIC_MEDIA,
                 "softwareAgent": agent,
-                "parameters": parameters,
+                "parameters": {**parameters, "edit": info.edit} if info.edit else parameters,
             }
         ]
     generation = {"model": info.model, "software": f"cinepatch {__version__}", **info.extra}

@@ -1,0 +1,310 @@
+"""Every edit's quality figures on a model, read by the world evaluator (issue: the edits).
+
+    python benchmarks/edit_quality.py                        # the default model, 6 cases per edit
+    python benchmarks/edit_quality.py --n 2 --only i2v,loop   # a quick look
+    python benchmarks/edit_quality.py --long                  # + the 60 s vs 8 s memory run
+    python benchmarks/edit_quality.py --model world           # the oracle: checks the script itself
+
+Sources are world scenes (one object, no exits, pillars or pans, so every measurement has one
+clear subject) rendered by the world's renderer at the model's native size and frame rate.
+Each edit goes through ``Studio.create`` — moderation, expansion, watermark and credentials as
+a user gets them — with the visible corner mark off, because the pixel comparisons below
+(image-to-video and re-cut PSNR) are about the edit, not the overlay. Figures:
+
+- image-to-video: PSNR of the output's first frame against the image (target ≥ 28 dB).
+- extend / loop / blend: at each seam, the mean absolute pixel change divided by the median
+  frame-to-frame change inside the clip (target ≤ 2); the evaluator on the new part.
+- remix (default strength): one attribute (colour, shape or background) changed in the prompt;
+  how often the evaluator finds the new attribute (target ≥ 80 %) and the correlation of the
+  object's centroid path with the source's (target ≥ 0.9).
+- re-cut: PSNR of the kept frames against the source (target ≥ 28 dB); the evaluator on the
+  whole result.
+- storyboard: each card's time span against that card's prompt (target ≥ 80 % pass).
+- long (``--long``): peak memory of a 60 s video against an 8 s one, each in its own process
+  (target ≤ 1.25×), and the evaluator over the minute's 4 s windows (drift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from cinepatch.app import Studio, VideoRequest
+from cinepatch.config import load_config
+from cinepatch.io.video import read_video, write_image, write_video
+from cinepatch.world import Background, Scene, dense_caption, evaluate, random_scene, render
+from cinepatch.world.evaluate import _COLOURS, measure
+from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, SHAPES
+
+SEED = 7
+EDITS = ("i2v", "extend", "loop", "blend", "remix", "recut", "storyboard")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def seam_ratios(frames: np.ndarray, joints: list[int]) -> list[float]:
+    """Change across each joint (frame j-1 → j) over the median change inside the clip.
+
+    The median is floored at 0.5 levels: a still scene's frames differ by the watermark's
+    rounding alone, and a seam that small is no seam."""
+    diffs = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # (T-1,)
+    inside = np.delete(diffs, [j - 1 for j in joints])
+    typical = max(float(np.median(inside)), 0.5)
+    return [float(diffs[j - 1]) / typical for j in joints]
+
+
+def path_correlation(source: np.ndarray, output: np.ndarray, fps: float, colour_a: str, colour_b: str) -> float | None:
+    """Pearson correlation of the object's centroid path (source colour a, output colour b) on
+    the axis it moves along most in the source; None if it barely moves (< 3 px)."""
+    ma, mb = measure(source, fps=fps), measure(output, fps=fps)
+    a, b = _COLOURS.index(colour_a), _COLOURS.index(colour_b)
+    seen = (ma.area[:, a] > 0) & (mb.area[:, b] > 0)
+    if seen.sum() < 4:
+        return 0.0  # the object is lost in the output: no path to follow
+    axes = [(ma.cx[seen, a], mb.cx[seen, b]), (ma.cy[seen, a], mb.cy[seen, b])]
+    p, q = max(axes, key=lambda pq: float(np.ptp(pq[0])))
+    if float(np.ptp(p)) < 3 or float(np.std(q)) == 0:
+        return None
+    return float(np.corrcoef(p, q)[0, 1])
+
+
+class Bench:
+    def __init__(self, model: str, workdir: Path) -> None:
+        config = load_config(None, config_dir=workdir / "config", data_dir=workdir / "data")
+        self.studio = Studio(replace(config, visible_mark=False))
+        self.model = model
+        self.workdir = workdir
+        backend, _ = self.studio.backend(model)
+        self.width, self.height = backend.default_size
+        self.fps = backend.default_fps
+        self.rng = np.random.default_rng(SEED)
+        self.count = 0
+
+    def scene(self) -> Scene:
+        return random_scene(self.rng, max_objects=1, exits=False, pillar=False, pan=False)
+
+    def source(self, scene: Scene, seconds: float, name: str) -> tuple[np.ndarray, Path]:
+        frames = render(scene, width=self.width, height=self.height, fps=self.fps,
+                        frames=round(seconds * self.fps), seed=int(self.rng.integers(1 << 30)))  # fmt: skip
+        path = write_video(self.workdir / f"{name}.mp4", frames, fps=self.fps)
+        return read_video(path).frames, path  # what the edit will read (after H.264)
+
+    def create(self, prompt: str, **kwargs) -> np.ndarray:
+        self.count += 1
+        out = self.workdir / f"out-{self.count}.mp4"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            request = VideoRequest(prompt=prompt, model=self.model, fps=self.fps, seed=self.count,
+                                   width=self.width, height=self.height, **kwargs)  # fmt: skip
+            self.studio.create(request, out=out)
+        frames = read_video(out).frames
+        out.unlink()
+        return frames
+
+    def judge(self, frames: np.ndarray, prompt: str) -> float:
+        return evaluate(frames, fps=self.fps, prompt=prompt).score
+
+
+def run_i2v(b: Bench, n: int) -> dict:
+    scores, quality = [], []
+    for i in range(n):
+        scene = b.scene()
+        still = render(scene, width=b.width, height=b.height, fps=b.fps, frames=1, seed=i)[0]
+        image = write_image(b.workdir / f"still-{i}.png", still)
+        prompt = dense_caption(scene)
+        out = b.create(prompt, seconds=4, edit="image", sources=(image,), params={"at": "start"})
+        scores.append(psnr(out[0], still))
+        quality.append(b.judge(out, prompt))
+    return {"first_frame_psnr_db": scores, "evaluator": quality}
+
+
+def run_extend(b: Bench, n: int) -> dict:
+    seams, quality = [], []
+    for i in range(n):
+        scene = b.scene()
+        source, path = b.source(scene, 2, f"extend-{i}")
+        prompt = dense_caption(scene)
+        out = b.create(prompt, seconds=2, edit="extend", sources=(path,), params={"seconds": 2})
+        seams += seam_ratios(out, [len(source)])
+        quality.append(b.judge(out[len(source) :], prompt))
+    return {"seam_ratio": seams, "evaluator_new_part": quality}
+
+
+def run_loop(b: Bench, n: int) -> dict:
+    seams, quality = [], []
+    for _ in range(n):
+        prompt = dense_caption(b.scene())
+        out = b.create(prompt, seconds=4, edit="loop", params={"bridge": 1})
+        twice = np.concatenate([out, out[:2]])  # the loop's last → first frame is a joint
+        seams += seam_ratios(twice, [len(out)])
+        quality.append(b.judge(out, prompt))
+    return {"seam_ratio": seams, "evaluator": quality}
+
+
+def run_blend(b: Bench, n: int) -> dict:
+    seams, quality = [], []
+    for i in range(n):
+        first_scene, second_scene = b.scene(), b.scene()
+        first, path_a = b.source(first_scene, 2, f"blend-a-{i}")
+        second, path_b = b.source(second_scene, 2, f"blend-b-{i}")
+        prompt = f"{dense_caption(first_scene).rstrip('.')}, then {dense_caption(second_scene)}"
+        out = b.create(prompt, seconds=1, edit="blend", sources=(path_a, path_b), params={"transition": 1})
+        bridge = len(out) - len(first) - len(second)
+        seams += seam_ratios(out, [len(first), len(first) + bridge])
+        quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
+    return {"seam_ratio": seams, "evaluator_transition_vs_second": quality}
+
+
+def _changed(b: Bench, scene: Scene, attribute: str) -> tuple[Scene, str, str]:
+    """The scene with one attribute changed; the check name and the object colour to follow."""
+    obj = scene.objects[0]
+    if attribute == "colour":
+        colour = str(b.rng.choice([c for c in OBJECT_COLOURS if c != obj.colour]))
+        return replace(scene, objects=(replace(obj, colour=colour),)), "colour", colour
+    if attribute == "shape":
+        shape = str(b.rng.choice([s for s in SHAPES if s != obj.shape]))
+        return replace(scene, objects=(replace(obj, shape=shape),)), "shape", obj.colour
+    colour = str(b.rng.choice([c for c in BACKGROUNDS if c != scene.background.colour]))
+    return replace(scene, background=Background(colour, scene.background.texture)), "background", obj.colour
+
+
+def run_remix(b: Bench, n: int) -> dict:
+    found: dict[str, list[bool]] = {"colour": [], "shape": [], "background": []}
+    correlations: list[float] = []
+    for i in range(n):
+        for attribute in found:
+            scene = b.scene()
+            if scene.objects[0].colour == "white" or scene.background.colour == scene.objects[0].colour:
+                scene = replace(scene, objects=(replace(scene.objects[0], colour="red"),))
+            source, path = b.source(scene, 4, f"remix-{i}-{attribute}")
+            new_scene, check, colour = _changed(b, scene, attribute)
+            out = b.create(dense_caption(new_scene), seconds=4, edit="remix", sources=(path,))
+            report = evaluate(out, fps=b.fps, scene=new_scene)
+            found[attribute].append(all(c.passed for c in report.checks if c.name == check))
+            r = path_correlation(source, out, b.fps, scene.objects[0].colour, colour)
+            if r is not None:
+                correlations.append(r)
+    return {"new_attribute_found": {k: v for k, v in found.items()}, "path_correlation": correlations}
+
+
+def run_recut(b: Bench, n: int) -> dict:
+    kept_psnr, quality = [], []
+    for i in range(n):
+        scene = b.scene()
+        source, path = b.source(scene, 4, f"recut-{i}")
+        prompt = dense_caption(scene)
+        out = b.create(prompt, seconds=4, edit="recut", sources=(path,), params={"ranges": [[1, 2]], "at": 1})
+        a, z = b.fps, 2 * b.fps
+        kept_psnr.append(psnr(out[a:z], source[a:z]))
+        quality.append(b.judge(out, prompt))
+    return {"kept_psnr_db": kept_psnr, "evaluator": quality}
+
+
+def run_storyboard(b: Bench, n: int) -> dict:
+    passes, scores = [], []
+    for _ in range(n):
+        prompts = [dense_caption(b.scene()) for _ in range(2)]
+        cards = [{"at": 0, "prompt": prompts[0]}, {"at": 4, "prompt": prompts[1]}]
+        out = b.create(prompts[0], seconds=8, edit="storyboard", params={"cards": cards})
+        for k, prompt in enumerate(prompts):
+            report = evaluate(out[k * 4 * b.fps : (k + 1) * 4 * b.fps], fps=b.fps, prompt=prompt)
+            passes.append(report.passed)
+            scores.append(report.score)
+    return {"card_passed": passes, "card_score": scores}
+
+
+def run_long(model: str) -> dict:
+    """60 s and 8 s, each in a fresh process: peak RSS and RSS after loading, and the windows."""
+    figures = {}
+    for seconds in (8, 60):
+        code = f"""
+import json, resource, sys, tempfile, warnings
+from pathlib import Path
+from cinepatch.app import Studio, VideoRequest
+from cinepatch.config import load_config
+from cinepatch.io.video import read_video
+from cinepatch.world import evaluate
+warnings.simplefilter("ignore")
+work = Path(tempfile.mkdtemp())
+studio = Studio(load_config(None, config_dir=work / "c", data_dir=work / "d"))
+backend, _ = studio.backend({model!r})
+loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+prompt = "a small red circle bounces on a navy background"
+start = __import__("time").perf_counter()
+studio.create(VideoRequest(prompt=prompt, model={model!r}, seconds={seconds}, seed=1), out=work / "v.mp4")
+took = __import__("time").perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+video = read_video(work / "v.mp4")
+w = 4 * round(video.fps)
+windows = [evaluate(video.frames[k:k + w], fps=video.fps, prompt=prompt).score for k in range(0, len(video.frames) - w + 1, w)]
+json.dump({{"loaded_mib": loaded / 1024, "peak_mib": peak / 1024, "seconds": took, "windows": windows}}, sys.stdout)
+"""
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        figures[f"{seconds}s"] = json.loads(result.stdout)
+    short, long = figures["8s"], figures["60s"]
+    figures["peak_ratio"] = long["peak_mib"] / short["peak_mib"]
+    figures["work_ratio"] = (long["peak_mib"] - long["loaded_mib"]) / max(short["peak_mib"] - short["loaded_mib"], 1.0)
+    return figures
+
+
+def summarise(name: str, result: dict) -> list[str]:
+    lines = []
+    for key, values in result.items():
+        if isinstance(values, dict):
+            for sub, vals in values.items():
+                lines.append(f"  {name}.{key}.{sub}: {np.mean(vals):.3f} (n={len(vals)})")
+        elif values and isinstance(values[0], bool):
+            lines.append(f"  {name}.{key}: {np.mean(values):.3f} (n={len(values)})")
+        elif values:
+            lines.append(f"  {name}.{key}: median {statistics.median(values):.2f}, min {min(values):.2f}, "
+                         f"max {max(values):.2f} (n={len(values)})")  # fmt: skip
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="default")
+    ap.add_argument("--n", type=int, default=6, help="cases per edit (remix: per attribute)")
+    ap.add_argument("--only", default=",".join(EDITS), help=f"comma-separated subset of {','.join(EDITS)}")
+    ap.add_argument("--long", action="store_true", help="also the 60 s vs 8 s run")
+    ap.add_argument("--json", type=Path, help="write every figure here")
+    args = ap.parse_args()
+    chosen = [e.strip() for e in args.only.split(",") if e.strip()]
+    unknown = set(chosen) - set(EDITS)
+    if unknown:
+        ap.error(f"--only: unknown edit(s) {sorted(unknown)}; choose from {', '.join(EDITS)}")
+    results: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(args.model, Path(tmp))
+        print(f"model {args.model}: {bench.width}x{bench.height} at {bench.fps} fps, {args.n} cases per edit")
+        for name in chosen:
+            start = time.perf_counter()
+            results[name] = globals()[f"run_{name}"](bench, args.n)
+            results[name]["wall_s"] = [time.perf_counter() - start]
+            print("\n".join(summarise(name, results[name])), flush=True)
+    if args.long:
+        results["long"] = run_long(args.model)
+        long = results["long"]
+        print(f"  long: peak {long['8s']['peak_mib']:.0f} MiB (8 s) vs {long['60s']['peak_mib']:.0f} MiB (60 s): "
+              f"×{long['peak_ratio']:.2f}; above the loaded model ×{long['work_ratio']:.2f}; "
+              f"60 s took {long['60s']['seconds']:.0f} s; evaluator per 4 s window: "
+              + " ".join(f"{s:.2f}" for s in long["60s"]["windows"]))  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+
+
+if __name__ == "__main__":
+    main()
