@@ -29,6 +29,8 @@ SETS = {
     "dev": DATA / "moderation_eval.jsonl",
     # 130 prompts written later, evaluated blind once (see docs/safety.md)
     "fresh": DATA / "moderation_eval_fresh.jsonl",
+    # 345 prompts written by another author who had not read the safety code or sets
+    "blind3": DATA / "moderation_eval_blind3.jsonl",
 }
 
 

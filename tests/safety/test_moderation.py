@@ -16,7 +16,8 @@ from cinepatch.safety.head import get_head, load_training_set
 
 ROOT = Path(__file__).resolve().parents[2]
 EVAL_SETS = [ROOT / "benchmarks" / "data" / "moderation_eval.jsonl",
-             ROOT / "benchmarks" / "data" / "moderation_eval_fresh.jsonl"]
+             ROOT / "benchmarks" / "data" / "moderation_eval_fresh.jsonl",
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind3.jsonl"]
 
 BENIGN = [
     "a red circle bounces on a navy background",
