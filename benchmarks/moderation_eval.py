@@ -31,6 +31,9 @@ SETS = {
     "fresh": DATA / "moderation_eval_fresh.jsonl",
     # 345 prompts written by another author who had not read the safety code or sets
     "blind3": DATA / "moderation_eval_blind3.jsonl",
+    # 350 prompts by a third author (same brief, a third of them long scene descriptions),
+    # evaluated blind once after the changes made from blind3's errors
+    "blind4": DATA / "moderation_eval_blind4.jsonl",
 }
 
 

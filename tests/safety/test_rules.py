@@ -30,6 +30,10 @@ def categories(text: str) -> list[str]:
         ("how to make a b o m b", "weapons-instructions"),  # spelt out after an article
         ("the president of france slapping a reporter", "public-figure"),  # title, no fiction
         ("xxx scene", "sexual"),  # "xxx" is not a stretched letter
+        ("ch1ld p 0 r n clip", "sexual/minors"),  # a leet digit inside spelt-out letters
+        ("the president of the united states dancing", "public-figure"),  # "of" also "of the"
+        ("the king of the united kingdom eating chips", "public-figure"),
+        ("the 44th president playing basketball", "public-figure"),  # recent, by number
     ],
 )
 def test_evasions_are_normalised_and_caught(text: str, category: str) -> None:
@@ -54,6 +58,9 @@ def test_evasions_are_normalised_and_caught(text: str, category: str) -> None:
         "soldiers storm a beach in a war film, no gore",
         "a girl in a swimsuit at the beach",
         "a close up shot of a man smiling",
+        "a 3 d printer prints a vase",  # a lone article keeps the number after it
+        "plan a 5 k run through the park",
+        "the 16th president gives the gettysburg address",  # historical: allowed
     ],
 )
 def test_benign_prompts_hit_no_rule(text: str) -> None:
@@ -64,6 +71,8 @@ def test_leet_applies_inside_words_only() -> None:
     assert ["kill"] in normalize("k1ll")  # "1" is read as both i and l
     assert normalize("a 12 year old")[0] == ["a", "12", "year", "old"]
     assert normalize("p0rn")[0] == ["porn"]
+    assert normalize("p 0 r n")[0] == ["porn"]
+    assert normalize("a 3 d printer")[0] == ["a", "3", "d", "printer"]
 
 
 def test_lexicon_is_consistent() -> None:

@@ -20,12 +20,13 @@ decision stands unless ``SafetyConfig.fail_closed`` is set.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
 from cinepatch.errors import InvalidParameter, Refused
-from cinepatch.safety.rules import CATEGORIES, match_rules
+from cinepatch.safety.rules import CATEGORIES, match_rules, normalize
 
 __all__ = [
     "CATEGORIES",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 MAX_PROMPT_CHARS = 10_000
+_MAX_SENTENCES = 8  # sentences the head reads one by one (beyond that, only the whole prompt)
 
 USER_MESSAGES: dict[str, str] = {
     "sexual/minors": "This prompt was refused: cinepatch never depicts minors in a sexual way.",
@@ -142,6 +144,20 @@ def _external(text: str, config: SafetyConfig) -> tuple[str | None, dict[str, fl
     return (ordered[0] if ordered else "flagged"), scores
 
 
+def _readings(text: str) -> list[str]:
+    """What the head reads: the prompt as written; de-obfuscated, when the rules' normaliser
+    changes more than case and punctuation ("h4rdcore s e x" -> "hardcore sex"); and each
+    sentence of a prompt of several, so a request buried in a long scene is not averaged away."""
+    texts = [text]
+    plain = " ".join(normalize(text)[0])
+    if plain != " ".join(re.findall(r"\w+", text.casefold())):
+        texts.append(plain)
+    sentences = [s for s in re.split(r"(?<=[.!?;])\s+", text.strip()) if len(s.split()) >= 3]
+    if len(sentences) > 1:
+        texts.extend(sentences[:_MAX_SENTENCES])
+    return texts
+
+
 def _local(text: str, config: SafetyConfig) -> ModerationResult:
     hits = match_rules(text)
     scores = {c: 0.0 for c in CATEGORIES}
@@ -158,9 +174,11 @@ def _local(text: str, config: SafetyConfig) -> ModerationResult:
     from cinepatch.safety.head import get_head
 
     head = get_head()
-    emb = get_minilm().encode([text])  # (1, 384)
+    embs = get_minilm().encode(_readings(text))  # (R, 384)
     with one_blas_thread():
-        probs = head.probs(emb)[0]  # (K,), index 0 = none
+        all_probs = head.probs(embs)  # (R, K), index 0 = none; the most harmful reading decides
+        pick = int(all_probs[:, 0].argmin())
+        emb, probs = embs[pick : pick + 1], all_probs[pick]
         s = float(1.0 - probs[0])
         top = 1 + int(probs[1:].argmax())
         category = CATEGORIES[top - 1]

@@ -71,9 +71,14 @@ def _squeeze_letters(tokens: list[str], *, split_article: bool) -> list[str]:
     """
     out: list[str] = []
     run: list[str] = []
-    for t in tokens + [""]:
+    for i, t in enumerate(tokens + [""]):
         if len(t) == 1 and t.isalpha():
             run.append(t)
+            continue
+        # A leet digit between spelt-out letters is a letter too: "p 0 r n" -> "porn" (but
+        # "a 3 d printer" and "a 5 k run" keep their numbers).
+        if t in _LEET and run not in ([], ["a"], ["i"]) and i + 1 < len(tokens) and len(tokens[i + 1]) == 1 and tokens[i + 1].isalpha():
+            run.append(_LEET[t])
             continue
         if split_article and len(run) >= 4 and run[0] in ("a", "i"):
             out.append(run[0])
@@ -146,7 +151,9 @@ def _limit(word: str) -> int:
 def _pattern(terms: tuple[str, ...]) -> re.Pattern[str]:
     # A multi-word term also matches written as one word ("elonmusk", "e l o n m u s k").
     terms = tuple(dict.fromkeys(terms + tuple(t.replace(" ", "") for t in terms if " " in t)))
-    parts = [re.escape(t.rstrip("*")) + (r"\w*" if t.endswith("*") else r"\b")
+    # "president of united states" also matches "president of the united states".
+    parts = [re.escape(t.rstrip("*")).replace(r"of\ ", r"of\ (?:the\ )?")
+             + (r"\w*" if t.endswith("*") else r"\b")
              for t in sorted(terms, key=len, reverse=True)]
     return re.compile(r"\b(?:" + "|".join(parts) + ")")
 
