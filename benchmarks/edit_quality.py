@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -41,6 +42,7 @@ import numpy as np
 
 from cinepatch.app import Studio, VideoRequest
 from cinepatch.config import load_config
+from cinepatch.errors import Refused
 from cinepatch.io.video import read_video, write_image, write_video
 from cinepatch.world import Background, Scene, dense_caption, evaluate, random_scene, render
 from cinepatch.world.evaluate import _COLOURS, measure
@@ -48,6 +50,7 @@ from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, SHAPES
 
 SEED = 7
 EDITS = ("i2v", "extend", "loop", "blend", "remix", "recut", "storyboard")
+_EDIT_KIND = {"i2v": "image"}  # the request's edit, where it differs from the benchmark's name
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -92,6 +95,7 @@ class Bench:
         self.fps = backend.default_fps
         self.rng = np.random.default_rng(SEED)
         self.count = 0
+        self.withheld: Counter[str] = Counter()  # edit -> outputs the frame review withheld
 
     def scene(self) -> Scene:
         return random_scene(self.rng, max_objects=1, exits=False, pillar=False, pan=False)
@@ -102,14 +106,22 @@ class Bench:
         path = write_video(self.workdir / f"{name}.mp4", frames, fps=self.fps)
         return read_video(path).frames, path  # what the edit will read (after H.264)
 
-    def create(self, prompt: str, **kwargs) -> np.ndarray:
+    def create(self, prompt: str, **kwargs) -> np.ndarray | None:
+        """The edit's frames as a user gets them; None (and counted) when the frame review
+        withholds the output, as it would for a user."""
         self.count += 1
         out = self.workdir / f"out-{self.count}.mp4"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             request = VideoRequest(prompt=prompt, model=self.model, fps=self.fps, seed=self.count,
                                    width=self.width, height=self.height, **kwargs)  # fmt: skip
-            self.studio.create(request, out=out)
+            try:
+                self.studio.create(request, out=out)
+            except Refused as exc:
+                if exc.stage != "output":
+                    raise
+                self.withheld[str(kwargs.get("edit"))] += 1
+                return None
         frames = read_video(out).frames
         out.unlink()
         return frames
@@ -126,6 +138,8 @@ def run_i2v(b: Bench, n: int) -> dict:
         image = write_image(b.workdir / f"still-{i}.png", still)
         prompt = dense_caption(scene)
         out = b.create(prompt, seconds=4, edit="image", sources=(image,), params={"at": "start"})
+        if out is None:
+            continue
         scores.append(psnr(out[0], still))
         quality.append(b.judge(out, prompt))
     return {"first_frame_psnr_db": scores, "evaluator": quality}
@@ -138,6 +152,8 @@ def run_extend(b: Bench, n: int) -> dict:
         source, path = b.source(scene, 2, f"extend-{i}")
         prompt = dense_caption(scene)
         out = b.create(prompt, seconds=2, edit="extend", sources=(path,), params={"seconds": 2})
+        if out is None:
+            continue
         seams += seam_ratios(out, [len(source)])
         quality.append(b.judge(out[len(source) :], prompt))
     return {"seam_ratio": seams, "evaluator_new_part": quality}
@@ -148,6 +164,8 @@ def run_loop(b: Bench, n: int) -> dict:
     for _ in range(n):
         prompt = dense_caption(b.scene())
         out = b.create(prompt, seconds=4, edit="loop", params={"bridge": 1})
+        if out is None:
+            continue
         twice = np.concatenate([out, out[:2]])  # the loop's last → first frame is a joint
         seams += seam_ratios(twice, [len(out)])
         quality.append(b.judge(out, prompt))
@@ -162,6 +180,8 @@ def run_blend(b: Bench, n: int) -> dict:
         second, path_b = b.source(second_scene, 2, f"blend-b-{i}")
         prompt = f"{dense_caption(first_scene).rstrip('.')}, then {dense_caption(second_scene)}"
         out = b.create(prompt, seconds=1, edit="blend", sources=(path_a, path_b), params={"transition": 1})
+        if out is None:
+            continue
         bridge = len(out) - len(first) - len(second)
         seams += seam_ratios(out, [len(first), len(first) + bridge])
         quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
@@ -192,6 +212,8 @@ def run_remix(b: Bench, n: int) -> dict:
             source, path = b.source(scene, 4, f"remix-{i}-{attribute}")
             new_scene, check, colour = _changed(b, scene, attribute)
             out = b.create(dense_caption(new_scene), seconds=4, edit="remix", sources=(path,))
+            if out is None:
+                continue
             report = evaluate(out, fps=b.fps, scene=new_scene)
             found[attribute].append(all(c.passed for c in report.checks if c.name == check))
             r = path_correlation(source, out, b.fps, scene.objects[0].colour, colour)
@@ -207,6 +229,8 @@ def run_recut(b: Bench, n: int) -> dict:
         source, path = b.source(scene, 4, f"recut-{i}")
         prompt = dense_caption(scene)
         out = b.create(prompt, seconds=4, edit="recut", sources=(path,), params={"ranges": [[1, 2]], "at": 1})
+        if out is None:
+            continue
         a, z = b.fps, 2 * b.fps
         kept_psnr.append(psnr(out[a:z], source[a:z]))
         quality.append(b.judge(out, prompt))
@@ -219,6 +243,8 @@ def run_storyboard(b: Bench, n: int) -> dict:
         prompts = [dense_caption(b.scene()) for _ in range(2)]
         cards = [{"at": 0, "prompt": prompts[0]}, {"at": 4, "prompt": prompts[1]}]
         out = b.create(prompts[0], seconds=8, edit="storyboard", params={"cards": cards})
+        if out is None:
+            continue
         for k, prompt in enumerate(prompts):
             report = evaluate(out[k * 4 * b.fps : (k + 1) * 4 * b.fps], fps=b.fps, prompt=prompt)
             passes.append(report.passed)
@@ -294,6 +320,7 @@ def main() -> None:
             start = time.perf_counter()
             results[name] = globals()[f"run_{name}"](bench, args.n)
             results[name]["wall_s"] = [time.perf_counter() - start]
+            results[name]["withheld_by_frame_review"] = [bench.withheld[_EDIT_KIND.get(name, name)]]
             print("\n".join(summarise(name, results[name])), flush=True)
     if args.long:
         results["long"] = run_long(args.model)
