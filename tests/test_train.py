@@ -121,9 +121,15 @@ def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
 
     main(tiny(tmp_path / "a", clips, "max_steps=4"))
     source = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
-    main(tiny(tmp_path / "b", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "lr=1e-12", "min_lr=1e-12"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "lr=1e-12", "min_lr=1e-12",
+              "timestep_shift=5"))
     same = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
     assert all(torch.allclose(same[k], source[k], atol=1e-6) for k in ("blocks.0.attn.qkv.weight", "x_embedder.weight"))
+    # A run's model samples at the noise levels it trained on.
+    from cinepatch.pipeline import Pipeline
+
+    shifts = [Pipeline.from_pretrained(tmp_path / run / "pipeline").sampler.shift for run in "ab"]
+    assert shifts == [1.0, 5.0]
     # Switching to x-prediction keeps the body and starts the output layer again from zero.
     main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "dit.prediction=x",
               "lr=1e-12", "min_lr=1e-12"))

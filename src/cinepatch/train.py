@@ -307,7 +307,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
     from cinepatch.models.dit import DiT, DiTConfig, PRESETS, forward_flops
     from cinepatch.models.text import load_text_encoder
     from cinepatch.models.vae import PRESETS as VAE_PRESETS, CausalVAE, VAEConfig
-    from cinepatch.pipeline import Pipeline
+    from cinepatch.pipeline import Pipeline, SamplerConfig
 
     # -- distributed setup: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK ----------------------
     distributed = int(os.environ.get("RANK", -1)) != -1
@@ -439,8 +439,10 @@ def main(config: TrainConfig) -> dict[str, Any]:
 
     # -- checkpoints and samples ----------------------------------------------------------------
     def pipeline_from_ema() -> Pipeline:
+        # Sample at the noise levels the run trained on: its timestep shift.
         return Pipeline(
-            dit=ema.model, vae=vae, text_encoder=text_encoder, text_spec=dict(config.text_encoder), device=device
+            dit=ema.model, vae=vae, text_encoder=text_encoder, text_spec=dict(config.text_encoder),
+            sampler=SamplerConfig(shift=config.timestep_shift), device=device,
         )
 
     def save_checkpoint(loss: float) -> None:

@@ -277,13 +277,17 @@ def test_cli_export_states_what_generation_needs(tiny_model_dir, tmp_path, capsy
 
     out = tmp_path / "shipped"
     args = ["model", "export", str(tiny_model_dir), "--out", str(out), "--name", "cinepatch-test",
-            "--size", "48x32", "--fps", "6", "--max-frames", "13", "--bf16", "--steps", "7"]
+            "--size", "48x32", "--fps", "6", "--max-frames", "13", "--bf16", "--steps", "7", "--shift", "6"]
     assert main(args) == 0
     assert "cinepatch-test, 48x32 at 6 fps" in capsys.readouterr().out
     backend = EmbeddedBackend.from_pretrained(out)
     assert (backend.name, backend.default_size, backend.default_fps, backend.max_frames) == ("cinepatch-test", (48, 32), 6, 13)
-    assert backend.pipeline.sampler.steps == 7
+    assert (backend.pipeline.sampler.steps, backend.pipeline.sampler.shift) == (7, 6.0)
     assert (out / "dit.safetensors").stat().st_size < 0.6 * (tiny_model_dir / "dit.safetensors").stat().st_size
     # A size the model cannot make is refused before anything is written.
     assert main([*args[:3], "--out", str(tmp_path / "bad"), *args[5:7], "--size", "50x32", *args[9:]]) == 2
+    assert not (tmp_path / "bad").exists()
+    # So is a shift out of range, naming the option.
+    assert main([*args[:3], "--out", str(tmp_path / "bad"), *args[5:-1], "0"]) == 2
+    assert "--shift" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()

@@ -53,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--max-frames", type=int, required=True, help="frames one pass makes (longer: windows)")
     export.add_argument("--steps", type=int, help="default sampling steps (else the run's)")
     export.add_argument("--guidance", type=float, help="default guidance scale (else the run's)")
+    export.add_argument("--shift", type=float, help="default timestep shift of the sampler (else the run's)")
     export.add_argument("--bf16", action="store_true", help="store the DiT's weights in bfloat16")
     export.set_defaults(func=run_export)
 
@@ -115,14 +116,14 @@ def run_export(args: argparse.Namespace) -> int:
     if args.fps < 1 or args.max_frames < 1:
         raise InvalidParameter("--fps/--max-frames", (args.fps, args.max_frames), "positive whole numbers")
     pipe = Pipeline.from_pretrained(folder)
-    if args.steps is not None or args.guidance is not None:
-        if (args.steps is not None and not 1 <= args.steps <= 500) or (args.guidance is not None and not 0 <= args.guidance <= 30):
-            raise InvalidParameter("--steps/--guidance", (args.steps, args.guidance), "1 to 500 / 0 to 30")
-        pipe.sampler = dataclasses.replace(
-            pipe.sampler,
-            steps=args.steps if args.steps is not None else pipe.sampler.steps,
-            guidance=args.guidance if args.guidance is not None else pipe.sampler.guidance,
-        )
+    if args.steps is not None and not 1 <= args.steps <= 500:
+        raise InvalidParameter("--steps", args.steps, "1 to 500")
+    if args.guidance is not None and not 0 <= args.guidance <= 30:
+        raise InvalidParameter("--guidance", args.guidance, "0 to 30")
+    if args.shift is not None and not 0 < args.shift <= 100:
+        raise InvalidParameter("--shift", args.shift, "above 0, at most 100")
+    given = {"steps": args.steps, "guidance": args.guidance, "shift": args.shift}
+    pipe.sampler = dataclasses.replace(pipe.sampler, **{k: v for k, v in given.items() if v is not None})
     pipe.check_shape(frames=pipe.frame_step * ((args.max_frames - 1) // pipe.frame_step) + 1, width=width, height=height)
     training = dict(pipe.metadata.get("training", {}))
     training.update(name=args.name, default_size=[width, height], default_fps=args.fps, max_frames=args.max_frames)
