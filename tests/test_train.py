@@ -18,7 +18,7 @@ import torch
 
 from cinepatch.cli import main as cli_main
 from cinepatch.errors import InvalidParameter
-from cinepatch.train import COND_KINDS, TrainConfig, apply_overrides, draw_cond_mask, lr_at, main
+from cinepatch.train import COND_KINDS, TrainConfig, apply_overrides, cell_weights, draw_cond_mask, lr_at, main
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from test_data import make_clips  # noqa: E402
@@ -213,3 +213,30 @@ def test_torchrun_fsdp_matches_one_process_and_resumes(clips, tmp_path):
     assert b["step"] == 4
     assert_same_tensors(a["model"], b["model"], exact=False, rel=1e-3)
     assert_same_tensors(a["ema"]["model"], b["ema"]["model"], exact=False, rel=1e-3)
+
+
+def test_object_weight_counts_the_cells_an_object_covers_more():
+    from cinepatch.data.buckets import parse_bucket
+    from cinepatch.data.world import WorldSource
+
+    bucket = parse_bucket("64x64x9")
+    clip = WorldSource([bucket], fps=8, focus=True).get(bucket, 3)
+    plain = WorldSource([bucket], fps=8).get(bucket, 3)
+    assert torch.equal(clip.video, plain.video) and plain.focus is None and clip.focus.shape == (9, 64, 64)
+    weights = cell_weights(clip.focus, (9, 16, 16), 4.0)  # the world VAE: 4× in space
+    covered = torch.nn.functional.max_pool3d(clip.focus[None], (1, 4, 4))[0]  # (9, 16, 16)
+    assert torch.allclose(weights, 1 + 4 * covered)
+    assert 0.01 < float((weights > 1).float().mean()) < 0.5 and float(weights.max()) == 5.0
+    assert torch.equal(cell_weights(clip.focus, (9, 16, 16), 0.0), torch.ones(9, 16, 16))
+    assert torch.equal(cell_weights(None, (9, 16, 16), 4.0), torch.ones(9, 16, 16))
+    with pytest.raises(InvalidParameter, match="object_weight"):
+        apply_overrides(TrainConfig(), ["object_weight=-1"])
+
+
+def test_a_world_run_with_object_weight_trains(tmp_path):
+    out = tmp_path / "run"
+    summary = main(apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9", "latent_cache=0",
+                                                   "max_steps=4", "object_weight=4", f"out_dir={out}"]))
+    assert summary["step"] == 4
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(np.isfinite(losses))

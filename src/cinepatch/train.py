@@ -44,7 +44,7 @@ import torch
 
 from cinepatch.errors import InvalidParameter
 
-__all__ = ["TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "COND_KINDS", "main"]
+__all__ = ["TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "COND_KINDS", "cell_weights", "main"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,6 +78,9 @@ class TrainConfig:
     text_encoder: dict[str, Any] = field(default_factory=lambda: {"kind": "minilm"})
     # rectified flow
     timestep_shift: float = 1.0  # >1 spends more steps at high noise (SD3's shift)
+    # world data: the loss on latent cells an object covers counts 1 + object_weight times, so
+    # objects of a few pixels are not drowned by the background they sit on (0: plain MSE)
+    object_weight: float = 0.0
     # optimisation
     batch_size: int = 16  # global: split evenly across ranks
     lr: float = 5e-4
@@ -115,6 +118,8 @@ class TrainConfig:
                 raise InvalidParameter(name, getattr(self, name), "0 to 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InvalidParameter("ema_decay", self.ema_decay, "0 ≤ decay < 1")
+        if not 0.0 <= self.object_weight <= 100.0:
+            raise InvalidParameter("object_weight", self.object_weight, "0 to 100")
 
 
 def _parse_value(name: str, text: str, kind: Any) -> Any:
@@ -417,25 +422,29 @@ def main(config: TrainConfig) -> dict[str, Any]:
     buckets = parse_buckets(config.buckets, multiple=multiple)
     if config.data == "world":
         source = WorldSource(
-            buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction, holdout=config.holdout
+            buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction, holdout=config.holdout,
+            focus=config.object_weight > 0,
         )
     else:
         source = FolderSource(config.data, buckets, fps=config.fps, seed=config.seed)
     stream = BatchStream(source, batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world)
-    cache: dict[tuple[Any, int], tuple[torch.Tensor, str]] = {}
+    cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor]] = {}
     if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
         text_encoder.cache_size = max(text_encoder.cache_size, config.latent_cache * len(buckets) + 1)
 
-    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str]]:
-        """This rank's clips of the step as VAE latents and captions (memoised with a cache)."""
+    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor]:
+        """This rank's clips of the step as VAE latents, captions and loss weights (memoised)."""
         keys = [(plan.bucket, i % config.latent_cache if config.latent_cache else i) for i in plan.indices]
         store = cache if config.latent_cache else {}
         for key in keys:
             if key not in store:
                 clip = source.get(*key)
                 with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
-                    store[key] = (vae.encode(clip.video[None].to(device))[0], clip.caption)  # (C, t, h, w)
-        return torch.stack([store[k][0] for k in keys]), [store[k][1] for k in keys]
+                    latent = vae.encode(clip.video[None].to(device))[0]  # (C, t, h, w)
+                weights = cell_weights(clip.focus, tuple(latent.shape[1:]), config.object_weight)
+                store[key] = (latent, clip.caption, weights)
+        latents, captions, weights = zip(*(store[k] for k in keys))
+        return torch.stack(latents), list(captions), torch.stack(weights).to(device)
 
     # -- checkpoints and samples ----------------------------------------------------------------
     def pipeline_from_ema() -> Pipeline:
@@ -499,7 +508,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
         for group in optimizer.param_groups:
             group["lr"] = lr
         plan = stream.plan(step)
-        x0, captions = latents_for(plan)  # (b, C, t, h, w)
+        x0, captions, cell_weight = latents_for(plan)  # (b, C, t, h, w), b captions, (b, t, h, w)
         b, b_global = x0.shape[0], config.batch_size
         lo, hi = plan.offset, plan.offset + b
 
@@ -530,7 +539,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
             )
         # Per-clip mean over the unconditioned frames, then the batch mean: the same number
         # whatever the world size, because DDP averages the ranks' equal-sized batches.
-        weight = (1 - keep).expand_as(x0)
+        weight = ((1 - keep) * cell_weight[:, None]).expand_as(x0)
         err = F.mse_loss(v.float(), target, reduction="none") * weight
         loss = (err.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1)).mean()
         optimizer.zero_grad(set_to_none=True)
@@ -593,6 +602,15 @@ def _tuples(overrides: dict[str, Any], cls: type) -> dict[str, Any]:
     if unknown:
         raise InvalidParameter(cls.__name__, unknown, "fields among " + ", ".join(sorted(known)))
     return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+
+
+def cell_weights(focus: torch.Tensor | None, cells: tuple[int, int, int], object_weight: float) -> torch.Tensor:
+    """Loss weight per latent cell ``(t, h, w)``: 1, plus ``object_weight`` × the largest object
+    coverage among the pixels the cell encodes (``focus (T, H, W)``; none given: all ones)."""
+    if object_weight <= 0 or focus is None:
+        return torch.ones(cells)
+    covered = torch.nn.functional.adaptive_max_pool3d(focus[None].float(), cells)[0]  # (t, h, w)
+    return 1.0 + object_weight * covered
 
 
 def _full_states(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, fsdp: bool) -> tuple[dict, dict]:

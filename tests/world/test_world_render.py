@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cinepatch.errors import InvalidParameter
-from cinepatch.world import Background, Pillar, Scene, SceneObject, layout, render
+from cinepatch.world import Background, Pillar, Scene, SceneObject, layout, render, render_with_mask
 from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, PILLAR_COLOUR, SKY_BOTTOM, SKY_TOP
 
 
@@ -172,3 +172,21 @@ def test_named_start_position():
     video = render(one(start="top left", motion="still", size="small"), width=96, height=96, fps=8, frames=1)
     ys, xs = np.nonzero(mask(video, "red")[0])
     assert xs.mean() < 32 and ys.mean() < 32
+
+
+def test_render_with_mask_gives_the_same_frames_and_each_objects_coverage():
+    scene = Scene(objects=(SceneObject("red", "circle", motion="right"), SceneObject("blue", "square", size="small")),
+                  background=Background("black"), pillar=Pillar())
+    kw = dict(width=64, height=48, fps=8, frames=9, seed=4)
+    frames, focus = render_with_mask(scene, **kw)
+    assert np.array_equal(frames, render(scene, **kw)) and focus.shape == (9, 48, 64) and focus.dtype == np.float32
+    # Where the pillar is not in front, the red object's coverage is exactly what is drawn.
+    pillar = np.zeros(64, bool)
+    lo, hi = layout(scene, **kw).pillar
+    pillar[int(lo) - 1 : int(hi) + 2] = True
+    red = coverage(frames, "red")  # from the red channel; the blue one from the blue channel
+    blue = np.clip((frames[..., 2].astype(float) - 20) / (OBJECT_COLOURS["blue"][2] - 20), 0, 1)
+    drawn = np.maximum(red, blue)  # each colour leaks ≤ 0.1 into the other's channel
+    assert np.abs(focus[..., ~pillar] - drawn[..., ~pillar]).max() < 0.15
+    # The pillar hides the object in the frames but not in the mask; and the background is 0.
+    assert focus.max() == 1.0 and (focus == 0).mean() > 0.8

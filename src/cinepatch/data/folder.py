@@ -31,10 +31,12 @@ __all__ = ["Clip", "FolderSource", "read_captions", "fit_frames"]
 
 @dataclass(frozen=True)
 class Clip:
-    """One training sample: ``video (3, T, H, W)`` float in −1..1 and its caption."""
+    """One training sample: ``video (3, T, H, W)`` float in −1..1 and its caption; ``focus
+    (T, H, W)`` in 0..1, where known, marks the pixels the caption is about (world objects)."""
 
     video: torch.Tensor
     caption: str
+    focus: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)

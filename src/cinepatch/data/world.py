@@ -8,6 +8,7 @@ resumed run draws exactly the same clips.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from cinepatch.data.buckets import Bucket
 from cinepatch.data.folder import Clip, fit_frames
@@ -51,12 +52,14 @@ class WorldSource:
         image_fraction: float = 0.2,
         holdout: bool = False,
         caption_weights: dict[str, float] | None = None,
+        focus: bool = False,
     ) -> None:
         self.buckets = buckets
         self.fps = fps
         self.seed = seed
         self.image_fraction = image_fraction
         self.holdout = holdout  # True: never draw a scene with a HOLDOUT combination
+        self.focus = focus  # True: each clip also carries its objects' coverage (Clip.focus)
         weights = caption_weights or CAPTION_WEIGHTS
         self.levels = tuple(weights)
         total = sum(weights.values())
@@ -80,10 +83,12 @@ class WorldSource:
         scene = world.random_scene(rng, exits=not bucket.is_image)
         while self.holdout and held_out(scene):
             scene = world.random_scene(rng, exits=not bucket.is_image)
-        frames = world.render(
-            scene, width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames,
-            seed=int(rng.integers(2**31)),
-        )
+        shape = dict(width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames)
+        if self.focus:
+            frames, focus = world.render_with_mask(scene, **shape, seed=int(rng.integers(2**31)))
+        else:
+            frames, focus = world.render(scene, **shape, seed=int(rng.integers(2**31))), None
         levels = world.captions(scene, rng)
         caption = levels[self.levels[int(rng.choice(len(self.levels), p=self.level_p))]]
-        return Clip(fit_frames(np.asarray(frames), bucket.width, bucket.height), caption)
+        video = fit_frames(np.asarray(frames), bucket.width, bucket.height)  # renders are bucket-sized
+        return Clip(video, caption, None if focus is None else torch.from_numpy(focus))

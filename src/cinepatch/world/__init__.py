@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from cinepatch.world.captions import CAPTION_LEVELS, captions, dense_caption, random_scene
 from cinepatch.world.evaluate import Check, EvalReport, evaluate
 from cinepatch.world.parse import ParseResult, parse_prompt, parse_prompt_report, unknown_words, world_summary
-from cinepatch.world.render import Layout, Track, layout, render
+from cinepatch.world.render import Layout, Track, layout, render, render_with_mask
 from cinepatch.world.scene import Background, Pillar, Scene, SceneObject
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ __all__ = [
     "Background",
     "Pillar",
     "render",
+    "render_with_mask",
     "layout",
     "Layout",
     "Track",

@@ -34,7 +34,7 @@ from cinepatch.world.scene import (
     SceneObject,
 )
 
-__all__ = ["Track", "Layout", "layout", "render", "check_canvas", "background_rows"]
+__all__ = ["Track", "Layout", "layout", "render", "render_with_mask", "check_canvas", "background_rows"]
 
 # Bounce physics. Gravity is not fixed by the contract; we pick it per clip so the first
 # impact comes at 35% of the clip (between 0.3 s and 1.5 s), which makes a bounce visible in
@@ -319,6 +319,23 @@ def render(
     Objects are drawn in a window around each one, on a canvas padded by the largest window,
     so the cost of an object scales with its size, not the canvas.
     """
+    return _render(scene, width=width, height=height, fps=fps, frames=frames, seed=seed, with_mask=False)[0]
+
+
+def render_with_mask(
+    scene: Scene, *, width: int, height: int, fps: float, frames: int, seed: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`render`, plus where the objects are: ``(frames, height, width)`` float32 coverage
+    in 0..1 (the largest over the objects; the pillar does not hide it). Training weights its
+    loss with it, so small objects count for more than their share of the pixels."""
+    frames_, mask = _render(scene, width=width, height=height, fps=fps, frames=frames, seed=seed, with_mask=True)
+    assert mask is not None
+    return frames_, mask
+
+
+def _render(
+    scene: Scene, *, width: int, height: int, fps: float, frames: int, seed: int | None, with_mask: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
     plan = layout(scene, width=width, height=height, fps=fps, frames=frames, seed=seed)
     xs = np.arange(width, dtype=np.float32) + 0.5
     ys = np.arange(height, dtype=np.float32) + 0.5
@@ -329,6 +346,7 @@ def render(
     windows = [int(math.ceil(track.size.max())) + 3 for track in plan.tracks]
     pad = max(windows)
     out = np.empty((frames, height, width, 3), np.uint8)
+    mask = np.zeros((frames, height + 2 * pad, width + 2 * pad), np.float32) if with_mask else None
     block = max(1, _BLOCK_PIXELS // (width * height))
     for start in range(0, frames, block):
         sl = slice(start, min(frames, start + block))
@@ -365,6 +383,9 @@ def render(
             patch = canvas[frame_idx, iy, ix]  # (n, S, S, 3)
             patch += cov * (np.array(OBJECT_COLOURS[obj.colour], np.float32) - patch)
             canvas[frame_idx, iy, ix] = patch
+            if mask is not None:
+                mask_idx = frame_idx + sl.start
+                mask[mask_idx, iy, ix] = np.maximum(mask[mask_idx, iy, ix], cov[..., 0])
         if plan.pillar is not None:
             lo, hi = int(math.floor(plan.pillar[0])), int(math.ceil(plan.pillar[1])) + 1
             lo, hi = max(lo, 0), min(hi, width)
@@ -372,4 +393,4 @@ def render(
             band = inner[:, :, lo:hi]
             band += cov * (np.array(PILLAR_COLOUR, np.float32) - band)
         out[sl] = np.clip(inner + 0.5, 0, 255).astype(np.uint8)
-    return out
+    return out, (mask[:, pad : pad + height, pad : pad + width] if mask is not None else None)
