@@ -34,6 +34,11 @@ SETS = {
     # 350 prompts by a third author (same brief, a third of them long scene descriptions),
     # evaluated blind once after the changes made from blind3's errors
     "blind4": DATA / "moderation_eval_blind4.jsonl",
+    # 349 prompts by a fourth author (same brief: a third short, a third long), who read no
+    # code, data or set of the project (one prompt that was also a training prompt removed);
+    # measured blind with the shipped head, and with a head trained on
+    # moderation_train_extra.jsonl as well (docs/safety.md); its errors unread
+    "blind5": DATA / "moderation_eval_blind5.jsonl",
 }
 
 
@@ -52,7 +57,7 @@ def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors
     by_kind: dict[str, list[bool]] = defaultdict(list)
     for r, b in zip(rows, blocked):
         by_cat[r["label"]].append(b)
-        by_kind[("bad:" if r["label"] != "none" else "benign:") + r["kind"]].append(b)
+        by_kind[("bad:" if r["label"] != "none" else "benign:") + r.get("kind", "unmarked")].append(b)
     bad = [b for r, b in zip(rows, blocked) if r["label"] != "none"]
     benign = [b for r, b in zip(rows, blocked) if r["label"] == "none"]
     print(f"== {name}  ({ms:.1f} ms/prompt)")

