@@ -36,3 +36,18 @@ def test_checkpoint_generates_deterministically_for_a_seed(pipe: Pipeline) -> No
     assert a.shape == (9, 64, 64, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("background", ["navy", "forest", "brown", "gray"])
+def test_checkpoint_draws_the_background_the_prompt_names(pipe: Pipeline, background: str) -> None:
+    """The background check of the world evaluator, through the same prompt expansion as
+    ``generate`` (the world-64 checkpoint of session 4 failed it for 3 of these 4)."""
+    from cinepatch.expand import WorldExpander
+    from cinepatch.world import parse_prompt
+    from cinepatch.world.evaluate import evaluate
+
+    prompt = f"a large red circle stays still on a plain {background} background"
+    video = pipe.generate(WorldExpander().expand(prompt).expanded, frames=9, width=64, height=64, fps=8,
+                          seed=0, steps=12, guidance=5.0, progress=False)[0]
+    checks = {c.name.split(":")[0]: c.passed for c in evaluate(video, fps=8, scene=parse_prompt(prompt)).checks}
+    assert checks["background"], checks
