@@ -428,12 +428,13 @@ def main(config: TrainConfig) -> dict[str, Any]:
     else:
         source = FolderSource(config.data, buckets, fps=config.fps, seed=config.seed)
     stream = BatchStream(source, batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world)
-    cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor]] = {}
+    cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor | None]] = {}
     if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
         text_encoder.cache_size = max(text_encoder.cache_size, config.latent_cache * len(buckets) + 1)
 
-    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor]:
-        """This rank's clips of the step as VAE latents, captions and loss weights (memoised)."""
+    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
+        """This rank's clips of the step as VAE latents, captions and per-cell loss weights
+        (``None`` without ``object_weight``), memoised."""
         keys = [(plan.bucket, i % config.latent_cache if config.latent_cache else i) for i in plan.indices]
         store = cache if config.latent_cache else {}
         for key in keys:
@@ -441,10 +442,13 @@ def main(config: TrainConfig) -> dict[str, Any]:
                 clip = source.get(*key)
                 with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
                     latent = vae.encode(clip.video[None].to(device))[0]  # (C, t, h, w)
-                weights = cell_weights(clip.focus, tuple(latent.shape[1:]), config.object_weight)
+                weights = None
+                if config.object_weight:  # else plain MSE: no per-cell weights stored at all
+                    weights = cell_weights(clip.focus, tuple(latent.shape[1:]), config.object_weight)
                 store[key] = (latent, clip.caption, weights)
         latents, captions, weights = zip(*(store[k] for k in keys))
-        return torch.stack(latents), list(captions), torch.stack(weights).to(device)
+        cell_weight = torch.stack(weights).to(device) if weights[0] is not None else None
+        return torch.stack(latents), list(captions), cell_weight
 
     # -- checkpoints and samples ----------------------------------------------------------------
     def pipeline_from_ema() -> Pipeline:
@@ -539,7 +543,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
             )
         # Per-clip mean over the unconditioned frames, then the batch mean: the same number
         # whatever the world size, because DDP averages the ranks' equal-sized batches.
-        weight = ((1 - keep) * cell_weight[:, None]).expand_as(x0)
+        weight = ((1 - keep) if cell_weight is None else (1 - keep) * cell_weight[:, None]).expand_as(x0)
         err = F.mse_loss(v.float(), target, reduction="none") * weight
         loss = (err.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1)).mean()
         optimizer.zero_grad(set_to_none=True)
