@@ -49,6 +49,19 @@ def test_logit_normal_times_are_seeded_in_range_and_shift_moves_the_median():
     assert abs(shifted.median().item() - 0.75) < 0.03  # time_shift(0.5, 3) = 0.75
 
 
+def test_unshifted_share_keeps_low_noise_times_under_a_large_shift():
+    gen = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    shifted = sample_timesteps(8192, shift=12.0, generator=gen())
+    mixed = sample_timesteps(8192, shift=12.0, unshifted=0.5, generator=gen())
+    assert (shifted < 0.5).float().mean() < 0.02  # a shift of 12 alone almost never goes there
+    assert 0.2 < (mixed < 0.5).float().mean() < 0.3  # half unshifted: half of those are < 0.5
+    assert (mixed > 0.98).float().mean() > 0.03  # and the shifted half still reaches pure noise
+    assert torch.equal(sample_timesteps(64, shift=12.0, unshifted=0.0, generator=gen()),
+                       sample_timesteps(64, shift=12.0, generator=gen()))
+    with pytest.raises(InvalidParameter, match="unshifted"):
+        sample_timesteps(4, unshifted=1.5)
+
+
 def test_schedule_runs_from_one_to_zero_monotonically():
     ts = timestep_schedule(10, shift=2.0)
     assert ts[0] == 1 and ts[-1] == 0 and (ts[1:] < ts[:-1]).all()

@@ -231,12 +231,15 @@ def test_object_weight_counts_the_cells_an_object_covers_more():
     assert torch.equal(cell_weights(None, (9, 16, 16), 4.0), torch.ones(9, 16, 16))
     with pytest.raises(InvalidParameter, match="object_weight"):
         apply_overrides(TrainConfig(), ["object_weight=-1"])
+    with pytest.raises(InvalidParameter, match="timestep_unshifted"):
+        apply_overrides(TrainConfig(), ["timestep_unshifted=2"])
 
 
 def test_a_world_run_with_object_weight_trains(tmp_path):
     out = tmp_path / "run"
     summary = main(apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9", "latent_cache=0",
-                                                   "max_steps=4", "object_weight=4", f"out_dir={out}"]))
+                                                   "max_steps=4", "object_weight=4", "timestep_shift=12",
+                                                   "timestep_unshifted=0.5", f"out_dir={out}"]))
     assert summary["step"] == 4
     losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(np.isfinite(losses))

@@ -75,6 +75,7 @@ def sample_timesteps(
     mean: float = 0.0,
     std: float = 1.0,
     shift: float = 1.0,
+    unshifted: float = 0.0,
     generator: torch.Generator | None = None,
     device: torch.device | str | None = None,
 ) -> Tensor:
@@ -82,10 +83,18 @@ def sample_timesteps(
 
     The logit-normal puts most samples at mid noise where the velocity is hardest to
     predict (SD3); a shift > 1 moves weight toward high noise, where the global layout of a
-    clip is decided.
+    clip is decided. ``unshifted`` is the share of samples that skip the shift: a large shift
+    alone almost never draws ``t < 0.5``, where shapes and edges are finished.
     """
+    if not 0.0 <= unshifted <= 1.0:
+        raise InvalidParameter("unshifted", unshifted, "0 to 1")
     z = torch.randn(batch, generator=generator, device=device)
-    return time_shift(torch.sigmoid(mean + std * z), shift)  # (B,)
+    u = torch.sigmoid(mean + std * z)
+    t = time_shift(u, shift)
+    if unshifted > 0.0:  # no extra draw otherwise: runs without it stay bit-identical
+        keep = torch.rand(batch, generator=generator, device=device) < unshifted
+        t = torch.where(keep, u, t)
+    return t  # (B,)
 
 
 def timestep_schedule(steps: int, *, shift: float = 1.0, device: torch.device | str | None = None) -> Tensor:

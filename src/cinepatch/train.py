@@ -78,6 +78,7 @@ class TrainConfig:
     text_encoder: dict[str, Any] = field(default_factory=lambda: {"kind": "minilm"})
     # rectified flow
     timestep_shift: float = 1.0  # >1 spends more steps at high noise (SD3's shift)
+    timestep_unshifted: float = 0.0  # share of clips whose time skips the shift (low-noise detail)
     # world data: the loss on latent cells an object covers counts 1 + object_weight times, so
     # objects of a few pixels are not drowned by the background they sit on (0: plain MSE)
     object_weight: float = 0.0
@@ -113,7 +114,7 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise InvalidParameter(name, getattr(self, name), "a positive int")
-        for name in ("caption_dropout", "cond_prob", "image_fraction"):
+        for name in ("caption_dropout", "cond_prob", "image_fraction", "timestep_unshifted"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidParameter(name, getattr(self, name), "0 to 1")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -521,7 +522,9 @@ def main(config: TrainConfig) -> dict[str, Any]:
         drop = rng.random(b_global) < config.caption_dropout
         masks = np.stack([draw_cond_mask(x0.shape[2], rng, config.cond_prob)[1] for _ in range(b_global)])
         gen = torch.Generator().manual_seed(_step_seed(config.seed, step, 2))
-        t = flow.sample_timesteps(b_global, generator=gen, shift=config.timestep_shift)[lo:hi].to(device)
+        t = flow.sample_timesteps(
+            b_global, generator=gen, shift=config.timestep_shift, unshifted=config.timestep_unshifted
+        )[lo:hi].to(device)
         noise = torch.randn((b_global, *x0.shape[1:]), generator=gen)[lo:hi].to(device)
 
         prompts = ["" if d else c for d, c in zip(drop[lo:hi], captions)]
