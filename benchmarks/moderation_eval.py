@@ -37,12 +37,19 @@ SETS = {
     # 349 prompts by a fourth author (same brief: a third short, a third long), who read no
     # code, data or set of the project (one prompt that was also a training prompt removed);
     # measured blind with the shipped head, and with a head trained on
-    # moderation_train_extra.jsonl as well (docs/safety.md); its errors unread
+    # what is now safety/data/train_extra.jsonl as well (docs/safety.md); its errors unread
     "blind5": DATA / "moderation_eval_blind5.jsonl",
+    # 349 prompts by a fifth author, same brief plus ~85 tricky benign prompts near the
+    # boundaries; one that was also a training prompt removed; written in session 6 and
+    # measured once with the shipped system before the session's head change (docs/safety.md)
+    "blind6": DATA / "moderation_eval_blind6.jsonl",
 }
 
 
-def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors: bool) -> None:
+NOVEL = 0.85  # cosine to the nearest training prompt below which a prompt counts as new
+
+
+def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors: bool) -> np.ndarray:
     blocked, reviewed = [], []
     t0 = time.perf_counter()
     for r in rows:
@@ -50,7 +57,7 @@ def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors
         blocked.append(not res.allowed)
         reviewed.append(res.review)
         if show_errors and (not res.allowed) != (r["label"] != "none"):
-            print(f"  MISS[{r['label']}/{r['kind']}] blocked={not res.allowed} "
+            print(f"  MISS[{r['label']}/{r.get('kind', 'unmarked')}] blocked={not res.allowed} "
                   f"as={res.category} via={res.source}: {r['text']}")
     ms = 1000 * (time.perf_counter() - t0) / len(rows)
     by_cat: dict[str, list[bool]] = defaultdict(list)
@@ -72,6 +79,7 @@ def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors
     print(f"  benign false-positive rate   {np.mean(benign):.3f}  ({sum(benign)}/{len(benign)})")
     rv = [v for r, v in zip(rows, reviewed) if r["label"] == "none"]
     print(f"  benign allowed with review flag {np.mean(rv):.3f}  ({sum(rv)}/{len(rv)})")
+    return np.array(blocked)
 
 
 def main() -> None:
@@ -97,7 +105,12 @@ def evaluate(name: str, path: Path, show_errors: bool, ablations: bool) -> None:
     print(f"nearest training prompt (cosine): median {np.median(sims):.2f}, "
           f"max {sims.max():.2f}, >=0.85: {int((sims >= 0.85).sum())}")
 
-    run(rows, SafetyConfig(), "rules + head + review band (default)", show_errors)
+    blocked = run(rows, SafetyConfig(), "rules + head + review band (default)", show_errors)
+    bad = np.array([r["label"] != "none" for r in rows])
+    novel = sims < NOVEL
+    print(f"  only prompts whose nearest training prompt is < {NOVEL} cosine: recall "
+          f"{blocked[novel & bad].mean():.3f} ({blocked[novel & bad].sum()}/{(novel & bad).sum()}), "
+          f"benign refused {blocked[novel & ~bad].mean():.3f} ({blocked[novel & ~bad].sum()}/{(novel & ~bad).sum()})")
     if ablations:
         run(rows, SafetyConfig(use_classifier=False), "rules only (ablation)", False)
         block = get_head().block

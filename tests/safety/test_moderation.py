@@ -19,7 +19,8 @@ EVAL_SETS = [ROOT / "benchmarks" / "data" / "moderation_eval.jsonl",
              ROOT / "benchmarks" / "data" / "moderation_eval_fresh.jsonl",
              ROOT / "benchmarks" / "data" / "moderation_eval_blind3.jsonl",
              ROOT / "benchmarks" / "data" / "moderation_eval_blind4.jsonl",
-             ROOT / "benchmarks" / "data" / "moderation_eval_blind5.jsonl"]
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind5.jsonl",
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind6.jsonl"]
 
 BENIGN = [
     "a red circle bounces on a navy background",
@@ -76,7 +77,7 @@ def test_the_head_reads_the_deobfuscated_prompt_and_each_sentence() -> None:
         return float(1 - get_head().probs(get_minilm().encode([text]))[0][0])
 
     # Spaced and digit-swapped words: neither the rules nor the head on the raw text refuse it.
-    spaced = "h4rdcore s e x, two men"
+    spaced = "h 4 r d c 0 r 3 action, two men"
     assert moderate_prompt(spaced, config=SafetyConfig(use_classifier=False)).allowed
     assert head_score(spaced) < get_head().block
     result = moderate_prompt(spaced)

@@ -1,16 +1,23 @@
-"""The learned part of prompt moderation: a logistic-regression head on MiniLM embeddings,
-plus the labelled exemplars it was trained on for a nearest-neighbour second opinion.
+"""The learned part of prompt moderation: a small MLP head on MiniLM embeddings, plus the
+labelled exemplars it was trained on for a nearest-neighbour second opinion.
 
-Build (writes ``data/head.npz``, ~0.3 MB; deterministic; a few seconds)::
+Build (writes ``data/head.npz``, ~1.5 MB; deterministic; about a minute)::
 
     python -m cinepatch.safety.head
 
-The head is a softmax over ``("none",) + CATEGORIES`` trained with class-balanced weights and
-L2 on ``data/train.jsonl``. Its two thresholds are chosen by 5-fold cross-validation on the
-training set alone (never on the evaluation set): ``block`` is the lowest probability at
-which no more than 1% of held-out benign training prompts would be refused, ``review`` the
-lowest at which no more than 8% would be. The file records the SHA-256 of the training set
-so a test can tell a stale head from a fresh one.
+The head is a softmax over ``("none",) + CATEGORIES`` after one hidden ReLU layer of 128
+units, trained with class-balanced weights, L2 and full-batch Adam on ``data/train.jsonl``
+(the first 522 prompts) and ``data/train_extra.jsonl`` (1,339 more by two other authors).
+A linear head on the same data refused "a fictional president gives a speech" along with
+"the president …": one hyperplane cannot carve such an exception; in 5-fold
+cross-validation the MLP blocks 78 % of held-out disallowed prompts at a 1 % benign rate,
+the linear head 66 %.
+
+Its two thresholds are chosen by 5-fold cross-validation on the training set alone (never on
+an evaluation set): ``block`` is the lowest probability at which no more than 1% of held-out
+benign training prompts would be refused, ``review`` the lowest at which no more than 8%
+would be. The file records the SHA-256 of the training files so a test can tell a stale head
+from a fresh one.
 """
 
 from __future__ import annotations
@@ -30,46 +37,66 @@ __all__ = ["Head", "get_head", "train_head", "load_training_set", "CLASSES"]
 
 CLASSES: tuple[str, ...] = ("none",) + CATEGORIES
 _DATA = "data"
+TRAIN_FILES: tuple[str, ...] = ("train.jsonl", "train_extra.jsonl")
+HIDDEN = 128
 
 
 def _data_path(name: str) -> Path:
     return Path(str(resources.files("cinepatch.safety").joinpath(_DATA, name)))
 
 
-def load_training_set(path: Path | None = None) -> tuple[list[str], np.ndarray, str]:
-    """Texts, integer labels (index into CLASSES) and the file's SHA-256."""
-    path = path or _data_path("train.jsonl")
-    raw = path.read_bytes()
-    rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
-    texts = [r["text"] for r in rows]
-    labels = np.array([CLASSES.index(r["label"]) for r in rows], np.int64)
-    return texts, labels, hashlib.sha256(raw).hexdigest()
+def load_training_set(paths: list[Path] | None = None) -> tuple[list[str], np.ndarray, str]:
+    """Texts, integer labels (index into CLASSES) and the SHA-256 of the files, in order."""
+    paths = paths or [_data_path(name) for name in TRAIN_FILES]
+    digest = hashlib.sha256()
+    texts: list[str] = []
+    labels: list[int] = []
+    for path in paths:
+        raw = path.read_bytes()
+        digest.update(raw)
+        rows = [json.loads(line) for line in raw.decode().splitlines() if line.strip()]
+        texts += [r["text"] for r in rows]
+        labels += [CLASSES.index(r["label"]) for r in rows]
+    return texts, np.array(labels, np.int64), digest.hexdigest()
 
 
-def _fit(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int = 1500) -> tuple[np.ndarray, np.ndarray]:
-    """Class-balanced multinomial logistic regression by full-batch gradient descent."""
+Params = dict[str, np.ndarray]  # w1 (384, H), b1 (H,), w2 (H, K), b2 (K,)
+
+
+def _forward(params: Params, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Hidden pre-activations (N, H) and logits (N, K)."""
+    h = x @ params["w1"] + params["b1"]
+    return h, np.maximum(h, 0.0) @ params["w2"] + params["b2"]
+
+
+def _fit(x: np.ndarray, y: np.ndarray, *, hidden: int = HIDDEN, l2: float = 1e-4, steps: int = 600,
+         lr: float = 3e-3, seed: int = 0) -> Params:
+    """Class-balanced softmax MLP (one ReLU layer) by full-batch Adam; deterministic per seed."""
+    rng = np.random.default_rng(seed)
     n, d = x.shape
     k = len(CLASSES)
     counts = np.bincount(y, minlength=k).astype(np.float64)
     sample_w = (n / (k * np.maximum(counts, 1)))[y]  # (N,)
     onehot = np.eye(k)[y]  # (N, K)
-    w = np.zeros((d, k))
-    b = np.zeros(k)
-    vw, vb = np.zeros_like(w), np.zeros_like(b)
-    lr, momentum = 2.0, 0.9
-    for _ in range(steps):
-        logits = x @ w + b
-        logits -= logits.max(1, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(1, keepdims=True)
-        g = (p - onehot) * sample_w[:, None] / n  # (N, K)
-        gw = x.T @ g + l2 * w
-        gb = g.sum(0)
-        vw = momentum * vw - lr * gw
-        vb = momentum * vb - lr * gb
-        w += vw
-        b += vb
-    return w.astype(np.float32), b.astype(np.float32)
+    params: Params = {
+        "w1": rng.normal(0.0, 1.0 / np.sqrt(d), (d, hidden)), "b1": np.zeros(hidden),
+        "w2": rng.normal(0.0, 0.1 / np.sqrt(hidden), (hidden, k)), "b2": np.zeros(k),
+    }  # fmt: skip
+    m = {name: np.zeros_like(v) for name, v in params.items()}
+    v = {name: np.zeros_like(p) for name, p in params.items()}
+    for it in range(1, steps + 1):
+        h, logits = _forward(params, x)
+        a = np.maximum(h, 0.0)
+        g = (_softmax(logits) - onehot) * sample_w[:, None] / n  # (N, K)
+        gh = (g @ params["w2"].T) * (h > 0)  # (N, H)
+        grads = {"w2": a.T @ g + l2 * params["w2"], "b2": g.sum(0),
+                 "w1": x.T @ gh + l2 * params["w1"], "b1": gh.sum(0)}  # fmt: skip
+        for name, grad in grads.items():
+            m[name] = 0.9 * m[name] + 0.1 * grad
+            v[name] = 0.999 * v[name] + 0.001 * grad**2
+            step = (m[name] / (1 - 0.9**it)) / (np.sqrt(v[name] / (1 - 0.999**it)) + 1e-8)
+            params[name] = params[name] - lr * step
+    return {name: p.astype(np.float32) for name, p in params.items()}
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
@@ -80,8 +107,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Head:
-    weight: np.ndarray  # (384, K)
-    bias: np.ndarray  # (K,)
+    params: Params  # the MLP: w1 (384, H), b1, w2 (H, K), b2
     block: float  # refuse at or above this category probability
     review: float  # second opinion between review and block
     exemplars: np.ndarray  # (N, 384) training embeddings
@@ -90,7 +116,7 @@ class Head:
 
     def probs(self, emb: np.ndarray) -> np.ndarray:
         """(B, 384) -> (B, K) class probabilities, column 0 is "none"."""
-        return _softmax(emb @ self.weight + self.bias)
+        return _softmax(_forward(self.params, emb)[1])
 
     def neighbours(self, emb: np.ndarray, k: int = 3) -> np.ndarray:
         """(B, 384) -> (B, K): mean cosine similarity to the k nearest exemplars of each class."""
@@ -106,7 +132,9 @@ class Head:
         with np.load(path or _data_path("head.npz")) as z:
             if tuple(str(c) for c in z["classes"]) != CLASSES:
                 raise ValueError("head.npz was trained for other categories; rebuild it")
-            return cls(weight=z["weight"], bias=z["bias"], block=float(z["block"]),
+            if "w1" not in z:
+                raise ValueError("head.npz is the old linear head; rebuild it")
+            return cls(params={name: z[name] for name in ("w1", "b1", "w2", "b2")}, block=float(z["block"]),
                        review=float(z["review"]), exemplars=z["exemplars"].astype(np.float32),
                        exemplar_labels=z["exemplar_labels"], train_sha256=str(z["train_sha256"]))
 
@@ -129,17 +157,17 @@ def train_head(out: Path | None = None, *, seed: int = 0) -> Head:
     folds = rng.permutation(len(y)) % 5
     held = np.zeros(len(y))
     for f in range(5):
-        w, b = _fit(x[folds != f], y[folds != f])
-        held[folds == f] = 1.0 - _softmax(x[folds == f] @ w + b)[:, 0]
+        params = _fit(x[folds != f], y[folds != f], seed=seed)
+        held[folds == f] = 1.0 - _softmax(_forward(params, x[folds == f])[1])[:, 0]
     benign = held[y == 0]
     block = max(0.5, _threshold(benign, 0.01))
     review = min(block, max(0.2, _threshold(benign, 0.08)))
     recall = float((held[y != 0] >= block).mean())
     print(f"cv: block={block:.3f} review={review:.3f} recall@block={recall:.3f} "
           f"benign>=review={(benign >= review).mean():.3f}")
-    w, b = _fit(x, y)
+    params = _fit(x, y, seed=seed)
     out = out or _data_path("head.npz")
-    np.savez_compressed(out, weight=w, bias=b, block=np.float32(block), review=np.float32(review),
+    np.savez_compressed(out, **params, block=np.float32(block), review=np.float32(review),
                         exemplars=x.astype(np.float16), exemplar_labels=y,
                         classes=np.array(CLASSES), train_sha256=np.array(sha))
     return Head.load(out)
@@ -164,4 +192,4 @@ if __name__ == "__main__":
 
     with one_blas_thread():
         h = train_head()
-    print(f"wrote head: {h.weight.shape}, block={h.block:.3f}, review={h.review:.3f}")
+    print(f"wrote head: {h.params['w1'].shape[1]} hidden units, block={h.block:.3f}, review={h.review:.3f}")
