@@ -2,7 +2,7 @@
 
 - ``moderate_prompt(text, *, config=None) -> ModerationResult`` /
   ``check_prompt(...)`` raising ``Refused(category, message, stage="prompt")``:
-  a normalised lexicon plus a logistic head on numpy MiniLM embeddings with a review band,
+  a normalised lexicon plus a small MLP head on numpy MiniLM embeddings with a review band,
   and an optional OpenAI-compatible moderation endpoint (``SafetyConfig``).
 - ``review_frames(frames, *, sample=8, stage="output"|"input") -> ReviewResult`` /
   ``check_frames(...)`` raising ``Refused("sexual", message, stage=stage)``: NudeNet's

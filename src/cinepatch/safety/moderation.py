@@ -4,7 +4,7 @@ Order of decisions for one prompt::
 
     rules (normalised lexicon)  ── hit ──────────────────────────────► refuse
       │ no hit
-    MiniLM embedding → logistic head: s = 1 − p(none)
+    MiniLM embedding → MLP head:      s = 1 − p(none)
       │ s ≥ block ───────────────────────────────────────────────────► refuse
       │ review ≤ s < block: nearest training exemplars decide:
       │     the top class's 3 nearest are closer than the benign 3 ──► refuse
