@@ -36,6 +36,7 @@ import numpy as np
 from cinepatch.app import Studio, VideoRequest
 from cinepatch.config import load_config
 from cinepatch.data.world import HOLDOUT, held_out
+from cinepatch.errors import Refused
 from cinepatch.io.video import read_video
 from cinepatch.world import Scene, SceneObject, captions, parse_prompt, random_scene
 from cinepatch.world.evaluate import evaluate, measure
@@ -238,12 +239,20 @@ def run(model: str, variant: str, cases: list[Case], *, fps: int, steps: int | N
     consistent: list[float] = []
     times: list[float] = []
     failures = []
+    withheld = 0  # outputs the frame review refused, as a user would see them: counted, not scored
     for i, case in enumerate(cases):
         out = workdir / f"{variant}-{i}.mp4"
         start = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            studio.create(VideoRequest(prompt=case.prompt, fps=fps, seed=i, model=model, steps=steps, **shape), out=out)
+            try:
+                studio.create(VideoRequest(prompt=case.prompt, fps=fps, seed=i, model=model, steps=steps, **shape), out=out)
+            except Refused as exc:
+                if exc.stage != "output":
+                    raise
+                withheld += 1
+                failures.append({"prompt": case.prompt, "failed": ["withheld by the frame review"]})
+                continue
         times.append(time.perf_counter() - start)
         frames = read_video(out).frames
         out.unlink()
@@ -264,6 +273,7 @@ def run(model: str, variant: str, cases: list[Case], *, fps: int, steps: int | N
         **shape,
         "fps": fps,
         "videos": len(cases),
+        "withheld_by_frame_review": withheld,
         "attributes": {name: round(float(np.mean(v)), 4) for name, v in sorted(per_check.items())},
         "adherence": round(float(np.mean(core)), 4) if core else None,
         "permanence": round(float(np.mean(per_check["pillar_crossing"])), 4) if per_check.get("pillar_crossing") else None,
@@ -281,11 +291,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--limit", type=int, help="first N prompts only (a quick look)")
+    parser.add_argument("--sample", type=int, help="N prompts drawn with numpy's default_rng(7) (a quick, spread look)")
     parser.add_argument("--json", type=Path, help="write the full results here")
     args = parser.parse_args(argv)
     cases = suite()
     if args.limit:
         cases = cases[: args.limit]
+    if args.sample:
+        picked = np.random.default_rng(7).choice(len(cases), min(args.sample, len(cases)), replace=False)
+        cases = [cases[i] for i in picked]
     overlap = verbatim_overlap(cases)
     print(f"suite: {len(cases)} prompts, {sum('held-out' in c.tags for c in cases)} with held-out combinations "
           f"{dict(HOLDOUT)}; {overlap} appear verbatim among 20,000 scenes' training captions")
