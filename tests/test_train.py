@@ -138,6 +138,35 @@ def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
     assert float(switched["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
 
 
+def test_init_from_re_cuts_patches_in_time(clips, tmp_path):
+    # A DiT trained on patches of 4 frames starts one with patches of 2: on a clip that is still
+    # within each 4-frame patch, every new token embeds exactly as the old token over it did,
+    # and the output layer's rows are the old rows averaged over the same place in the patch.
+    from safetensors.torch import load_file
+
+    from cinepatch.models.dit import patchify
+
+    main(tiny(tmp_path / "a", clips, "max_steps=2", "dit.patch=[4,2,2]"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.patch=[2,2,2]", f"init_from={tmp_path / 'a' / 'pipeline'}",
+              "lr=1e-12", "min_lr=1e-12"))
+    old = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
+    new = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
+    assert torch.allclose(new["blocks.0.attn.qkv.weight"], old["blocks.0.attn.qkv.weight"], atol=1e-6)
+    c_in = 2 * 4 + 1  # the tiny VAE's 4 latent channels, twice, and the mask
+    still = torch.randn(1, c_in, 1, 4, 4).repeat(1, 1, 8, 1, 1)  # (B, C, t, h, w), constant in time
+    old_tokens, _ = patchify(still, (4, 2, 2))  # (1, 2·2·2, ...)
+    new_tokens, _ = patchify(still, (2, 2, 2))  # (1, 4·2·2, ...)
+    old_embed = old_tokens @ old["x_embedder.weight"].T  # (1, 8, D)
+    new_embed = new_tokens @ new["x_embedder.weight"].T  # (1, 16, D)
+    assert not torch.allclose(old_embed[:, 0], old_embed[:, 1])
+    assert torch.allclose(new_embed.reshape(4, 4, -1), old_embed.reshape(2, 1, 4, -1).expand(2, 2, 4, -1).reshape(4, 4, -1),
+                          atol=1e-4)
+    w_old = old["final_layer.linear.weight"].reshape(4, 2, 2, 2, 2, -1)  # (C, 2 halves, 2 frames, ph, pw, D)
+    assert torch.allclose(new["final_layer.linear.weight"], w_old.mean(1).reshape(new["final_layer.linear.weight"].shape))
+    with pytest.raises(InvalidParameter, match="dit.patch"):
+        main(tiny(tmp_path / "c", clips, "max_steps=1", "dit.patch=[3,2,2]", f"init_from={tmp_path / 'a' / 'pipeline'}"))
+
+
 def test_resume_continues_with_identical_state_even_after_kill_9(clips, tmp_path):
     # A run killed with SIGKILL mid-step after a checkpoint, then resumed to `target` steps, must
     # end bit-identical (weights, EMA, optimizer) to a straight run of `target` steps. The target
