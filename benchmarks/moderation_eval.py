@@ -43,6 +43,18 @@ SETS = {
     # boundaries; one that was also a training prompt removed; written in session 6 and
     # measured once with the shipped system before the session's head change (docs/safety.md)
     "blind6": DATA / "moderation_eval_blind6.jsonl",
+    # 350 prompts by a sixth author in session 7 (same brief, ~125 tricky benign), who opened
+    # no file of the project; measured with the shipped head, then with the head trained on
+    # safety/data/train_extra2.jsonl as well (docs/safety.md); its errors unread
+    "blind7": DATA / "moderation_eval_blind7.jsonl",
+    # 348 prompts by a seventh author in session 7 (same brief, half the benign ones tricky;
+    # two that were also in other files removed), who opened no file of the project; written
+    # while the head for train_extra2 was built and first measured with it; its errors unread
+    "blind8": DATA / "moderation_eval_blind8.jsonl",
+    # 342 prompts by an eighth author in session 7 (same brief; eight that were also in other
+    # files removed), who opened no file of the project; first measured with the head whose
+    # thresholds are calibrated on the readings moderation serves (docs/safety.md); errors unread
+    "blind9": DATA / "moderation_eval_blind9.jsonl",
 }
 
 

@@ -20,7 +20,10 @@ EVAL_SETS = [ROOT / "benchmarks" / "data" / "moderation_eval.jsonl",
              ROOT / "benchmarks" / "data" / "moderation_eval_blind3.jsonl",
              ROOT / "benchmarks" / "data" / "moderation_eval_blind4.jsonl",
              ROOT / "benchmarks" / "data" / "moderation_eval_blind5.jsonl",
-             ROOT / "benchmarks" / "data" / "moderation_eval_blind6.jsonl"]
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind6.jsonl",
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind7.jsonl",
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind8.jsonl",
+             ROOT / "benchmarks" / "data" / "moderation_eval_blind9.jsonl"]
 
 BENIGN = [
     "a red circle bounces on a navy background",
@@ -117,6 +120,31 @@ def test_head_was_trained_on_the_committed_training_set() -> None:
     assert head.train_sha256 == sha, "data/train.jsonl changed: run python -m cinepatch.safety.head"
     assert head.exemplars.shape == (len(labels), 384)
     assert 0 < head.review <= head.block < 1
+
+
+def test_thresholds_count_the_review_bands_refusals() -> None:
+    import numpy as np
+
+    from cinepatch.safety.head import _thresholds
+
+    # 100 held-out benign prompts (four of them scored high) and 100 disallowed ones.
+    held = np.r_[np.full(96, 0.1), 0.8, 0.9, 0.95, 0.99, np.linspace(0.6, 1.0, 100)]
+    bad = np.r_[np.zeros(100, bool), np.ones(100, bool)]
+    no_rule = np.zeros(200, bool)
+    review, block = _thresholds(held, no_rule, bad, max_benign=0.02)
+    assert 0.9 < block <= 0.95  # two benign refusals allowed: 0.95 and 0.99, not 0.9
+    refused = held >= block
+    assert refused[:100].sum() <= 2
+    # The nearest-exemplar rule refuses the 0.8 and 0.9 benign prompts and every disallowed
+    # one in the band: the band then refuses all disallowed prompts, and the benign refusals it
+    # adds are counted — the block threshold moves above 0.99 to stay within two.
+    rule = no_rule.copy()
+    rule[[96, 97]] = True
+    rule[100:] = True
+    review, block = _thresholds(held, rule, bad, max_benign=0.02)
+    refused = (held >= block) | ((held >= review) & rule)
+    assert refused[:100].sum() <= 2 and refused[100:].all()
+    assert block > 0.99
 
 
 def test_evaluation_sets_are_held_out_from_training() -> None:

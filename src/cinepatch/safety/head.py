@@ -7,17 +7,22 @@ Build (writes ``data/head.npz``, ~1.5 MB; deterministic; about a minute)::
 
 The head is a softmax over ``("none",) + CATEGORIES`` after one hidden ReLU layer of 128
 units, trained with class-balanced weights, L2 and full-batch Adam on ``data/train.jsonl``
-(the first 522 prompts) and ``data/train_extra.jsonl`` (1,339 more by two other authors).
+(the first 522 prompts), ``data/train_extra.jsonl`` (1,339 more by two other authors) and
+``data/train_extra2.jsonl`` (836 more by a third, 600 of them benign, most near a boundary).
 A linear head on the same data refused "a fictional president gives a speech" along with
 "the president …": one hyperplane cannot carve such an exception; in 5-fold
 cross-validation the MLP blocks 78 % of held-out disallowed prompts at a 1 % benign rate,
 the linear head 66 %.
 
 Its two thresholds are chosen by 5-fold cross-validation on the training set alone (never on
-an evaluation set): ``block`` is the lowest probability at which no more than 1% of held-out
-benign training prompts would be refused, ``review`` the lowest at which no more than 8%
-would be. The file records the SHA-256 of the training files so a test can tell a stale head
-from a fresh one.
+an evaluation set), scoring each held-out prompt as moderation does: by its most harmful
+reading (whole, de-obfuscated, each sentence), and counting the refusals of the review band's
+nearest-exemplar rule: the pair that refuses the most held-out disallowed prompts while
+refusing no more than ``MAX_BENIGN`` (3 %, the target) of the held-out benign ones. (Until
+session 7 each prompt was scored by its whole text alone at a 1 % rate, while moderation takes
+the most harmful of several readings — so it refused 5–10 % of benign prompts on blind sets.)
+The file records the SHA-256 of the training files so a test can tell a stale head from a
+fresh one.
 """
 
 from __future__ import annotations
@@ -37,8 +42,9 @@ __all__ = ["Head", "get_head", "train_head", "load_training_set", "CLASSES"]
 
 CLASSES: tuple[str, ...] = ("none",) + CATEGORIES
 _DATA = "data"
-TRAIN_FILES: tuple[str, ...] = ("train.jsonl", "train_extra.jsonl")
+TRAIN_FILES: tuple[str, ...] = ("train.jsonl", "train_extra.jsonl", "train_extra2.jsonl")
 HIDDEN = 128
+MAX_BENIGN = 0.03  # held-out benign prompts refused, in cross-validation: the target's 3 %
 
 
 def _data_path(name: str) -> Path:
@@ -148,29 +154,61 @@ def _threshold(benign_scores: np.ndarray, max_rate: float) -> float:
 
 def train_head(out: Path | None = None, *, seed: int = 0) -> Head:
     from cinepatch.safety.embed import get_minilm
+    from cinepatch.safety.moderation import _readings
 
     texts, y, sha = load_training_set()
-    x = get_minilm().encode(texts).astype(np.float64)
-    # 5-fold cross-validation for the thresholds: the category probability (1 - p(none))
-    # that each benign training prompt gets from a head that did not see it.
+    # Every reading moderation takes of a prompt (whole, de-obfuscated, each sentence); the
+    # head is fitted on the whole prompts, the thresholds on the readings' maximum, as served.
+    readings = [_readings(t) for t in texts]
+    owner = np.repeat(np.arange(len(texts)), [len(r) for r in readings])
+    x_all = get_minilm().encode([r for rs in readings for r in rs]).astype(np.float64)  # (R, 384)
+    first = np.r_[0, np.cumsum([len(r) for r in readings])[:-1]]
+    x = x_all[first]  # (N, 384): reading 0 is the prompt as written
+    # 5-fold cross-validation for the thresholds: for each held-out prompt, the category
+    # probability (1 - p(none)) of its most harmful reading from a head that did not see it,
+    # and whether the review band's nearest-exemplar rule (over the other folds) would refuse.
     rng = np.random.default_rng(seed)
     folds = rng.permutation(len(y)) % 5
     held = np.zeros(len(y))
+    neighbour_refuses = np.zeros(len(y), bool)
     for f in range(5):
         params = _fit(x[folds != f], y[folds != f], seed=seed)
-        held[folds == f] = 1.0 - _softmax(_forward(params, x[folds == f])[1])[:, 0]
-    benign = held[y == 0]
-    block = max(0.5, _threshold(benign, 0.01))
-    review = min(block, max(0.2, _threshold(benign, 0.08)))
-    recall = float((held[y != 0] >= block).mean())
-    print(f"cv: block={block:.3f} review={review:.3f} recall@block={recall:.3f} "
-          f"benign>=review={(benign >= review).mean():.3f}")
+        fold_head = Head(params, 1.0, 1.0, x[folds != f].astype(np.float32), y[folds != f], "")
+        rows = np.flatnonzero(folds[owner] == f)  # readings of held-out prompts
+        probs = fold_head.probs(x_all[rows])  # (R_f, K)
+        for i in np.unique(owner[rows]):
+            mine = rows[owner[rows] == i]
+            pick = int(np.argmin(probs[np.searchsorted(rows, mine), 0]))
+            p = probs[np.searchsorted(rows, mine[pick])]
+            held[i] = 1.0 - p[0]
+            near = fold_head.neighbours(x_all[mine[pick]][None].astype(np.float32))[0]
+            neighbour_refuses[i] = near[1 + int(p[1:].argmax())] > near[0]
+    review, block = _thresholds(held, neighbour_refuses, y != 0, max_benign=MAX_BENIGN)
+    refused = (held >= block) | ((held >= review) & neighbour_refuses)
+    print(f"cv: block={block:.3f} review={review:.3f} recall={refused[y != 0].mean():.3f} "
+          f"benign refused={refused[y == 0].mean():.3f} benign in band={(held[y == 0] >= review).mean():.3f}")
     params = _fit(x, y, seed=seed)
     out = out or _data_path("head.npz")
     np.savez_compressed(out, **params, block=np.float32(block), review=np.float32(review),
                         exemplars=x.astype(np.float16), exemplar_labels=y,
                         classes=np.array(CLASSES), train_sha256=np.array(sha))
     return Head.load(out)
+
+
+def _thresholds(held: np.ndarray, neighbour_refuses: np.ndarray, bad: np.ndarray, *,
+                max_benign: float) -> tuple[float, float]:
+    """(review, block) that refuse the most held-out disallowed prompts while refusing at most
+    ``max_benign`` of the benign ones — by the head at or above ``block``, or by the band's
+    nearest-exemplar rule between ``review`` and ``block``. Searched over the held-out scores'
+    percentiles; block ≥ 0.5, review ≥ 0.2."""
+    grid = np.unique(np.r_[np.quantile(held, np.linspace(0, 1, 201)), 1.0])
+    best = (-1.0, 1.0, 1.0)
+    for block in grid[grid >= 0.5]:
+        for review in grid[(grid >= 0.2) & (grid <= block)]:
+            refused = (held >= block) | ((held >= review) & neighbour_refuses)
+            if refused[~bad].mean() <= max_benign and refused[bad].mean() > best[0]:
+                best = (float(refused[bad].mean()), float(review), float(block))
+    return best[1], best[2]
 
 
 _lock = threading.Lock()
