@@ -1,7 +1,7 @@
 """The learned part of prompt moderation: a small MLP head on MiniLM embeddings, plus the
 labelled exemplars it was trained on for a nearest-neighbour second opinion.
 
-Build (writes ``data/head.npz``, ~1.5 MB; deterministic; about a minute)::
+Build (writes ``data/head.npz``, ~2 MB; deterministic; 3–13 minutes, more with training alongside)::
 
     python -m cinepatch.safety.head
 
