@@ -281,8 +281,9 @@ def _split_time_patches(
 
 
 def _init_dit(model: torch.nn.Module, folder: Path) -> None:
-    """Load a pipeline folder's DiT weights into ``model`` (same shapes). When the folder's model
-    predicted something else (v vs x), its output layer starts from zero again, as a new one."""
+    """Load a pipeline folder's DiT weights into ``model`` (same shapes, or patches re-cut to
+    shorter ones in time by ``_split_time_patches``). When the folder's model predicted
+    something else (v vs x), its output layer starts from zero again, as a new one."""
     from safetensors.torch import load_file
 
     saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))["dit"]
