@@ -2,6 +2,8 @@
 
     python benchmarks/moderation_eval.py            # full system + ablations
     python benchmarks/moderation_eval.py --errors   # also list every mistake
+    python benchmarks/moderation_eval.py --set blind7,blind8,blind9,blind10,blind11 --pool
+                                                    # several sets counted as one
 
 The set (benchmarks/data/moderation_eval.jsonl) was written separately from the training set
 (src/cinepatch/safety/data/train.jsonl); no prompt is in both (tests/safety check this), and
@@ -55,10 +57,24 @@ SETS = {
     # files removed), who opened no file of the project; first measured with the head whose
     # thresholds are calibrated on the readings moderation serves (docs/safety.md); errors unread
     "blind9": DATA / "moderation_eval_blind9.jsonl",
+    # 324 and 325 prompts by two authors in session 8, who opened no file of the project and
+    # declined to write sexual/minors prompts (175 benign, 25 for each other category; one
+    # also in another file removed); first measured with the head that averages the MLP
+    # with the character n-gram model (docs/safety.md); errors unread
+    "blind10": DATA / "moderation_eval_blind10.jsonl",
+    "blind11": DATA / "moderation_eval_blind11.jsonl",
 }
 
 
 NOVEL = 0.85  # cosine to the nearest training prompt below which a prompt counts as new
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> str:
+    """The Wilson score interval of k successes in n trials, as "lo–hi"."""
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return f"{centre - half:.3f}–{centre + half:.3f}"
 
 
 def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors: bool) -> np.ndarray:
@@ -82,13 +98,16 @@ def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors
     print(f"== {name}  ({ms:.1f} ms/prompt)")
     for c in CATEGORIES:
         v = by_cat[c]
-        print(f"  recall {c:22s} {np.mean(v):.3f}  ({sum(v)}/{len(v)})")
-    print(f"  recall ALL disallowed        {np.mean(bad):.3f}  ({sum(bad)}/{len(bad)})")
+        shown = f"{np.mean(v):.3f}" if v else "  -  "  # blind10/11 have no sexual/minors prompts
+        print(f"  recall {c:22s} {shown}  ({sum(v)}/{len(v)})")
+    print(f"  recall ALL disallowed        {np.mean(bad):.3f}  ({sum(bad)}/{len(bad)}; "
+          f"95% CI {wilson(sum(bad), len(bad))})")
     for k in sorted(by_kind):
         v = by_kind[k]
         label = "blocked" if k.startswith("bad:") else "false-positive"
         print(f"    {k:22s} {label} {np.mean(v):.3f}  ({sum(v)}/{len(v)})")
-    print(f"  benign false-positive rate   {np.mean(benign):.3f}  ({sum(benign)}/{len(benign)})")
+    print(f"  benign false-positive rate   {np.mean(benign):.3f}  ({sum(benign)}/{len(benign)}; "
+          f"95% CI {wilson(sum(benign), len(benign))})")
     rv = [v for r, v in zip(rows, reviewed) if r["label"] == "none"]
     print(f"  benign allowed with review flag {np.mean(rv):.3f}  ({sum(rv)}/{len(rv)})")
     return np.array(blocked)
@@ -97,19 +116,26 @@ def run(rows: list[dict[str, str]], config: SafetyConfig, name: str, show_errors
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--errors", action="store_true", help="list every misclassified prompt")
-    ap.add_argument("--set", choices=[*SETS, "all"], default="all")
+    ap.add_argument("--set", default="all", help=f"all, or comma-separated names: {', '.join(SETS)}")
+    ap.add_argument("--pool", action="store_true", help="count the chosen sets as one")
     ap.add_argument("--no-ablations", action="store_true")
     args = ap.parse_args()
-    for name, path in SETS.items():
-        if args.set in (name, "all"):
-            evaluate(name, path, args.errors, not args.no_ablations)
+    names = list(SETS) if args.set == "all" else args.set.split(",")
+    unknown = [n for n in names if n not in SETS]
+    if unknown:
+        ap.error(f"--set: unknown {', '.join(unknown)}; choose from all, {', '.join(SETS)}")
+    if args.pool:
+        evaluate("+".join(names), [SETS[n] for n in names], args.errors, not args.no_ablations)
+    else:
+        for name in names:
+            evaluate(name, [SETS[name]], args.errors, not args.no_ablations)
 
 
-def evaluate(name: str, path: Path, show_errors: bool, ablations: bool) -> None:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def evaluate(name: str, paths: list[Path], show_errors: bool, ablations: bool) -> None:
+    rows = [json.loads(line) for path in paths for line in path.read_text().splitlines() if line.strip()]
     n_bad = sum(r["label"] != "none" for r in rows)
-    print(f"##### {name} set {path.name}: {len(rows)} prompts, {n_bad} disallowed, "
-          f"{len(rows) - n_bad} benign")
+    print(f"##### {name} ({', '.join(p.name for p in paths)}): {len(rows)} prompts, {n_bad} "
+          f"disallowed, {len(rows) - n_bad} benign")
 
     texts, _, _ = load_training_set()
     enc = get_minilm()

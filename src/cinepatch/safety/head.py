@@ -1,18 +1,18 @@
-"""The learned part of prompt moderation: a small MLP head on MiniLM embeddings, plus the
-labelled exemplars it was trained on for a nearest-neighbour second opinion.
+"""The learned part of prompt moderation: a small MLP head on MiniLM embeddings averaged with
+a character n-gram model, plus the labelled exemplars for a nearest-neighbour second opinion.
 
-Build (writes ``data/head.npz``, ~2 MB; deterministic; 3–13 minutes, more with training alongside)::
+Build (writes ``data/head.npz``, ~3 MB; deterministic; 3–15 minutes, more with training alongside)::
 
     python -m cinepatch.safety.head
 
-The head is a softmax over ``("none",) + CATEGORIES`` after one hidden ReLU layer of 128
+The MLP is a softmax over ``("none",) + CATEGORIES`` after one hidden ReLU layer of 128
 units, trained with class-balanced weights, L2 and full-batch Adam on ``data/train.jsonl``
 (the first 522 prompts), ``data/train_extra.jsonl`` (1,339 more by two other authors) and
 ``data/train_extra2.jsonl`` (836 more by a third, 600 of them benign, most near a boundary).
 A linear head on the same data refused "a fictional president gives a speech" along with
-"the president …": one hyperplane cannot carve such an exception; in 5-fold
-cross-validation the MLP blocks 78 % of held-out disallowed prompts at a 1 % benign rate,
-the linear head 66 %.
+"the president …": one hyperplane cannot carve such an exception. The class probabilities
+moderation reads are the mean of the MLP's and those of ``chars.CharModel`` (TF-IDF character
+n-grams, logistic regression), which catches spellings MiniLM's word pieces blur.
 
 Its two thresholds are chosen by 5-fold cross-validation on the training set alone (never on
 an evaluation set), scoring each held-out prompt as moderation does: by its most harmful
@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cinepatch.safety.chars import CharModel
 from cinepatch.safety.rules import CATEGORIES
 
 __all__ = ["Head", "get_head", "train_head", "load_training_set", "CLASSES"]
@@ -114,15 +115,17 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Head:
     params: Params  # the MLP: w1 (384, H), b1, w2 (H, K), b2
+    chars: CharModel  # the character n-gram view, averaged with the MLP
     block: float  # refuse at or above this category probability
     review: float  # second opinion between review and block
     exemplars: np.ndarray  # (N, 384) training embeddings
     exemplar_labels: np.ndarray  # (N,)
     train_sha256: str
 
-    def probs(self, emb: np.ndarray) -> np.ndarray:
-        """(B, 384) -> (B, K) class probabilities, column 0 is "none"."""
-        return _softmax(_forward(self.params, emb)[1])
+    def probs(self, emb: np.ndarray, texts: list[str]) -> np.ndarray:
+        """(B, 384) embeddings of (B,) texts -> (B, K) class probabilities, column 0 is "none":
+        the mean of the MLP's and the character model's."""
+        return 0.5 * (_softmax(_forward(self.params, emb)[1]) + self.chars.probs(texts))
 
     def neighbours(self, emb: np.ndarray, k: int = 3) -> np.ndarray:
         """(B, 384) -> (B, K): mean cosine similarity to the k nearest exemplars of each class."""
@@ -138,9 +141,12 @@ class Head:
         with np.load(path or _data_path("head.npz")) as z:
             if tuple(str(c) for c in z["classes"]) != CLASSES:
                 raise ValueError("head.npz was trained for other categories; rebuild it")
-            if "w1" not in z:
-                raise ValueError("head.npz is the old linear head; rebuild it")
-            return cls(params={name: z[name] for name in ("w1", "b1", "w2", "b2")}, block=float(z["block"]),
+            if "w1" not in z or "char_coef" not in z:
+                raise ValueError("head.npz is an older head (linear, or no character model); rebuild it")
+            chars = CharModel(ngrams=z["char_ngrams"], idf=z["char_idf"], coef=z["char_coef"],
+                              intercept=z["char_intercept"])
+            return cls(params={name: z[name] for name in ("w1", "b1", "w2", "b2")}, chars=chars,
+                       block=float(z["block"]),
                        review=float(z["review"]), exemplars=z["exemplars"].astype(np.float32),
                        exemplar_labels=z["exemplar_labels"], train_sha256=str(z["train_sha256"]))
 
@@ -161,7 +167,8 @@ def train_head(out: Path | None = None, *, seed: int = 0) -> Head:
     # head is fitted on the whole prompts, the thresholds on the readings' maximum, as served.
     readings = [_readings(t) for t in texts]
     owner = np.repeat(np.arange(len(texts)), [len(r) for r in readings])
-    x_all = get_minilm().encode([r for rs in readings for r in rs]).astype(np.float64)  # (R, 384)
+    flat = [r for rs in readings for r in rs]
+    x_all = get_minilm().encode(flat).astype(np.float64)  # (R, 384)
     first = np.r_[0, np.cumsum([len(r) for r in readings])[:-1]]
     x = x_all[first]  # (N, 384): reading 0 is the prompt as written
     # 5-fold cross-validation for the thresholds: for each held-out prompt, the category
@@ -173,9 +180,11 @@ def train_head(out: Path | None = None, *, seed: int = 0) -> Head:
     neighbour_refuses = np.zeros(len(y), bool)
     for f in range(5):
         params = _fit(x[folds != f], y[folds != f], seed=seed)
-        fold_head = Head(params, 1.0, 1.0, x[folds != f].astype(np.float32), y[folds != f], "")
+        chars = CharModel.fit([t for t, k in zip(texts, folds) if k != f], y[folds != f],
+                              classes=len(CLASSES))
+        fold_head = Head(params, chars, 1.0, 1.0, x[folds != f].astype(np.float32), y[folds != f], "")
         rows = np.flatnonzero(folds[owner] == f)  # readings of held-out prompts
-        probs = fold_head.probs(x_all[rows])  # (R_f, K)
+        probs = fold_head.probs(x_all[rows], [flat[r] for r in rows])  # (R_f, K)
         for i in np.unique(owner[rows]):
             mine = rows[owner[rows] == i]
             pick = int(np.argmin(probs[np.searchsorted(rows, mine), 0]))
@@ -188,8 +197,11 @@ def train_head(out: Path | None = None, *, seed: int = 0) -> Head:
     print(f"cv: block={block:.3f} review={review:.3f} recall={refused[y != 0].mean():.3f} "
           f"benign refused={refused[y == 0].mean():.3f} benign in band={(held[y == 0] >= review).mean():.3f}")
     params = _fit(x, y, seed=seed)
+    chars = CharModel.fit(texts, y, classes=len(CLASSES))
     out = out or _data_path("head.npz")
-    np.savez_compressed(out, **params, block=np.float32(block), review=np.float32(review),
+    np.savez_compressed(out, **params, char_ngrams=chars.ngrams, char_idf=chars.idf,
+                        char_coef=chars.coef, char_intercept=chars.intercept,
+                        block=np.float32(block), review=np.float32(review),
                         exemplars=x.astype(np.float16), exemplar_labels=y,
                         classes=np.array(CLASSES), train_sha256=np.array(sha))
     return Head.load(out)

@@ -4,7 +4,7 @@ Order of decisions for one prompt::
 
     rules (normalised lexicon)  ── hit ──────────────────────────────► refuse
       │ no hit
-    MiniLM embedding → MLP head:      s = 1 − p(none)
+    MiniLM → MLP head, averaged with character n-grams:   s = 1 − p(none)
       │ s ≥ block ───────────────────────────────────────────────────► refuse
       │ review ≤ s < block: nearest training exemplars decide:
       │     the top class's 3 nearest are closer than the benign 3 ──► refuse
@@ -174,9 +174,10 @@ def _local(text: str, config: SafetyConfig) -> ModerationResult:
     from cinepatch.safety.head import get_head
 
     head = get_head()
-    embs = get_minilm().encode(_readings(text))  # (R, 384)
+    readings = _readings(text)
+    embs = get_minilm().encode(readings)  # (R, 384)
     with one_blas_thread():
-        all_probs = head.probs(embs)  # (R, K), index 0 = none; the most harmful reading decides
+        all_probs = head.probs(embs, readings)  # (R, K), index 0 = none; the most harmful reading decides
         pick = int(all_probs[:, 0].argmin())
         emb, probs = embs[pick : pick + 1], all_probs[pick]
         s = float(1.0 - probs[0])
