@@ -167,6 +167,24 @@ def test_init_from_re_cuts_patches_in_time(clips, tmp_path):
         main(tiny(tmp_path / "c", clips, "max_steps=1", "dit.patch=[3,2,2]", f"init_from={tmp_path / 'a' / 'pipeline'}"))
 
 
+def test_init_from_adds_a_refiner_that_starts_at_zero(clips, tmp_path):
+    from safetensors.torch import load_file
+
+    from cinepatch.pipeline import Pipeline
+
+    main(tiny(tmp_path / "a", clips, "max_steps=2"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.refiner=4", f"init_from={tmp_path / 'a' / 'pipeline'}",
+              "lr=1e-12", "min_lr=1e-12"))
+    old = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
+    new = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
+    assert torch.allclose(new["blocks.0.attn.qkv.weight"], old["blocks.0.attn.qkv.weight"], atol=1e-6)
+    assert float(new["refiner.conv_out.weight"].abs().max()) < 1e-6 < float(new["refiner.conv_in.weight"].abs().max())
+    assert Pipeline.from_pretrained(tmp_path / "b" / "pipeline").dit.config.refiner == 4
+    # The other way round drops trained weights, so it is refused.
+    with pytest.raises(InvalidParameter, match="init_from"):
+        main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'b' / 'pipeline'}"))
+
+
 def test_resume_continues_with_identical_state_even_after_kill_9(clips, tmp_path):
     # A run killed with SIGKILL mid-step after a checkpoint, then resumed to `target` steps, must
     # end bit-identical (weights, EMA, optimizer) to a straight run of `target` steps. The target

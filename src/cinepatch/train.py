@@ -282,7 +282,8 @@ def _split_time_patches(
 
 def _init_dit(model: torch.nn.Module, folder: Path) -> None:
     """Load a pipeline folder's DiT weights into ``model`` (same shapes, or patches re-cut to
-    shorter ones in time by ``_split_time_patches``). When the folder's model predicted
+    shorter ones in time by ``_split_time_patches``; a refiner the folder lacks keeps its
+    initialisation, which changes nothing the model predicts). When the folder's model predicted
     something else (v vs x), its output layer starts from zero again, as a new one."""
     from safetensors.torch import load_file
 
@@ -292,6 +293,8 @@ def _init_dit(model: torch.nn.Module, folder: Path) -> None:
     if old_patch != new_patch:
         state = _split_time_patches(state, old_patch, new_patch, model.config.in_channels)
     missing, unexpected = model.load_state_dict(state, strict=False)
+    if not saved.get("refiner", 0):  # a refiner added to a DiT without one starts as its zero-init
+        missing = [k for k in missing if not k.startswith("refiner.")]
     if unexpected or missing:
         raise InvalidParameter("init_from", str(folder), "a DiT of the same shape", hint=f"{missing or unexpected}")
     if saved.get("prediction", "v") != model.config.prediction:

@@ -237,6 +237,22 @@ def test_config_validation_and_json_round_trip():
     assert DiTConfig.from_dict(TINY.to_dict()) == TINY
 
 
+def test_refiner_starts_as_the_identity_and_is_wired_in():
+    # Added to a trained DiT, the refiner changes nothing until it is trained itself.
+    base = randomized(TINY)
+    model = DiT(dataclasses.replace(TINY, refiner=6)).eval()
+    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
+    assert missing and all(k.startswith("refiner.") for k in missing) and not unexpected
+    x, t, text = inputs()
+    assert torch.equal(model(x, t, text_states=text), base(x, t, text_states=text))
+    with torch.no_grad():
+        for p in model.refiner.parameters():
+            p.normal_(0.0, 0.2)
+    assert not torch.allclose(model(x, t, text_states=text), base(x, t, text_states=text), atol=1e-3)
+    with pytest.raises(InvalidParameter, match="refiner"):
+        DiTConfig(refiner=-1)
+
+
 def test_param_count_on_meta_matches_real_model():
     assert count_params(TINY) == sum(p.numel() for p in DiT(TINY).parameters())
     sizes = [count_params(c) for c in PRESETS.values()]
@@ -257,6 +273,22 @@ def test_analytic_flops_match_torch_flop_counter_on_linear_layers():
     est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
     assert est["tokens"] == 3 * 2 * 3
     assert linear == est["flops"] - est["attention_flops"]
+
+
+def test_analytic_flops_count_the_refiners_convolutions():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = dataclasses.replace(TINY, patch=(1, 2, 2), refiner=6)
+    model = randomized(cfg)
+    x, t, text = inputs(t=3, h=4, w=6, L=5)
+    with FlopCounterMode(display=False) as counter:
+        model(x, t, text_states=text)
+    counts = counter.get_flop_counts()["Global"]
+    measured = sum(v for op, v in counts.items() if "mm" in str(op) or "convolution" in str(op))
+    assert any("convolution" in str(op) for op in counts)
+    est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
+    assert measured == est["flops"] - est["attention_flops"]
+    assert est["flops"] > forward_flops(dataclasses.replace(cfg, refiner=0), (3, 4, 6), text_len=5, batch=2)["flops"]
 
 
 def test_cli_presets_prints_every_preset_with_tokens(capsys):

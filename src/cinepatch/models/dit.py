@@ -94,6 +94,11 @@ class DiTConfig:
     # Denoise", 2025).
     prediction: str = "v"
     t_floor: float = 0.05
+    # Channels of a small 3D-conv head on the unpatchified output (0: none). A token is a
+    # p_h × p_w block of latent cells and the last layer draws each block on its own, so an
+    # object straddling two tokens comes out split in two; the head sees across token
+    # borders (5 × 5 × 5 cells) and adds a zero-initialised correction.
+    refiner: int = 0
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -115,6 +120,8 @@ class DiTConfig:
             raise InvalidParameter("prediction", self.prediction, "'v' (velocity) or 'x' (clean latents)")
         if not 0 < self.t_floor < 1:
             raise InvalidParameter("t_floor", self.t_floor, "between 0 and 1")
+        if self.refiner < 0:
+            raise InvalidParameter("refiner", self.refiner, "≥ 0 channels (0: no refiner)")
 
     @property
     def head_dim(self) -> int:
@@ -379,6 +386,27 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, p_t·p_h·p_w·C)
 
 
+class Refiner(nn.Module):
+    """Convolutions over latent cells that correct the unpatchified prediction.
+
+    Reads the prediction and the noisy input (2C channels), is told the timestep and prompt
+    through ``c`` (a bias per channel), and adds its output — zero at initialisation, so a
+    trained DiT gains a refiner without changing what it predicts.
+    """
+
+    def __init__(self, channels: int, hidden: int, width: int) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv3d(2 * channels, hidden, 3, padding=1)
+        self.cond = nn.Linear(width, hidden)
+        self.conv_mid = nn.Conv3d(hidden, hidden, 3, padding=1)
+        self.conv_out = nn.Conv3d(hidden, channels, (1, 3, 3), padding=(0, 1, 1))
+
+    def forward(self, out: Tensor, x_t: Tensor, c: Tensor) -> Tensor:
+        h = self.conv_in(torch.cat([out, x_t], dim=1)) + self.cond(c)[:, :, None, None, None]
+        h = self.conv_mid(F.silu(h))  # (B, hidden, t, h, w)
+        return out + self.conv_out(F.silu(h))  # (B, C, t, h, w)
+
+
 # ------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------
@@ -401,6 +429,7 @@ class DiT(nn.Module):
         self.null_text = nn.Parameter(torch.zeros(1, 1, d))
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(d, c * config.patch_volume)
+        self.refiner = Refiner(c, config.refiner, d) if config.refiner else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -428,6 +457,9 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
+        if self.refiner is not None:
+            nn.init.zeros_(self.refiner.conv_out.weight)
+            nn.init.zeros_(self.refiner.conv_out.bias)
 
     def forward(
         self,
@@ -486,6 +518,8 @@ class DiT(nn.Module):
             else:
                 x = block(x, c_vec, context, context_mask, rope)  # (B, N, D)
         out = unpatchify(self.final_layer(x, c_vec), grid, cfg.patch, frames)  # (B, C, t, h, w)
+        if self.refiner is not None:
+            out = self.refiner(out, x_t, c_vec)  # (B, C, t, h, w)
         if cfg.prediction == "x":  # out is x̂₀; x_t = (1 − t)·x₀ + t·noise gives v = (x_t − x̂₀) / t
             return (x_t - out) / t.to(out.dtype).clamp_min(cfg.t_floor).view(-1, 1, 1, 1, 1)
         return out
@@ -597,7 +631,10 @@ def forward_flops(
     per_sample = (256 * d + d * d) + (config.text_dim * d + d * d) + depth * 6 * d * d + 2 * d * d
     # Attention products per sample: self (N×N) and cross (N×ctx), QKᵀ and AV each N·M·D.
     attention = depth * (2 * n * n * d + 2 * n * ctx * d)
-    macs = n * per_token + text + per_sample + attention
+    # The refiner's convolutions run over latent cells, not tokens.
+    r, c = config.refiner, config.in_channels
+    refiner = math.prod(latent) * (2 * c * r * 27 + r * r * 27 + r * c * 9) + d * r if r else 0
+    macs = n * per_token + text + per_sample + attention + refiner
     return {
         "tokens": n,
         "flops": 2 * macs * batch,
