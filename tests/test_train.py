@@ -167,6 +167,30 @@ def test_init_from_re_cuts_patches_in_time(clips, tmp_path):
         main(tiny(tmp_path / "c", clips, "max_steps=1", "dit.patch=[3,2,2]", f"init_from={tmp_path / 'a' / 'pipeline'}"))
 
 
+def test_init_from_re_cuts_patches_in_space(clips, tmp_path):
+    # Patches of 2×2 cells become single cells: on latents constant over each 2×2 block, the
+    # four new tokens under an old one embed as it did; output rows are the old block's mean.
+    from safetensors.torch import load_file
+
+    from cinepatch.models.dit import patchify
+
+    main(tiny(tmp_path / "a", clips, "max_steps=2", "dit.patch=[2,2,2]"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.patch=[2,1,1]", f"init_from={tmp_path / 'a' / 'pipeline'}",
+              "lr=1e-12", "min_lr=1e-12"))
+    old = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
+    new = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
+    c_in = 2 * 4 + 1
+    blocks = torch.randn(1, c_in, 2, 2, 2).repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)  # (1, C, 2, 4, 4)
+    old_tokens, _ = patchify(blocks, (2, 2, 2))  # grid (1, 2, 2)
+    new_tokens, _ = patchify(blocks, (2, 1, 1))  # grid (1, 4, 4)
+    old_embed = (old_tokens @ old["x_embedder.weight"].T).reshape(2, 2, -1)
+    new_embed = (new_tokens @ new["x_embedder.weight"].T).reshape(4, 4, -1)
+    assert not torch.allclose(old_embed[0, 0], old_embed[0, 1])
+    assert torch.allclose(new_embed, old_embed.repeat_interleave(2, 0).repeat_interleave(2, 1), atol=1e-4)
+    w_old = old["final_layer.linear.weight"].reshape(4, 2, 2, 2, -1)  # (C, p_t, p_h, p_w, D)
+    assert torch.allclose(new["final_layer.linear.weight"], w_old.mean((2, 3)).reshape(8, -1))
+
+
 def test_init_from_adds_a_refiner_that_starts_at_zero(clips, tmp_path):
     from safetensors.torch import load_file
 

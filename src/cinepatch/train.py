@@ -257,32 +257,35 @@ def draw_cond_mask(frames: int, rng: np.random.Generator, prob: float) -> tuple[
     return kind, mask
 
 
-def _split_time_patches(
+def _split_patches(
     state: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[int, ...], channels: int
 ) -> dict[str, torch.Tensor]:
-    """Re-cut a DiT's patch layers from ``p_t`` frames per token to a divisor of it, same
-    ``p_h × p_w`` (e.g. 4 → 2: twice the tokens in time, finer motion). The input embedding of
-    a short patch is the sum of the long patch's sub-kernels — on a clip that is still over the
-    long patch, each short token embeds as the long one did — and each output row is the mean
-    of the long patch's rows for the same place in the short patch. Everything else (the
-    blocks, RoPE by grid index) is shape-free and loads as is; training re-learns the rest."""
-    if old[1:] != new[1:] or old[0] % new[0]:
-        raise InvalidParameter("dit.patch", list(new), f"p_h, p_w as saved {list(old)} and p_t dividing {old[0]}")
-    k, (_, ph, pw) = old[0] // new[0], new
+    """Re-cut a DiT's patch layers to smaller patches: each new side must divide the old one
+    (e.g. [4,4,4] → [2,4,4]: twice the tokens in time, finer motion; [2,4,4] → [2,2,2]: four
+    times the tokens in space, finer shapes). The input embedding of a small patch is the sum
+    of the big patch's sub-kernels — on a clip that is constant over each big patch, each small
+    token embeds as the big one did — and each output row is the mean of the big patch's rows
+    for the same place in the small patch. Everything else (the blocks, RoPE by grid index) is
+    shape-free and loads as is; training re-learns the rest."""
+    if len(old) != 3 or len(new) != 3 or any(o % n for o, n in zip(old, new)):
+        raise InvalidParameter("dit.patch", list(new), f"each side a divisor of the saved patch {list(old)}")
+    (kt, kh, kw), (pt, ph, pw) = (o // n for o, n in zip(old, new)), new
     state = dict(state)
     w = state["x_embedder.weight"]  # (D, C_in·p_t·p_h·p_w), features ordered (C_in, p_t, p_h, p_w)
-    c_in = w.shape[1] // (old[0] * ph * pw)
-    state["x_embedder.weight"] = w.reshape(-1, c_in, k, new[0], ph, pw).sum(2).reshape(w.shape[0], -1)
+    c_in = w.shape[1] // math.prod(old)
+    w = w.reshape(w.shape[0], c_in, kt, pt, kh, ph, kw, pw)
+    state["x_embedder.weight"] = w.sum((2, 4, 6)).reshape(w.shape[0], -1)
     for name in ("final_layer.linear.weight", "final_layer.linear.bias"):
         t = state[name]  # (C·p_t·p_h·p_w[, D]), rows ordered (C, p_t, p_h, p_w)
         rest = t.shape[1:]
-        state[name] = t.reshape(channels, k, new[0], ph, pw, *rest).mean(1).reshape(-1, *rest)
+        t = t.reshape(channels, kt, pt, kh, ph, kw, pw, *rest)
+        state[name] = t.mean((1, 3, 5)).reshape(-1, *rest)
     return state
 
 
 def _init_dit(model: torch.nn.Module, folder: Path) -> None:
     """Load a pipeline folder's DiT weights into ``model`` (same shapes, or patches re-cut to
-    shorter ones in time by ``_split_time_patches``; a refiner the folder lacks keeps its
+    smaller ones by ``_split_patches``; a refiner the folder lacks keeps its
     initialisation, which changes nothing the model predicts). When the folder's model predicted
     something else (v vs x), its output layer starts from zero again, as a new one."""
     from safetensors.torch import load_file
@@ -291,7 +294,7 @@ def _init_dit(model: torch.nn.Module, folder: Path) -> None:
     state = load_file(str(folder / "dit.safetensors"))
     old_patch, new_patch = tuple(saved.get("patch", model.config.patch)), tuple(model.config.patch)
     if old_patch != new_patch:
-        state = _split_time_patches(state, old_patch, new_patch, model.config.in_channels)
+        state = _split_patches(state, old_patch, new_patch, model.config.in_channels)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if not saved.get("refiner", 0):  # a refiner added to a DiT without one starts as its zero-init
         missing = [k for k in missing if not k.startswith("refiner.")]
