@@ -138,19 +138,24 @@ def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
     assert float(switched["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
 
 
+def _re_cut(clips, tmp_path, old: str, new: str) -> tuple[dict, dict]:
+    """Train a tiny DiT with patches ``old`` for 2 steps, start one with ``new`` from it (no
+    learning); return both runs' DiT weights."""
+    from safetensors.torch import load_file
+
+    main(tiny(tmp_path / "a", clips, "max_steps=2", f"dit.patch={old}"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", f"dit.patch={new}", f"init_from={tmp_path / 'a' / 'pipeline'}",
+              "lr=1e-12", "min_lr=1e-12"))
+    return tuple(load_file(str(tmp_path / run / "pipeline" / "dit.safetensors")) for run in "ab")
+
+
 def test_init_from_re_cuts_patches_in_time(clips, tmp_path):
     # A DiT trained on patches of 4 frames starts one with patches of 2: on a clip that is still
     # within each 4-frame patch, every new token embeds exactly as the old token over it did,
     # and the output layer's rows are the old rows averaged over the same place in the patch.
-    from safetensors.torch import load_file
-
     from cinepatch.models.dit import patchify
 
-    main(tiny(tmp_path / "a", clips, "max_steps=2", "dit.patch=[4,2,2]"))
-    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.patch=[2,2,2]", f"init_from={tmp_path / 'a' / 'pipeline'}",
-              "lr=1e-12", "min_lr=1e-12"))
-    old = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
-    new = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
+    old, new = _re_cut(clips, tmp_path, "[4,2,2]", "[2,2,2]")
     assert torch.allclose(new["blocks.0.attn.qkv.weight"], old["blocks.0.attn.qkv.weight"], atol=1e-6)
     c_in = 2 * 4 + 1  # the tiny VAE's 4 latent channels, twice, and the mask
     still = torch.randn(1, c_in, 1, 4, 4).repeat(1, 1, 8, 1, 1)  # (B, C, t, h, w), constant in time
@@ -170,15 +175,9 @@ def test_init_from_re_cuts_patches_in_time(clips, tmp_path):
 def test_init_from_re_cuts_patches_in_space(clips, tmp_path):
     # Patches of 2×2 cells become single cells: on latents constant over each 2×2 block, the
     # four new tokens under an old one embed as it did; output rows are the old block's mean.
-    from safetensors.torch import load_file
-
     from cinepatch.models.dit import patchify
 
-    main(tiny(tmp_path / "a", clips, "max_steps=2", "dit.patch=[2,2,2]"))
-    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.patch=[2,1,1]", f"init_from={tmp_path / 'a' / 'pipeline'}",
-              "lr=1e-12", "min_lr=1e-12"))
-    old = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
-    new = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
+    old, new = _re_cut(clips, tmp_path, "[2,2,2]", "[2,1,1]")
     c_in = 2 * 4 + 1
     blocks = torch.randn(1, c_in, 2, 2, 2).repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)  # (1, C, 2, 4, 4)
     old_tokens, _ = patchify(blocks, (2, 2, 2))  # grid (1, 2, 2)
