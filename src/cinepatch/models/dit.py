@@ -96,8 +96,9 @@ class DiTConfig:
     t_floor: float = 0.05
     # Channels of a small 3D-conv head on the unpatchified output (0: none). A token is a
     # p_h × p_w block of latent cells and the last layer draws each block on its own, so an
-    # object straddling two tokens comes out split in two; the head sees across token
-    # borders (5 × 5 × 5 cells) and adds a zero-initialised correction.
+    # object straddling two tokens can come out split in two; the head sees across token
+    # borders (5 frames × 7 × 7 cells) and adds a zero-initialised correction. Session 9 of
+    # docs/default_model.md: 1,400 steps with one did not raise adherence.
     refiner: int = 0
 
     def __post_init__(self) -> None:
