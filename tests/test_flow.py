@@ -200,6 +200,23 @@ def test_guidance_runs_batched_and_only_inside_its_interval():
     assert torch.allclose(out, torch.full(SHAPE, expected), atol=1e-5)
 
 
+def test_self_condition_feeds_each_branch_its_own_last_estimate():
+    seen = []
+
+    def model_fn(x, t, *, cond_mask, cond_latents, text_states, x_self):
+        seen.append(x_self.clone())
+        return (x + text_states.reshape(-1, 1, 1, 1, 1)) * 0.5  # any velocity depending on x and the branch
+
+    text = {"text_states": torch.tensor(1.0).expand(2, 1)}
+    neg = {"text_states": torch.tensor(-1.0).expand(2, 1)}
+    x0 = torch.randn(SHAPE)
+    sample(model_fn, x0, steps=2, guidance=3.0, text=text, negative=neg, self_condition=True)
+    assert torch.equal(seen[0], torch.zeros(4, *SHAPE[1:]))  # no estimate before the first call
+    t = timestep_schedule(2).tolist()[0]
+    v_text, v_neg = (x0 + 1) * 0.5, (x0 - 1) * 0.5
+    assert torch.allclose(seen[1], torch.cat([x0 - t * v_text, x0 - t * v_neg]))
+
+
 def test_guidance_one_never_doubles_the_batch_and_needs_no_negative():
     model_fn, calls = constant_velocity(torch.tensor(0.5))
     sample(model_fn, torch.zeros(SHAPE), steps=4)

@@ -99,6 +99,17 @@ def test_lr_schedule_and_conditioning_masks():
     assert draw_cond_mask(1, rng, 1.0)[0] == "none"  # an image has nothing to condition on
 
 
+def test_conditioning_kinds_can_be_chosen_and_weighted():
+    cfg = apply_overrides(TrainConfig(), ["cond_kinds=leading,leading,first"])
+    assert cfg.cond_kinds == ("leading", "leading", "first")
+    rng = np.random.default_rng(1)
+    drawn = [draw_cond_mask(9, rng, 1.0, cfg.cond_kinds)[0] for _ in range(3000)]
+    assert set(drawn) == {"leading", "first"} and 1800 < drawn.count("leading") < 2200
+    assert draw_cond_mask(2, rng, 1.0, ("middle",))[0] == "none"  # no middle in two frames
+    with pytest.raises(InvalidParameter, match="cond_kinds"):
+        TrainConfig(cond_kinds=("leading", "sideways"))
+
+
 def test_loss_falls_on_a_trivial_dataset(clips, tmp_path):
     out = tmp_path / "run"
     summary = main(tiny(out, clips, "max_steps=40", "cond_prob=0", "caption_dropout=0", "ckpt_every=40",
@@ -136,6 +147,27 @@ def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
     switched = load_file(str(tmp_path / "c" / "pipeline" / "dit.safetensors"))
     assert torch.allclose(switched["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"], atol=1e-6)
     assert float(switched["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
+
+
+def test_self_conditioning_starts_from_a_dit_without_it_and_trains(clips, tmp_path):
+    # Starting a self-conditioned DiT from one without: the estimate's input channels are
+    # appended with zero weights, so before training both predict the same; then it learns.
+    from cinepatch.pipeline import Pipeline
+
+    main(tiny(tmp_path / "a", clips, "max_steps=2"))
+    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.self_cond=true", f"init_from={tmp_path / 'a' / 'pipeline'}",
+              "lr=1e-12", "min_lr=1e-12"))
+    a, b = (Pipeline.from_pretrained(tmp_path / run / "pipeline").dit for run in "ab")
+    extra = b.config.in_channels * b.config.patch_volume  # the estimate's C channels, patched
+    assert b.config.self_cond and b.x_embedder.weight.shape[1] == a.x_embedder.weight.shape[1] + extra
+    x, t = torch.randn(1, a.config.in_channels, 4, 4, 4), torch.tensor([0.7])
+    text = dict(text_states=torch.randn(1, 3, a.config.text_dim))
+    with torch.no_grad():
+        assert torch.allclose(a(x, t, **text), b(x, t, **text, x_self=torch.randn_like(x)), atol=1e-5)
+    summary = main(tiny(tmp_path / "c", clips, "max_steps=3", "dit.self_cond=true", f"init_from={tmp_path / 'b' / 'pipeline'}"))
+    c = Pipeline.from_pretrained(tmp_path / "c" / "pipeline").dit
+    assert np.isfinite(summary["loss"])
+    assert float(c.x_embedder.weight[:, -extra:].detach().abs().max()) > 0  # the new inputs got gradients
 
 
 def _re_cut(clips, tmp_path, old: str, new: str) -> tuple[dict, dict]:

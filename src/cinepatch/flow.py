@@ -208,6 +208,7 @@ def sample(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, float, Tensor], None] | None = None,
+    self_condition: bool = False,
 ) -> Tensor:
     """Integrate from noise (t = 1) to data (t = 0); returns ``x_0 (B, C, t, h, w)``.
 
@@ -218,7 +219,9 @@ def sample(
     while ``lo ≤ t ≤ hi`` for ``guidance_interval = (lo, hi)``; outside it, one unguided call.
     ``negative`` is the negative or empty-prompt conditioning, same keys as ``text`` (token
     axes may differ in length; the shorter is padded with zeros / False).
-    ``callback(step, t_next, x)`` is called after every step.
+    ``callback(step, t_next, x)`` is called after every step. With ``self_condition`` the
+    model also gets ``x_self``, its previous clean estimate ``x − t·v`` (zeros at the first
+    call), kept apart for the text and the negative branch of guidance.
     """
     # -- validate at the edge --------------------------------------------------------------
     if method not in ("euler", "heun"):
@@ -244,20 +247,27 @@ def sample(
     m = _frame_mask(cond_mask, x) > 0  # (B, 1, t, 1, 1) bool
     both = _cat_text(text, negative) if guided and negative is not None else {}
     b = x.shape[0]
+    estimate = {"text": torch.zeros_like(x), "negative": torch.zeros_like(x)}  # self-conditioning
 
     def velocity(x: Tensor, t: float) -> Tensor:
         """The (guided) velocity at one time, conditioned frames' velocity set to 0."""
         tt = x.new_full((b,), t)
         if guided and lo <= t <= hi:
+            extra = {"x_self": torch.cat([estimate["text"], estimate["negative"]])} if self_condition else {}
             v_text, v_neg = model_fn(
                 torch.cat([x, x]), torch.cat([tt, tt]),
                 cond_mask=torch.cat([cond_mask, cond_mask]),
                 cond_latents=torch.cat([cond_latents, cond_latents]),
-                **both,
+                **both, **extra,
             ).chunk(2)
+            if self_condition:
+                estimate["text"], estimate["negative"] = x - t * v_text, x - t * v_neg
             v = v_neg + guidance * (v_text - v_neg)
         else:
-            v = model_fn(x, tt, cond_mask=cond_mask, cond_latents=cond_latents, **text)
+            extra = {"x_self": estimate["text"]} if self_condition else {}
+            v = model_fn(x, tt, cond_mask=cond_mask, cond_latents=cond_latents, **text, **extra)
+            if self_condition:
+                estimate["text"] = x - t * v
         return torch.where(m, 0.0, v)
 
     # -- the loop ------------------------------------------------------------------------

@@ -334,6 +334,7 @@ class Pipeline:
                     cond_latents=cond_latents[None].expand(b, *shape),
                     shift=self.sampler.shift,
                     callback=on_step,
+                    self_condition=self.dit.config.self_cond,
                 )
                 videos.extend(self.decode_latents(z))
         finally:

@@ -52,6 +52,10 @@ __all__ = ["TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "
 # ---------------------------------------------------------------------------------------------
 
 
+# How a training clip can be conditioned: which latent frames are given clean (see draw_cond_mask).
+COND_KINDS = ("first", "last", "first_last", "middle", "leading", "trailing", "both_ends")
+
+
 @dataclass
 class TrainConfig:
     # run
@@ -67,6 +71,7 @@ class TrainConfig:
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
+    cond_kinds: tuple[str, ...] = COND_KINDS  # drawn uniformly; repeat a kind to weight it
     latent_cache: int = 0  # >0: train on this many distinct clips per bucket, encoded once
     # model
     model: str = "tiny"  # a preset of cinepatch.models.dit.PRESETS
@@ -119,6 +124,8 @@ class TrainConfig:
                 raise InvalidParameter(name, getattr(self, name), "0 to 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InvalidParameter("ema_decay", self.ema_decay, "0 ≤ decay < 1")
+        if not self.cond_kinds or any(k not in COND_KINDS for k in self.cond_kinds):
+            raise InvalidParameter("cond_kinds", list(self.cond_kinds), f"one or more of {list(COND_KINDS)}")
         if not 0.0 <= self.object_weight <= 100.0:
             raise InvalidParameter("object_weight", self.object_weight, "0 to 100")
 
@@ -228,16 +235,20 @@ class EMA:
 # kinds are the shapes the edits pin (cinepatch.editing): a still at the start, the end or in
 # between (image-to-video anywhere), a leading chunk (extend), chunks at both ends with new
 # frames between (loop, blend, storyboard bridges).
-COND_KINDS = ("first", "last", "first_last", "middle", "leading", "trailing", "both_ends")
-
-
-def draw_cond_mask(frames: int, rng: np.random.Generator, prob: float) -> tuple[str, np.ndarray]:
-    """A conditioning kind and its ``(frames,)`` mask over latent frames (never all ones)."""
+def draw_cond_mask(
+    frames: int, rng: np.random.Generator, prob: float, kinds: tuple[str, ...] = COND_KINDS
+) -> tuple[str, np.ndarray]:
+    """A conditioning kind and its ``(frames,)`` mask over latent frames (never all ones).
+    The kind is drawn uniformly from ``kinds`` (repeat one to weight it); clips of two frames
+    draw only from those that fit them."""
     mask = np.zeros(frames, dtype=np.float32)
-    if frames < 2 or rng.random() >= prob:
+    if frames >= 3:
+        fit = kinds
+    else:
+        fit = tuple(k for k in kinds if k in ("first", "last", "leading", "trailing"))
+    if frames < 2 or not fit or rng.random() >= prob:
         return "none", mask
-    kinds = COND_KINDS if frames >= 3 else ("first", "last", "leading", "trailing")
-    kind = kinds[int(rng.integers(len(kinds)))]
+    kind = fit[int(rng.integers(len(fit)))]
     if kind in ("first", "first_last"):
         mask[0] = 1
     if kind in ("last", "first_last"):
@@ -286,7 +297,8 @@ def _split_patches(
 def _init_dit(model: torch.nn.Module, folder: Path) -> None:
     """Load a pipeline folder's DiT weights into ``model`` (same shapes, or patches re-cut to
     smaller ones by ``_split_patches``; a refiner the folder lacks keeps its
-    initialisation, which changes nothing the model predicts). When the folder's model predicted
+    initialisation, and self-conditioning inputs it lacks start at zero weight — neither
+    changes what the model predicts). When the folder's model predicted
     something else (v vs x), its output layer starts from zero again, as a new one."""
     from safetensors.torch import load_file
 
@@ -295,6 +307,11 @@ def _init_dit(model: torch.nn.Module, folder: Path) -> None:
     old_patch, new_patch = tuple(saved.get("patch", model.config.patch)), tuple(model.config.patch)
     if old_patch != new_patch:
         state = _split_patches(state, old_patch, new_patch, model.config.in_channels)
+    if model.config.self_cond and not saved.get("self_cond", False):
+        # The estimate's input channels come last; zero weights: the model starts as it was.
+        w = state["x_embedder.weight"]  # (D, (2C + 1)·p_t·p_h·p_w)
+        extra = model.config.in_channels * model.config.patch_volume
+        state["x_embedder.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra)], dim=1)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if not saved.get("refiner", 0):  # a refiner added to a DiT without one starts as its zero-init
         missing = [k for k in missing if not k.startswith("refiner.")]
@@ -554,7 +571,9 @@ def main(config: TrainConfig) -> dict[str, Any]:
         # Every random draw covers the *global* batch from (seed, step); a rank keeps its slice.
         rng = np.random.default_rng(_step_seed(config.seed, step, 1))
         drop = rng.random(b_global) < config.caption_dropout
-        masks = np.stack([draw_cond_mask(x0.shape[2], rng, config.cond_prob)[1] for _ in range(b_global)])
+        masks = np.stack(
+            [draw_cond_mask(x0.shape[2], rng, config.cond_prob, config.cond_kinds)[1] for _ in range(b_global)]
+        )
         gen = torch.Generator().manual_seed(_step_seed(config.seed, step, 2))
         t = flow.sample_timesteps(
             b_global, generator=gen, shift=config.timestep_shift, unshifted=config.timestep_unshifted
@@ -573,11 +592,22 @@ def main(config: TrainConfig) -> dict[str, Any]:
         x_t = keep * x0 + (1 - keep) * x_t  # conditioned frames are given clean, as at sampling
         target = noise - x0  # the velocity
 
+        inputs = dict(
+            text_states=text.states.to(device), text_mask=text.mask.to(device),
+            text_pooled=text.pooled.to(device), cond_mask=cond_mask, cond_latents=cond_latents,
+        )
+        if dit_config.self_cond:
+            # Half the clips see the model's own clean estimate from a first, gradient-free
+            # pass (as the sampler will give it), the other half zeros (its first step).
+            use = torch.from_numpy(rng.random(b_global) < 0.5)[lo:hi].to(device)
+            x_self = torch.zeros_like(x0)
+            if bool(use.any()):
+                with torch.no_grad(), autocast:
+                    first = wrapped(x_t, t, **inputs, x_self=x_self)
+                x_self = torch.where(use.view(-1, 1, 1, 1, 1), x_t - t_ * first.float(), x_self)
+            inputs["x_self"] = x_self
         with autocast:
-            v = wrapped(
-                x_t, t, text_states=text.states.to(device), text_mask=text.mask.to(device),
-                text_pooled=text.pooled.to(device), cond_mask=cond_mask, cond_latents=cond_latents,
-            )
+            v = wrapped(x_t, t, **inputs)
         # Per-clip mean over the unconditioned frames, then the batch mean: the same number
         # whatever the world size, because DDP averages the ranks' equal-sized batches.
         weight = ((1 - keep) if cell_weight is None else (1 - keep) * cell_weight[:, None]).expand_as(x0)

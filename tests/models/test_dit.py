@@ -189,6 +189,16 @@ def test_conditioning_channels_change_output():
     assert not torch.allclose(with_mask, with_ref, atol=1e-3)
 
 
+def test_self_conditioning_reads_the_estimate_and_zeros_mean_none():
+    model = randomized(dataclasses.replace(TINY, self_cond=True))
+    x, t, text = inputs(t=4)
+    base = model(x, t, text_states=text)
+    assert torch.equal(base, model(x, t, text_states=text, x_self=torch.zeros_like(x)))
+    assert not torch.allclose(base, model(x, t, text_states=text, x_self=torch.randn_like(x)), atol=1e-3)
+    with pytest.raises(InvalidParameter, match="x_self"):
+        randomized()(x, t, text_states=text, x_self=torch.zeros_like(x))
+
+
 def test_timestep_changes_output_and_batch_items_are_independent():
     model = randomized()
     x, t, text = inputs()
@@ -272,6 +282,12 @@ def test_analytic_flops_match_torch_flop_counter_on_linear_layers():
     linear = sum(v for op, v in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
     est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
     assert est["tokens"] == 3 * 2 * 3
+    assert linear == est["flops"] - est["attention_flops"]
+    cfg = dataclasses.replace(cfg, self_cond=True)  # the estimate's channels widen the embedding
+    with FlopCounterMode(display=False) as counter:
+        randomized(cfg)(x, t, text_states=text, x_self=x)
+    linear = sum(v for op, v in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
+    est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
     assert linear == est["flops"] - est["attention_flops"]
 
 

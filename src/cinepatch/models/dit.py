@@ -6,7 +6,8 @@ the model, named sizes, counting. The model predicts the rectified-flow velocity
 
 Input: the noisy latents ``x_t (B, C, t, h, w)`` are concatenated with the conditioning
 primitive — reference latents ``cond_latents (B, C, t, h, w)`` and the per-latent-frame mask
-``cond_mask (B, t)`` broadcast over space — into ``2C + 1`` channels, cut into
+``cond_mask (B, t)`` broadcast over space — into ``2C + 1`` channels (``3C + 1`` with
+self-conditioning: the model's previous clean estimate rides along), cut into
 ``p_t × p_h × p_w`` spacetime patches and embedded as tokens. Every image-to-video, extend,
 loop or blend edit is a different mask and reference; none needs model code.
 
@@ -73,7 +74,8 @@ class DiTConfig:
     """Shape of a DiT. Defaults are the ``tiny`` CPU model.
 
     ``in_channels`` is the latent channel count C of the VAE (the model reads ``2C + 1``
-    channels and writes C). ``patch`` is ``(p_t, p_h, p_w)`` in latent cells.
+    channels, ``3C + 1`` with ``self_cond``, and writes C). ``patch`` is ``(p_t, p_h, p_w)``
+    in latent cells.
     """
 
     in_channels: int = 16
@@ -100,6 +102,10 @@ class DiTConfig:
     # borders (5 frames × 7 × 7 cells) and adds a zero-initialised correction. Session 9 of
     # docs/default_model.md: 1,400 steps with one did not raise adherence.
     refiner: int = 0
+    # Self-conditioning (Chen et al., "Analog Bits", 2022): the model also reads its own
+    # previous estimate of the clean latents (C more input channels; zeros when there is none),
+    # so a sampler step refines the last answer instead of guessing anew from noise alone.
+    self_cond: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -135,6 +141,12 @@ class DiTConfig:
     @property
     def patch_volume(self) -> int:
         return self.patch[0] * self.patch[1] * self.patch[2]
+
+    @property
+    def input_channels(self) -> int:
+        """Channels the patch embedding reads: x_t, reference latents, the mask, and with
+        ``self_cond`` the previous clean estimate."""
+        return (3 if self.self_cond else 2) * self.in_channels + 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -421,7 +433,7 @@ class DiT(nn.Module):
         self.config = config
         self.grad_checkpointing = config.grad_checkpointing
         d, c = config.width, config.in_channels
-        self.x_embedder = nn.Linear((2 * c + 1) * config.patch_volume, d)
+        self.x_embedder = nn.Linear(config.input_channels * config.patch_volume, d)
         self.t_embedder = TimestepEmbedder(d)
         self.pooled_embedder = nn.Sequential(
             nn.Linear(config.text_dim, d), nn.SiLU(), nn.Linear(d, d)
@@ -472,13 +484,15 @@ class DiT(nn.Module):
         text_pooled: Tensor | None = None,
         cond_mask: Tensor | None = None,
         cond_latents: Tensor | None = None,
+        x_self: Tensor | None = None,
     ) -> Tensor:
         """Predict the velocity for ``x (B, C, t, h, w)`` at times ``t (B,)`` in [0, 1].
 
         ``text_states (B, L, text_dim)``; ``text_mask (B, L)`` bool, True for real tokens
         (default all True); ``text_pooled (B, text_dim)`` (default: the masked mean of the
         states); ``cond_mask (B, t)`` in {0, 1} and ``cond_latents (B, C, t, h, w)`` (default:
-        nothing conditioned). Returns ``(B, C, t, h, w)``.
+        nothing conditioned); ``x_self (B, C, t, h, w)``, the previous clean estimate, only for
+        a ``self_cond`` model (default: zeros, "no estimate yet"). Returns ``(B, C, t, h, w)``.
         """
         cfg = self.config
         x_t = x
@@ -493,10 +507,15 @@ class DiT(nn.Module):
             cond_mask = x.new_zeros(b, frames)
         if cond_latents is None:
             cond_latents = torch.zeros_like(x)
+        if x_self is not None and not cfg.self_cond:
+            raise InvalidParameter("x_self", "a tensor", "None: this DiT was built without self_cond")
 
         # Conditioning primitive as input channels.
         mask = cond_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, h, w)
-        inp = torch.cat([x, cond_latents.to(x.dtype), mask], dim=1)  # (B, 2C+1, t, h, w)
+        parts = [x, cond_latents.to(x.dtype), mask]
+        if cfg.self_cond:
+            parts.append(torch.zeros_like(x) if x_self is None else x_self.to(x.dtype))
+        inp = torch.cat(parts, dim=1)  # (B, 2C+1 [+C], t, h, w)
         tokens, grid = patchify(inp, cfg.patch)  # (B, N, (2C+1)·p_t·p_h·p_w)
         x = self.x_embedder(tokens)  # (B, N, D)
         rope = rope_angles(grid_positions(grid, x.device), cfg.head_dim, cfg.rope_theta)
@@ -620,7 +639,7 @@ def forward_flops(
     """
     d, f, depth = config.width, config.mlp_width, config.depth
     n = config.tokens(latent)
-    c_in = (2 * config.in_channels + 1) * config.patch_volume
+    c_in = config.input_channels * config.patch_volume
     c_out = config.in_channels * config.patch_volume
     ctx = text_len + 1  # the null token
     # Per video token, multiply-adds of the linear layers.
