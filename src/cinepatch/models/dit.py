@@ -516,7 +516,7 @@ class DiT(nn.Module):
         if cfg.self_cond:
             parts.append(torch.zeros_like(x) if x_self is None else x_self.to(x.dtype))
         inp = torch.cat(parts, dim=1)  # (B, 2C+1 [+C], t, h, w)
-        tokens, grid = patchify(inp, cfg.patch)  # (B, N, (2C+1)·p_t·p_h·p_w)
+        tokens, grid = patchify(inp, cfg.patch)  # (B, N, input_channels·p_t·p_h·p_w)
         x = self.x_embedder(tokens)  # (B, N, D)
         rope = rope_angles(grid_positions(grid, x.device), cfg.head_dim, cfg.rope_theta)
         # rope: (N, head_dim / 2) complex
