@@ -579,16 +579,13 @@ def _tiled(
 PRESETS: dict[str, VAEConfig] = {
     # Unit tests: ~140k parameters, runs on 16×16 in milliseconds.
     "tiny": VAEConfig(latent_channels=4, widths=(8, 8, 16, 16), blocks_per_level=1),
-    # The procedural world on CPU (0.3M parameters): per frame (the DiT's 4-frame patches do
-    # the temporal compression), 4× in space through a 2×2 pixel-unshuffle stem and one level.
-    # Trained on stills in minutes (docs/vae.md has the comparison that chose it).
+    # The procedural world on CPU: per frame (the DiT's patches do the temporal grouping),
+    # 4× in space through a 2×2 pixel-unshuffle stem and one level. Trained on 64×64 stills
+    # (docs/vae.md has the comparison that chose it and the command).
     "world": VAEConfig(
-        latent_channels=8, spatial_compression=4, patch_size=2, widths=(32, 64),
+        latent_channels=8, spatial_compression=4, patch_size=2, widths=(64, 128),
         temporal_compression=1, temporal_kernel=1,
     ),
-    # A causal 3D VAE of the same family at 4×8×8 (2.0M parameters): kept for comparison —
-    # on 2 CPU cores it reached 19 dB on 4 s clips where the per-frame one reached 31 dB.
-    "world3d": VAEConfig(latent_channels=8, patch_size=2, widths=(32, 64, 64), blocks_per_level=1),
     # Real footage on a GPU: the usual 16-channel 4×8×8 video latent (~118M parameters).
     "base": VAEConfig(latent_channels=16, widths=(96, 192, 384, 384), blocks_per_level=2, kl_weight=1e-6),
 }
