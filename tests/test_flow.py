@@ -12,7 +12,6 @@ from cinepatch.flow import (
     flow_loss,
     sample,
     sample_timesteps,
-    shift_for_tokens,
     time_shift,
     timestep_schedule,
 )
@@ -31,13 +30,6 @@ def test_time_shift_fixes_endpoints_and_moves_toward_noise():
     assert torch.allclose(snr(s[1:-1]), snr(t[1:-1]) / 9, rtol=1e-4)
     with pytest.raises(InvalidParameter):
         time_shift(t, 0.0)
-
-
-def test_shift_for_tokens_is_sqrt_of_token_ratio():
-    assert shift_for_tokens(256) == 1.0
-    assert shift_for_tokens(1024) == 2.0
-    assert math.isclose(shift_for_tokens(80, base_tokens=80, base_shift=3.0), 3.0)
-    assert math.isclose(shift_for_tokens(320, base_tokens=80, base_shift=3.0), 6.0)
 
 
 def test_logit_normal_times_are_seeded_in_range_and_shift_moves_the_median():
@@ -144,6 +136,26 @@ def test_loss_gradient_is_zero_on_conditioned_frames():
     assert (pred.grad[:, :, 0] == 0).all() and (pred.grad[:, :, 1:] != 0).all()
 
 
+def test_loss_weights_cells_and_averages_each_clip_then_the_batch():
+    x0, noise = torch.randn(SHAPE), torch.randn(SHAPE)
+    zero = lambda x, t, **_: torch.zeros_like(x)  # noqa: E731
+    cond_mask = torch.tensor([[1.0, 1, 1, 0, 0], [0, 0, 0, 0, 0]])  # clip 0 has 2 free frames, clip 1 has 5
+    weight = 1 + 3 * torch.rand(SHAPE[0], *SHAPE[2:])  # (B, t, h, w)
+    kwargs = dict(noise=noise, t=torch.full((2,), 0.5), cond_mask=cond_mask, cond_latents=x0 * 0)
+    loss = flow_loss(zero, x0, weight=weight, **kwargs).item()
+    sq = (noise - x0).square()  # the zero model's squared error per element
+    free = (1 - cond_mask)[:, None, :, None, None] * weight[:, None]  # (B, 1, t, h, w)
+    per_clip = [float((sq[i] * free[i]).sum() / free[i].expand_as(sq[i]).sum()) for i in range(2)]
+    assert math.isclose(loss, sum(per_clip) / 2, rel_tol=1e-5)
+    # Every clip counts the same whatever its mask: not the mean over all free elements.
+    pooled = float((sq * free).sum() / free.expand_as(sq).sum())
+    assert not math.isclose(loss, pooled, rel_tol=1e-3)
+    # All-ones weight is the plain loss; a weight of the wrong shape is refused by name.
+    assert flow_loss(zero, x0, weight=torch.ones(SHAPE[0], *SHAPE[2:]), **kwargs) == flow_loss(zero, x0, **kwargs)
+    with pytest.raises(InvalidParameter, match="weight"):
+        flow_loss(zero, x0, weight=torch.ones(SHAPE[2:]), **kwargs)
+
+
 def tiny_dit():
     torch.manual_seed(0)
     model = DiT(DiTConfig(in_channels=3, patch=(1, 2, 2), width=24, depth=2, heads=2, text_dim=8))
@@ -178,7 +190,7 @@ def test_conditioned_frames_stay_at_their_reference():
     assert not torch.equal(out[~m], torch.zeros_like(out[~m]))
 
 
-def test_guidance_runs_batched_and_only_inside_its_interval():
+def test_guidance_runs_cond_and_uncond_in_one_batch():
     c_text, c_neg = torch.tensor(1.0), torch.tensor(-1.0)
 
     def model_fn(x, t, *, cond_mask, cond_latents, text_states):
@@ -189,32 +201,10 @@ def test_guidance_runs_batched_and_only_inside_its_interval():
     neg = {"text_states": c_neg.expand(2, 1)}
     calls = []
     steps, g = 10, 4.0
-    out = sample(model_fn, torch.zeros(SHAPE), steps=steps, guidance=g, guidance_interval=(0.3, 0.7),
-                 text=text, negative=neg)
-    ts = timestep_schedule(steps).tolist()[:-1]
-    inside = [lo for lo in ts if 0.3 <= lo <= 0.7]
-    assert [b for b, t in calls] == [4 if 0.3 <= t <= 0.7 else 2 for t in ts]
-    assert len(inside) == 5
-    # guided velocity is v_neg + g (v_text - v_neg) = -1 + 4·2 = 7 inside, 1 outside; dt = 0.1
-    expected = -(0.1 * 7 * len(inside) + 0.1 * 1 * (steps - len(inside)))
-    assert torch.allclose(out, torch.full(SHAPE, expected), atol=1e-5)
-
-
-def test_self_condition_feeds_each_branch_its_own_last_estimate():
-    seen = []
-
-    def model_fn(x, t, *, cond_mask, cond_latents, text_states, x_self):
-        seen.append(x_self.clone())
-        return (x + text_states.reshape(-1, 1, 1, 1, 1)) * 0.5  # any velocity depending on x and the branch
-
-    text = {"text_states": torch.tensor(1.0).expand(2, 1)}
-    neg = {"text_states": torch.tensor(-1.0).expand(2, 1)}
-    x0 = torch.randn(SHAPE)
-    sample(model_fn, x0, steps=2, guidance=3.0, text=text, negative=neg, self_condition=True)
-    assert torch.equal(seen[0], torch.zeros(4, *SHAPE[1:]))  # no estimate before the first call
-    t = timestep_schedule(2).tolist()[0]
-    v_text, v_neg = (x0 + 1) * 0.5, (x0 - 1) * 0.5
-    assert torch.allclose(seen[1], torch.cat([x0 - t * v_text, x0 - t * v_neg]))
+    out = sample(model_fn, torch.zeros(SHAPE), steps=steps, guidance=g, text=text, negative=neg)
+    assert [b for b, t in calls] == [4] * steps
+    # guided velocity is v_neg + g (v_text - v_neg) = -1 + 4·2 = 7 at every step; the steps sum to 1
+    assert torch.allclose(out, torch.full(SHAPE, -7.0), atol=1e-5)
 
 
 def test_guidance_one_never_doubles_the_batch_and_needs_no_negative():
@@ -235,8 +225,6 @@ def test_sampler_validates_at_the_edge():
     model_fn, _ = constant_velocity(torch.tensor(0.0))
     with pytest.raises(InvalidParameter, match="method"):
         sample(model_fn, SHAPE, method="rk4")
-    with pytest.raises(InvalidParameter, match="guidance_interval"):
-        sample(model_fn, SHAPE, guidance_interval=(0.8, 0.2))
     with pytest.raises(InvalidParameter, match="negative"):
         sample(model_fn, SHAPE, guidance=5.0)
     with pytest.raises(InvalidParameter, match="steps"):

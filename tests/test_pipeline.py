@@ -12,7 +12,7 @@ from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.models.dit import DiT, DiTConfig
 from cinepatch.models.text import MiniLMEncoder
 from cinepatch.models.vae import PRESETS as VAE_PRESETS, CausalVAE
-from cinepatch.pipeline import Conditioning, Pipeline, SamplerConfig, latent_index
+from cinepatch.pipeline import Conditioning, Pipeline, SamplerConfig, latent_index, read_dit
 
 
 @pytest.fixture(scope="module")
@@ -104,25 +104,27 @@ def test_bad_parameters_raise_invalid_parameter(pipe):
 def test_conditioning_keeps_given_frames_exactly(pipe):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
-    mask, latents = pipe.resolve_conditioning(Conditioning.first_last(image, image), frames=9, width=32, height=32)
+    ref = pipe.encode_frames(image)  # (C, 1, h, w)
+    latents = torch.zeros(4, 3, 4, 4)
+    latents[:, 0] = latents[:, 2] = ref[:, 0]  # the first and the last latent frame: a loop
+    mask, resolved = pipe.resolve_conditioning(
+        Conditioning(mask=torch.tensor([1.0, 0.0, 1.0]), latents=latents), frames=9, width=32, height=32
+    )
     assert mask.tolist() == [1.0, 0.0, 1.0]
-    ref = pipe.encode_frames(image)
-    assert torch.equal(latents[:, 0], ref[:, 0]) and torch.equal(latents[:, 2], ref[:, 0])
+    assert torch.equal(resolved[:, 0], ref[:, 0]) and torch.equal(resolved[:, 2], ref[:, 0])
     final = []
-    _gen(pipe, frames=9, cond=Conditioning.first_frame(image), callback=lambda i, t, z: final.append(z))
+    first = Conditioning(mask=torch.tensor([1.0, 0.0, 0.0]), latents=latents)
+    _gen(pipe, frames=9, cond=first, callback=lambda i, t, z: final.append(z))
     assert torch.equal(final[-1][0, :, 0], ref[:, 0])  # frame 0 is the reference at every step
-    # A leading clip of 5 frames covers latent frames 0 and 1; latents given directly work too.
-    clip = rng.integers(0, 256, (5, 32, 32, 3), dtype=np.uint8)
-    mask, _ = pipe.resolve_conditioning(Conditioning(frames=((0, clip),)), frames=9, width=32, height=32)
-    assert mask.tolist() == [1.0, 1.0, 0.0]
+    # Latents where the mask is 0 are ignored.
     direct = Conditioning(mask=torch.tensor([0.0, 1.0, 0.0]), latents=torch.randn(4, 3, 4, 4))
     mask, latents = pipe.resolve_conditioning(direct, frames=9, width=32, height=32)
     assert latents[:, 0].abs().sum() == 0 and latents[:, 1].abs().sum() > 0
     assert [latent_index(i) for i in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
-    with pytest.raises(InvalidParameter):
-        _gen(pipe, cond=Conditioning.first_frame(np.zeros((16, 16, 3), np.uint8)))
-    with pytest.raises(InvalidParameter):
-        _gen(pipe, frames=9, cond=Conditioning(frames=((8, clip),)))  # runs past the end
+    with pytest.raises(InvalidParameter, match="cond.mask shape"):
+        _gen(pipe, frames=5, cond=first)  # 3 latent frames given for a clip of 2
+    with pytest.raises(InvalidParameter, match="cond.mask"):
+        _gen(pipe, frames=9, cond=Conditioning(mask=torch.tensor([0.5, 0.0, 0.0]), latents=latents))
 
 
 def test_noise_strength_starts_from_the_noised_source(pipe):
@@ -181,3 +183,20 @@ def test_from_pretrained_errors_name_the_problem(pipe, tmp_path):
     (folder / "vae.safetensors").write_bytes(b"truncated")
     with pytest.raises(ModelError, match="vae.safetensors"):
         Pipeline.from_pretrained(folder)
+
+
+def test_read_dit_is_the_one_reader_of_a_folders_dit(pipe, tmp_path):
+    folder = pipe.save_pretrained(tmp_path / "m")
+    dit = read_dit(folder)
+    assert dit.config == pipe.dit.config and not dit.training
+    x, t = torch.randn(2, 4, 3, 4, 4), torch.rand(2)
+    text = torch.randn(2, 5, pipe.dit.config.text_dim)
+    with torch.no_grad():
+        assert torch.equal(dit(x, t, text_states=text), pipe.dit(x, t, text_states=text))
+    with pytest.raises(ModelError, match="missing"):
+        read_dit(tmp_path)  # an empty folder
+    config = json.loads((folder / "config.json").read_text())
+    config["dit"]["bogus"] = 1
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelError, match="bogus"):
+        read_dit(folder)

@@ -1,8 +1,10 @@
-"""train.py: config overrides, schedules, loss falling, exact resume (also after kill -9),
-and a 2-process gloo torchrun whose gradients equal a 1-process run on the same batch."""
+"""train.py: the default recipe, config overrides, schedules, the loss that trains, loss
+falling, exact resume (also after kill -9), and a 2-process gloo torchrun whose gradients
+equal a 1-process run on the same batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -18,13 +20,28 @@ import torch
 
 from cinepatch.cli import main as cli_main
 from cinepatch.errors import InvalidParameter
-from cinepatch.train import COND_KINDS, TrainConfig, apply_overrides, cell_weights, draw_cond_mask, lr_at, main
+from cinepatch import flow
+from cinepatch.train import (
+    COND_KINDS,
+    Latents,
+    TrainConfig,
+    apply_overrides,
+    build_models,
+    cell_weights,
+    draw_cond_mask,
+    lr_at,
+    main,
+    make_batch,
+    setup_ranks,
+    train_step,
+)
 
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from test_data import make_clips  # noqa: E402
 
 TINY = [
-    "dit.width=32", "dit.depth=2", "dit.heads=2", "vae_preset=tiny", "buckets=32x32x9,32x32x1",
+    "dit.width=32", "dit.depth=2", "dit.heads=2", "vae_path=", "vae_preset=tiny", "buckets=32x32x9,32x32x1",
     "batch_size=4", "log_every=2", "ckpt_every=4", "sample_prompts=", "latent_cache=4",
     "warmup_steps=2", "lr=2e-3", "min_lr=2e-3", "cond_prob=0.5", "caption_dropout=0.25", "threads=1",
 ]
@@ -67,7 +84,7 @@ def test_overrides_are_typed_and_unknown_keys_fail():
     cfg = apply_overrides(TrainConfig(), ["max_steps=7", "lr=1e-3", "resume=false", "buckets=32x32x1,48x32x9",
                                           "dit.depth=3", "vae.latent_channels=4", "text_encoder={\"kind\": \"minilm\"}"])
     assert (cfg.max_steps, cfg.lr, cfg.resume, cfg.buckets) == (7, 1e-3, False, ("32x32x1", "48x32x9"))
-    assert cfg.dit == {"depth": 3} and cfg.vae == {"latent_channels": 4}
+    assert cfg.dit == {**TrainConfig().dit, "depth": 3} and cfg.vae == {"latent_channels": 4}
     with pytest.raises(InvalidParameter, match="max_stepz"):
         apply_overrides(TrainConfig(), ["max_stepz=3"])
     with pytest.raises(InvalidParameter):
@@ -75,6 +92,65 @@ def test_overrides_are_typed_and_unknown_keys_fail():
     with pytest.raises(InvalidParameter):
         apply_overrides(TrainConfig(), ["parallel=horovod"])
     assert cli_main(["train", "--set", "bogus=1"]) == 2  # one line on stderr, exit 2
+
+
+def test_the_default_config_is_the_shipped_recipe(capsys):
+    # `cinepatch train --data world` with no overrides trains what checkpoints/world-64 was
+    # trained with. Left out are the keys that say where, how long and on what machine a run
+    # went, not how it trains: out_dir (its folder), seed (which draw of the same recipe),
+    # resume (whether to continue a folder), max_steps (when the run was stopped), init_from
+    # (the shipped run continued an earlier run of the same recipe) and threads (the cores of
+    # the machine it ran on; 0 takes them all).
+    run_specific = {"out_dir", "seed", "resume", "max_steps", "init_from", "threads"}
+    shipped = json.loads((ROOT / "checkpoints" / "world-64" / "config.json").read_text())["training"]["config"]
+    assert cli_main(["train", "--data", "world", "--print-config"]) == 0
+    default = json.loads(capsys.readouterr().out)
+    assert set(default) == set(shipped)
+    differ = {k: (default[k], shipped[k]) for k in set(shipped) - run_specific if default[k] != shipped[k]}
+    assert not differ
+
+
+def test_the_trainer_loss_is_flow_loss_even_with_nan_on_given_frames(tmp_path):
+    # The step's loss is flow_loss on the batch the trainer drew — cell weights, conditioning
+    # and all — and a non-finite prediction on a conditioned frame neither reaches the loss
+    # nor the weights.
+    config = apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9", "latent_cache=0", "cond_prob=1",
+                                             "batch_size=2", f"out_dir={tmp_path}"])
+    ranks = setup_ranks(config)
+    models = build_models(config, ranks)
+    latents = Latents(config, ranks, models)
+    batch = make_batch(config, 0, latents.stream.plan(0), latents, models.text_encoder)
+    assert batch.weight is not None and float(batch.weight.max()) > 1  # object weighting is on
+    assert bool((batch.cond_mask.sum(1) > 0).all())  # every clip has a given frame
+
+    class NaNOnGivenFrames(torch.nn.Module):
+        def __init__(self, dit):
+            super().__init__()
+            self.dit = dit
+
+        def forward(self, x, t, *, cond_mask, **inputs):
+            v = self.dit(x, t, cond_mask=cond_mask, **inputs)
+            return torch.where(cond_mask[:, None, :, None, None] > 0, float("nan"), v)
+
+    models.dit.final_layer.linear.weight.data.normal_(0, 0.1)  # a prediction that is not all zero
+    models.wrapped = NaNOnGivenFrames(models.dit)
+    keep = batch.cond_mask[:, None, :, None, None]
+    with torch.no_grad():
+        expected = flow.flow_loss(
+            models.wrapped, batch.x0, text=batch.inputs, cond_mask=batch.cond_mask, cond_latents=batch.x0 * keep,
+            weight=batch.weight, t=batch.t, noise=batch.noise,
+        )
+        # The same number written out: per clip, the weighted mean over its free cells.
+        t_ = batch.t.view(-1, 1, 1, 1, 1)
+        x_t = keep * batch.x0 + (1 - keep) * ((1 - t_) * batch.x0 + t_ * batch.noise)
+        v = models.dit(x_t, batch.t, cond_mask=batch.cond_mask, cond_latents=batch.x0 * keep, **batch.inputs)
+        w = ((1 - keep) * batch.weight[:, None]).expand_as(v)
+        sq = torch.where(w > 0, (v - (batch.noise - batch.x0)) ** 2 * w, 0.0)
+        by_hand = (sq.flatten(1).sum(1) / w.flatten(1).sum(1)).mean()
+    loss = train_step(models, batch, config)
+    assert np.isfinite(loss) and loss == pytest.approx(float(expected), rel=1e-6)
+    assert float(expected) == pytest.approx(float(by_hand), rel=1e-5)
+    assert all(bool(torch.isfinite(p).all()) for p in models.dit.parameters())
 
 
 def test_lr_schedule_and_conditioning_masks():
@@ -97,17 +173,6 @@ def test_lr_schedule_and_conditioning_masks():
             assert mask[0] == 1 and mask[-1] == 1 and 0 in mask
     assert set(kinds) == {"none", *COND_KINDS} and 800 < kinds["none"] < 1200
     assert draw_cond_mask(1, rng, 1.0)[0] == "none"  # an image has nothing to condition on
-
-
-def test_conditioning_kinds_can_be_chosen_and_weighted():
-    cfg = apply_overrides(TrainConfig(), ["cond_kinds=leading,leading,first"])
-    assert cfg.cond_kinds == ("leading", "leading", "first")
-    rng = np.random.default_rng(1)
-    drawn = [draw_cond_mask(9, rng, 1.0, cfg.cond_kinds)[0] for _ in range(3000)]
-    assert set(drawn) == {"leading", "first"} and 1800 < drawn.count("leading") < 2200
-    assert draw_cond_mask(2, rng, 1.0, ("middle",))[0] == "none"  # no middle in two frames
-    with pytest.raises(InvalidParameter, match="cond_kinds"):
-        TrainConfig(cond_kinds=("leading", "sideways"))
 
 
 def test_loss_falls_on_a_trivial_dataset(clips, tmp_path):
@@ -140,104 +205,19 @@ def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
     from cinepatch.pipeline import Pipeline
 
     shifts = [Pipeline.from_pretrained(tmp_path / run / "pipeline").sampler.shift for run in "ab"]
-    assert shifts == [1.0, 5.0]
-    # Switching to x-prediction keeps the body and starts the output layer again from zero.
-    main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "dit.prediction=x",
-              "lr=1e-12", "min_lr=1e-12"))
-    switched = load_file(str(tmp_path / "c" / "pipeline" / "dit.safetensors"))
-    assert torch.allclose(switched["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"], atol=1e-6)
-    assert float(switched["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
-
-
-def test_self_conditioning_starts_from_a_dit_without_it_and_trains(clips, tmp_path):
-    # Starting a self-conditioned DiT from one without: the estimate's input channels are
-    # appended with zero weights, so before training both predict the same; then it learns.
-    from cinepatch.pipeline import Pipeline
-
-    main(tiny(tmp_path / "a", clips, "max_steps=2"))
-    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.self_cond=true", f"init_from={tmp_path / 'a' / 'pipeline'}",
-              "lr=1e-12", "min_lr=1e-12"))
-    a, b = (Pipeline.from_pretrained(tmp_path / run / "pipeline").dit for run in "ab")
-    extra = b.config.in_channels * b.config.patch_volume  # the estimate's C channels, patched
-    assert b.config.self_cond and b.x_embedder.weight.shape[1] == a.x_embedder.weight.shape[1] + extra
-    x, t = torch.randn(1, a.config.in_channels, 4, 4, 4), torch.tensor([0.7])
-    text = dict(text_states=torch.randn(1, 3, a.config.text_dim))
-    with torch.no_grad():
-        assert torch.allclose(a(x, t, **text), b(x, t, **text, x_self=torch.randn_like(x)), atol=1e-5)
-    summary = main(tiny(tmp_path / "c", clips, "max_steps=3", "dit.self_cond=true", f"init_from={tmp_path / 'b' / 'pipeline'}"))
-    c = Pipeline.from_pretrained(tmp_path / "c" / "pipeline").dit
-    assert np.isfinite(summary["loss"])
-    assert float(c.x_embedder.weight[:, -extra:].detach().abs().max()) > 0  # the new inputs got gradients
-
-
-def _re_cut(clips, tmp_path, old: str, new: str) -> tuple[dict, dict]:
-    """Train a tiny DiT with patches ``old`` for 2 steps, start one with ``new`` from it (no
-    learning); return both runs' DiT weights."""
-    from safetensors.torch import load_file
-
-    main(tiny(tmp_path / "a", clips, "max_steps=2", f"dit.patch={old}"))
-    main(tiny(tmp_path / "b", clips, "max_steps=1", f"dit.patch={new}", f"init_from={tmp_path / 'a' / 'pipeline'}",
-              "lr=1e-12", "min_lr=1e-12"))
-    return tuple(load_file(str(tmp_path / run / "pipeline" / "dit.safetensors")) for run in "ab")
-
-
-def test_init_from_re_cuts_patches_in_time(clips, tmp_path):
-    # A DiT trained on patches of 4 frames starts one with patches of 2: on a clip that is still
-    # within each 4-frame patch, every new token embeds exactly as the old token over it did,
-    # and the output layer's rows are the old rows averaged over the same place in the patch.
-    from cinepatch.models.dit import patchify
-
-    old, new = _re_cut(clips, tmp_path, "[4,2,2]", "[2,2,2]")
-    assert torch.allclose(new["blocks.0.attn.qkv.weight"], old["blocks.0.attn.qkv.weight"], atol=1e-6)
-    c_in = 2 * 4 + 1  # the tiny VAE's 4 latent channels, twice, and the mask
-    still = torch.randn(1, c_in, 1, 4, 4).repeat(1, 1, 8, 1, 1)  # (B, C, t, h, w), constant in time
-    old_tokens, _ = patchify(still, (4, 2, 2))  # (1, 2·2·2, ...)
-    new_tokens, _ = patchify(still, (2, 2, 2))  # (1, 4·2·2, ...)
-    old_embed = old_tokens @ old["x_embedder.weight"].T  # (1, 8, D)
-    new_embed = new_tokens @ new["x_embedder.weight"].T  # (1, 16, D)
-    assert not torch.allclose(old_embed[:, 0], old_embed[:, 1])
-    assert torch.allclose(new_embed.reshape(4, 4, -1), old_embed.reshape(2, 1, 4, -1).expand(2, 2, 4, -1).reshape(4, 4, -1),
-                          atol=1e-4)
-    w_old = old["final_layer.linear.weight"].reshape(4, 2, 2, 2, 2, -1)  # (C, 2 halves, 2 frames, ph, pw, D)
-    assert torch.allclose(new["final_layer.linear.weight"], w_old.mean(1).reshape(new["final_layer.linear.weight"].shape))
-    with pytest.raises(InvalidParameter, match="dit.patch"):
-        main(tiny(tmp_path / "c", clips, "max_steps=1", "dit.patch=[3,2,2]", f"init_from={tmp_path / 'a' / 'pipeline'}"))
-
-
-def test_init_from_re_cuts_patches_in_space(clips, tmp_path):
-    # Patches of 2×2 cells become single cells: on latents constant over each 2×2 block, the
-    # four new tokens under an old one embed as it did; output rows are the old block's mean.
-    from cinepatch.models.dit import patchify
-
-    old, new = _re_cut(clips, tmp_path, "[2,2,2]", "[2,1,1]")
-    c_in = 2 * 4 + 1
-    blocks = torch.randn(1, c_in, 2, 2, 2).repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)  # (1, C, 2, 4, 4)
-    old_tokens, _ = patchify(blocks, (2, 2, 2))  # grid (1, 2, 2)
-    new_tokens, _ = patchify(blocks, (2, 1, 1))  # grid (1, 4, 4)
-    old_embed = (old_tokens @ old["x_embedder.weight"].T).reshape(2, 2, -1)
-    new_embed = (new_tokens @ new["x_embedder.weight"].T).reshape(4, 4, -1)
-    assert not torch.allclose(old_embed[0, 0], old_embed[0, 1])
-    assert torch.allclose(new_embed, old_embed.repeat_interleave(2, 0).repeat_interleave(2, 1), atol=1e-4)
-    w_old = old["final_layer.linear.weight"].reshape(4, 2, 2, 2, -1)  # (C, p_t, p_h, p_w, D)
-    assert torch.allclose(new["final_layer.linear.weight"], w_old.mean((2, 3)).reshape(8, -1))
-
-
-def test_init_from_adds_a_refiner_that_starts_at_zero(clips, tmp_path):
-    from safetensors.torch import load_file
-
-    from cinepatch.pipeline import Pipeline
-
-    main(tiny(tmp_path / "a", clips, "max_steps=2"))
-    main(tiny(tmp_path / "b", clips, "max_steps=1", "dit.refiner=4", f"init_from={tmp_path / 'a' / 'pipeline'}",
-              "lr=1e-12", "min_lr=1e-12"))
-    old = load_file(str(tmp_path / "a" / "pipeline" / "dit.safetensors"))
-    new = load_file(str(tmp_path / "b" / "pipeline" / "dit.safetensors"))
-    assert torch.allclose(new["blocks.0.attn.qkv.weight"], old["blocks.0.attn.qkv.weight"], atol=1e-6)
-    assert float(new["refiner.conv_out.weight"].abs().max()) < 1e-6 < float(new["refiner.conv_in.weight"].abs().max())
-    assert Pipeline.from_pretrained(tmp_path / "b" / "pipeline").dit.config.refiner == 4
-    # The other way round drops trained weights, so it is refused.
+    assert shifts == [TrainConfig().timestep_shift, 5.0]
+    # Another shape is refused, naming the option and the command that re-cuts a folder …
     with pytest.raises(InvalidParameter, match="init_from"):
-        main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'b' / 'pipeline'}"))
+        main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "dit.patch=[2,2,2]"))
+    # … and a folder re-cut by it starts that run: the body as trained, the patches re-cut.
+    assert cli_main(["model", "recut", str(tmp_path / "a"), "--out", str(tmp_path / "a222"), "--patch", "2,2,2",
+                     "--prediction", "v"]) == 0
+    main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a222'}", "dit.patch=[2,2,2]",
+              "dit.prediction=v", "lr=1e-12", "min_lr=1e-12"))
+    recut = load_file(str(tmp_path / "c" / "pipeline" / "dit.safetensors"))
+    assert torch.allclose(recut["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"], atol=1e-6)
+    assert recut["x_embedder.weight"].shape[1] * 4 == source["x_embedder.weight"].shape[1]  # 2×2×2 vs 2×4×4 patches
+    assert float(recut["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
 
 
 def test_resume_continues_with_identical_state_even_after_kill_9(clips, tmp_path):

@@ -17,7 +17,6 @@ frames at their reference values at every step, so the result carries them exact
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -29,7 +28,6 @@ from cinepatch.errors import InvalidParameter
 __all__ = [
     "sample_timesteps",
     "time_shift",
-    "shift_for_tokens",
     "timestep_schedule",
     "flow_loss",
     "sample",
@@ -52,21 +50,6 @@ def time_shift(t: Tensor, shift: float) -> Tensor:
     if shift <= 0:
         raise InvalidParameter("shift", shift, "> 0")
     return shift * t / (1 + (shift - 1) * t)
-
-
-def shift_for_tokens(tokens: int, *, base_tokens: int = 256, base_shift: float = 1.0) -> float:
-    """Resolution/duration-dependent shift: ``s = base_shift · sqrt(tokens / base_tokens)``.
-
-    Why the square root (SD3, Esser et al. 2024, §5.3.2): n tokens that share one underlying
-    signal see independent noise, so at a fixed ``t`` a clip with more tokens (larger or
-    longer) keeps more of its information — its effective SNR grows like n. Dividing the SNR
-    by ``s² = n / n_base`` through ``time_shift`` gives every size the same effective noise
-    level as the ``base_tokens`` reference, where ``base_shift`` (tuned once) applies. Used for
-    both training time sampling and the sampler's schedule.
-    """
-    if tokens < 1 or base_tokens < 1:
-        raise InvalidParameter("tokens", (tokens, base_tokens), "positive token counts")
-    return base_shift * math.sqrt(tokens / base_tokens)
 
 
 def sample_timesteps(
@@ -135,19 +118,30 @@ def flow_loss(
     text: Mapping[str, Tensor] | None = None,
     cond_mask: Tensor | None = None,
     cond_latents: Tensor | None = None,
+    weight: Tensor | None = None,
     t: Tensor | None = None,
     noise: Tensor | None = None,
     shift: float = 1.0,
     generator: torch.Generator | None = None,
 ) -> Tensor:
-    """Velocity MSE on the unconditioned latent frames (``cond_mask == 0``) only.
+    """Weighted velocity MSE on the unconditioned latent frames (``cond_mask == 0``) only.
 
-    ``x0 (B, C, t, h, w)`` clean latents; ``t (B,)`` and ``noise`` are drawn (logit-normal,
-    shifted by ``shift``; standard normal) when not given. Returns the mean over every element
-    of every unconditioned frame (a scalar; 0 if every frame is conditioned).
+    ``x0 (B, C, t, h, w)`` clean latents; ``weight (B, t, h, w)`` a loss weight per latent
+    cell (default all ones; the trainer's object weighting); ``t (B,)`` and ``noise`` are
+    drawn (logit-normal, shifted by ``shift``; standard normal) when not given. ``text`` is
+    forwarded to the model unchanged (any further per-clip inputs ride along in it).
+
+    Each clip's weighted mean over its unconditioned cells, then the mean over clips (0 for a
+    clip with every frame conditioned). Why per clip: under DDP every rank averages its own
+    equal-sized slice and the ranks are averaged, which equals this number on the whole batch
+    only when every clip counts the same, whatever its mask.
     """
     cond_mask, cond_latents = _validate_cond(x0, cond_mask, cond_latents)
     b = x0.shape[0]
+    if weight is None:
+        weight = x0.new_ones(b, *x0.shape[2:])
+    if tuple(weight.shape) != (b, *x0.shape[2:]):
+        raise InvalidParameter("weight shape", tuple(weight.shape), f"(B, t, h, w) = {(b, *x0.shape[2:])}")
     if t is None:
         t = sample_timesteps(b, shift=shift, generator=generator, device=x0.device)
     if noise is None:
@@ -158,10 +152,11 @@ def flow_loss(
     x_t = torch.where(m > 0, cond_latents, x_t)  # given frames at their reference
     v = model_fn(x_t, t, cond_mask=cond_mask, cond_latents=cond_latents, **(text or {}))
     target = noise - x0  # (B, C, t, h, w)
-    keep = (1 - m).expand_as(x0)  # (B, C, t, h, w)
+    w = ((1 - m) * weight.to(x0.dtype)[:, None]).expand_as(x0)  # (B, C, t, h, w)
     # where(), not a product, so a non-finite prediction on a given frame cannot leak in.
-    err = torch.where(keep > 0, (v.float() - target.float()) ** 2, 0.0)
-    return err.sum() / keep.sum().clamp_min(1.0)
+    err = torch.where(w > 0, (v.float() - target.float()) ** 2 * w, 0.0)  # (B, C, t, h, w)
+    per_clip = err.flatten(1).sum(1) / w.flatten(1).sum(1).clamp_min(1.0)  # (B,)
+    return per_clip.mean()
 
 
 # ------------------------------------------------------------------------------------------
@@ -199,7 +194,6 @@ def sample(
     steps: int = 30,
     method: str = "euler",
     guidance: float = 1.0,
-    guidance_interval: tuple[float, float] = (0.0, 1.0),
     text: Mapping[str, Tensor] | None = None,
     negative: Mapping[str, Tensor] | None = None,
     cond_mask: Tensor | None = None,
@@ -208,27 +202,20 @@ def sample(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, float, Tensor], None] | None = None,
-    self_condition: bool = False,
 ) -> Tensor:
     """Integrate from noise (t = 1) to data (t = 0); returns ``x_0 (B, C, t, h, w)``.
 
     ``noise`` is the starting tensor, or a shape to draw it from ``generator`` (or a fresh
     one seeded with ``seed``) — the same seed gives the same result. ``method`` is ``"euler"``
     (one model call per step) or ``"heun"`` (two, the last step Euler). Classifier-free
-    guidance ``v = v_neg + g·(v_text − v_neg)`` runs cond and uncond in one batch and only
-    while ``lo ≤ t ≤ hi`` for ``guidance_interval = (lo, hi)``; outside it, one unguided call.
+    guidance ``v = v_neg + g·(v_text − v_neg)`` runs cond and uncond in one batch.
     ``negative`` is the negative or empty-prompt conditioning, same keys as ``text`` (token
     axes may differ in length; the shorter is padded with zeros / False).
-    ``callback(step, t_next, x)`` is called after every step. With ``self_condition`` the
-    model also gets ``x_self``, its previous clean estimate ``x − t·v`` (zeros at the first
-    call), kept apart for the text and the negative branch of guidance.
+    ``callback(step, t_next, x)`` is called after every step.
     """
     # -- validate at the edge --------------------------------------------------------------
     if method not in ("euler", "heun"):
         raise InvalidParameter("method", method, "'euler' or 'heun'")
-    lo, hi = guidance_interval
-    if not 0.0 <= lo <= hi <= 1.0:
-        raise InvalidParameter("guidance_interval", guidance_interval, "0 ≤ lo ≤ hi ≤ 1")
     if guidance < 0:
         raise InvalidParameter("guidance", guidance, "≥ 0 (1 = no guidance)")
     guided = guidance != 1.0
@@ -247,27 +234,20 @@ def sample(
     m = _frame_mask(cond_mask, x) > 0  # (B, 1, t, 1, 1) bool
     both = _cat_text(text, negative) if guided and negative is not None else {}
     b = x.shape[0]
-    estimate = {"text": torch.zeros_like(x), "negative": torch.zeros_like(x)}  # self-conditioning
 
     def velocity(x: Tensor, t: float) -> Tensor:
         """The (guided) velocity at one time, conditioned frames' velocity set to 0."""
         tt = x.new_full((b,), t)
-        if guided and lo <= t <= hi:
-            extra = {"x_self": torch.cat([estimate["text"], estimate["negative"]])} if self_condition else {}
+        if guided:
             v_text, v_neg = model_fn(
                 torch.cat([x, x]), torch.cat([tt, tt]),
                 cond_mask=torch.cat([cond_mask, cond_mask]),
                 cond_latents=torch.cat([cond_latents, cond_latents]),
-                **both, **extra,
+                **both,
             ).chunk(2)
-            if self_condition:
-                estimate["text"], estimate["negative"] = x - t * v_text, x - t * v_neg
             v = v_neg + guidance * (v_text - v_neg)
         else:
-            extra = {"x_self": estimate["text"]} if self_condition else {}
-            v = model_fn(x, tt, cond_mask=cond_mask, cond_latents=cond_latents, **text, **extra)
-            if self_condition:
-                estimate["text"] = x - t * v
+            v = model_fn(x, tt, cond_mask=cond_mask, cond_latents=cond_latents, **text)
         return torch.where(m, 0.0, v)
 
     # -- the loop ------------------------------------------------------------------------

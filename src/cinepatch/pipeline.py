@@ -8,9 +8,8 @@
     # video: (17, 64, 64, 3) uint8
 
 Everything an edit needs is one primitive, :class:`Conditioning`: a per-latent-frame mask
-plus reference latents (given directly, or as pixel frames at frame indices that the pipeline
-encodes). Image-to-video is a first-frame reference; extension a leading chunk; a loop the
-first frame given at both ends. ``noise_strength < 1`` starts the sampler part-way, from the
+plus reference latents. Image-to-video is a first-frame reference; extension a leading chunk;
+a loop the first frame given at both ends (the embedded backend builds them from pixels). ``noise_strength < 1`` starts the sampler part-way, from the
 source latents noised to that level — the remix primitive.
 
 A pipeline folder (``save_pretrained`` / ``from_pretrained``)::
@@ -30,7 +29,7 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +38,7 @@ import torch
 
 from cinepatch.errors import InvalidParameter, ModelError
 
-__all__ = ["Pipeline", "Conditioning", "SamplerConfig", "FORMAT", "latent_index"]
+__all__ = ["Pipeline", "Conditioning", "SamplerConfig", "FORMAT", "latent_index", "read_dit"]
 
 FORMAT = "cinepatch-pipeline"
 VERSION = 1
@@ -61,31 +60,12 @@ class SamplerConfig:
 
 @dataclass(frozen=True)
 class Conditioning:
-    """Which latent frames are given, and their reference latents.
+    """Which latent frames are given, and their reference latents: ``mask (t,)`` in {0, 1}
+    and ``latents (C, t, h, w)``, normalised VAE latents (entries where the mask is 0 are
+    ignored)."""
 
-    - ``mask (t,)`` in {0, 1} and ``latents (C, t, h, w)`` set frames directly (latents are
-      normalised VAE latents; entries where the mask is 0 are ignored);
-    - ``frames``: ``(index, pixels)`` pairs, ``pixels`` one image ``(H, W, 3)`` or a clip
-      ``(1 + 4k, H, W, 3)`` uint8 at the video's size, starting at pixel frame ``index``
-      (negative counts from the end). The pipeline encodes each and sets the latent frames it
-      covers: pixel frame ``i`` lives in latent frame ``ceil(i / 4)``.
-
-    Both may be given; ``frames`` are laid over ``mask``/``latents``.
-    """
-
-    mask: torch.Tensor | None = None
-    latents: torch.Tensor | None = None
-    frames: tuple[tuple[int, np.ndarray], ...] = field(default=())
-
-    @classmethod
-    def first_frame(cls, image: np.ndarray) -> Conditioning:
-        """Image-to-video: the first frame is given."""
-        return cls(frames=((0, image),))
-
-    @classmethod
-    def first_last(cls, first: np.ndarray, last: np.ndarray) -> Conditioning:
-        """The first and the last frames are given (a loop when they are the same image)."""
-        return cls(frames=((0, first), (-1, last)))
+    mask: torch.Tensor
+    latents: torch.Tensor
 
 
 def latent_index(frame: int, step: int = 4) -> int:
@@ -188,35 +168,14 @@ class Pipeline:
         latents = torch.zeros(shape, device=self.device)
         if cond is None:
             return mask, latents
-        if cond.mask is not None or cond.latents is not None:
-            if cond.mask is None or cond.latents is None:
-                raise InvalidParameter("cond", "mask without latents", "both mask and latents, or neither")
-            if tuple(cond.mask.shape) != (shape[1],):
-                raise InvalidParameter("cond.mask shape", tuple(cond.mask.shape), f"({shape[1]},) latent frames")
-            if tuple(cond.latents.shape) != shape:
-                raise InvalidParameter("cond.latents shape", tuple(cond.latents.shape), f"{shape}")
-            if not bool(((cond.mask == 0) | (cond.mask == 1)).all()):
-                raise InvalidParameter("cond.mask", "values", "0 or 1 per latent frame")
-            mask = cond.mask.to(self.device, torch.float32).clone()
-            latents = cond.latents.to(self.device, torch.float32) * mask[None, :, None, None]
-        for index, pixels in cond.frames:
-            clip = _as_frames("cond.frames", pixels)
-            n = len(clip)
-            start = frames + index if index < 0 else index
-            if clip.shape[1:3] != (height, width):
-                raise InvalidParameter(
-                    "cond.frames size", f"{clip.shape[2]}x{clip.shape[1]}", f"{width}x{height} (the video's size)"
-                )
-            if (n - 1) % self.frame_step:
-                raise InvalidParameter("cond.frames length", n, f"1 + {self.frame_step}k frames")
-            first = latent_index(start, self.frame_step)
-            last = first + (n - 1) // self.frame_step
-            if not 0 <= start < frames or last >= shape[1]:
-                raise InvalidParameter("cond.frames index", index, f"a clip that fits in frames 0..{frames - 1}")
-            z = self.encode_frames(clip)  # (C, 1 + (n−1)/4, h, w)
-            latents[:, first : last + 1] = z
-            mask[first : last + 1] = 1.0
-        return mask, latents
+        if tuple(cond.mask.shape) != (shape[1],):
+            raise InvalidParameter("cond.mask shape", tuple(cond.mask.shape), f"({shape[1]},) latent frames")
+        if tuple(cond.latents.shape) != shape:
+            raise InvalidParameter("cond.latents shape", tuple(cond.latents.shape), f"{shape}")
+        if not bool(((cond.mask == 0) | (cond.mask == 1)).all()):
+            raise InvalidParameter("cond.mask", "values", "0 or 1 per latent frame")
+        mask = cond.mask.to(self.device, torch.float32).clone()
+        return mask, cond.latents.to(self.device, torch.float32) * mask[None, :, None, None]
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -251,53 +210,26 @@ class Pipeline:
         stderr is a terminal, ``True`` always, ``False`` never, or a function
         ``(done, total)``. ``callback(step, t, latents)`` runs after every sampler step.
         """
-        from cinepatch import flow
-
         # -- validate at the edge ----------------------------------------------------------------
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not prompts or not all(isinstance(p, str) for p in prompts):
-            raise InvalidParameter("prompts", prompts, "a non-empty list of strings")
-        seeds = _seeds(seed, len(prompts))
-        if len(prompts) == 1 and len(seeds) > 1:
-            prompts = prompts * len(seeds)
         self.check_shape(frames=frames, width=width, height=height)
-        if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
-            raise InvalidParameter("fps", fps, "1 to 120")
+        prompts, seeds, negatives = _requests(prompts, seed, negative)
         steps = self.sampler.steps if steps is None else steps
         guidance = self.sampler.guidance if guidance is None else guidance
-        if not isinstance(steps, int) or not 1 <= steps <= 1000:
-            raise InvalidParameter("steps", steps, "an int from 1 to 1000")
-        if not isinstance(guidance, (int, float)) or not 0 <= guidance <= 30:
-            raise InvalidParameter("guidance", guidance, "0 to 30 (1 = no guidance)")
-        if not isinstance(noise_strength, (int, float)) or not 0 < noise_strength <= 1:
-            raise InvalidParameter("noise_strength", noise_strength, "0 < strength ≤ 1")
-        if noise_strength < 1 and init is None:
-            raise InvalidParameter("init", None, "source frames or latents when noise_strength < 1")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise InvalidParameter("batch_size", batch_size, "a positive int")
-        if negative is None or isinstance(negative, str):
-            negatives = [negative or ""] * len(prompts)
-        else:
-            negatives = list(negative)
-        if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
-            raise InvalidParameter("negative", negative, f"None, one string, or {len(prompts)} strings")
+        _check_settings(
+            fps=fps, steps=steps, guidance=guidance, noise_strength=noise_strength, init=init, batch_size=batch_size
+        )
 
         shape = self.latent_shape(frames, height, width)
         cond_mask, cond_latents = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
         source = self._init_latents(init, shape, frames=frames, width=width, height=height)
-        # Remix: the sampler runs on a rescaled clock u ∈ [1, 0] with real time t = s·u,
-        # so dx/du = s·v(x, s·u); the loop in flow.sample stays the one loop.
+        # Remix: the sampler runs only the last noise_strength share of the clock (see _sample).
         strength = float(noise_strength)
         run_steps = max(1, round(steps * strength))
 
         # -- sample, a batch at a time -------------------------------------------------------------
         batches = [range(i, min(i + batch_size, len(prompts))) for i in range(0, len(prompts), batch_size)]
-        total, done = run_steps * len(batches), 0
-        bar = None
-        if progress is None or progress is True:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=total, desc="generate", unit="step", disable=None if progress is None else False)
+        total = run_steps * len(batches)
+        meter = _Meter(progress, total, callback, strength)
         videos: list[np.ndarray] = []
         try:
             for batch in batches:
@@ -309,38 +241,42 @@ class Pipeline:
                 text = self.encode_text([prompts[i] for i in batch])
                 neg = self.encode_text([negatives[i] for i in batch])
 
-                def model_fn(x: torch.Tensor, u: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
-                    return strength * self.dit(x, strength * u, **kwargs)
-
-                def on_step(i: int, u_next: float, z: torch.Tensor) -> None:
-                    nonlocal done
-                    done += 1
-                    if bar is not None:
-                        bar.update(1)
-                    if callable(progress) and progress is not True:
-                        progress(done, total)
-                    if callback is not None:
-                        callback(i, strength * u_next, z)
-
-                z = flow.sample(
-                    model_fn if strength < 1 else self.dit,
-                    x,
-                    steps=run_steps,
-                    method=self.sampler.method,
-                    guidance=float(guidance),
-                    text=text,
-                    negative=neg if guidance != 1 else None,
-                    cond_mask=cond_mask[None].expand(b, -1),
-                    cond_latents=cond_latents[None].expand(b, *shape),
-                    shift=self.sampler.shift,
-                    callback=on_step,
-                    self_condition=self.dit.config.self_cond,
+                z = self._sample(
+                    x, text, neg if guidance != 1 else None, steps=run_steps, guidance=float(guidance),
+                    cond_mask=cond_mask[None].expand(b, -1), cond_latents=cond_latents[None].expand(b, *shape),
+                    strength=strength, callback=meter.step,
                 )
                 videos.extend(self.decode_latents(z))
         finally:
-            if bar is not None:
-                bar.close()
+            meter.close()
         return videos
+
+    def _sample(
+        self,
+        x: torch.Tensor,
+        text: dict[str, torch.Tensor],
+        negative: dict[str, torch.Tensor] | None,
+        *,
+        steps: int,
+        guidance: float,
+        cond_mask: torch.Tensor,
+        cond_latents: torch.Tensor,
+        strength: float,
+        callback: StepCallback,
+    ) -> torch.Tensor:
+        """Run the sampler from ``x``. Remix (``strength < 1``) runs it on a rescaled clock
+        ``u ∈ [1, 0]`` with real time ``t = s·u``, so ``dx/du = s·v(x, s·u)``: the loop in
+        :func:`cinepatch.flow.sample` stays the one loop."""
+        from cinepatch import flow
+
+        def model_fn(x: torch.Tensor, u: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+            return strength * self.dit(x, strength * u, **kwargs)
+
+        return flow.sample(
+            model_fn if strength < 1 else self.dit, x, steps=steps, method=self.sampler.method, guidance=guidance,
+            text=text, negative=negative, cond_mask=cond_mask, cond_latents=cond_latents, shift=self.sampler.shift,
+            callback=callback,
+        )
 
     def _init_latents(
         self, init: np.ndarray | torch.Tensor | None, shape: tuple[int, ...], *, frames: int, width: int, height: int
@@ -392,48 +328,138 @@ class Pipeline:
     @classmethod
     def from_pretrained(cls, folder: str | Path, *, device: str | torch.device = "cpu") -> Pipeline:
         """Load a folder written by :meth:`save_pretrained`; :class:`ModelError` if it is not one."""
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        from cinepatch.models.dit import DiT, DiTConfig
         from cinepatch.models.text import load_text_encoder
         from cinepatch.models.vae import CausalVAE, VAEConfig
 
         folder = Path(folder)
-        if not folder.is_dir():
-            raise ModelError(f"{folder}: no such model folder")
-        needed = ["config.json", *(f"{c}.safetensors" for c in COMPONENTS)]
-        missing = [n for n in needed if not (folder / n).is_file()]
-        if missing:
-            raise ModelError(f"{folder}: incomplete pipeline folder, missing {', '.join(missing)}")
+        config = _read_config(folder)
         try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{folder / 'config.json'}: not readable JSON ({exc})") from exc
-        if not isinstance(config, dict) or config.get("format") != FORMAT:
-            raise ModelError(f"{folder / 'config.json'}: not a {FORMAT} config")
-        if config.get("version") != VERSION:
-            raise ModelError(f"{folder / 'config.json'}: version {config.get('version')!r}, this cinepatch reads {VERSION}")
-        for key in ("dit", "vae", "text_encoder", "sampler"):
-            if not isinstance(config.get(key), dict):
-                raise ModelError(f"{folder / 'config.json'}: missing the {key!r} section")
-        try:
-            dit = DiT(DiTConfig.from_dict(config["dit"]))
             vae = CausalVAE(VAEConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["vae"].items()}))
             sampler = SamplerConfig(**config["sampler"])
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{folder / 'config.json'}: {exc}") from exc
-        for name, module in (("dit", dit), ("vae", vae)):
-            path = folder / f"{name}.safetensors"
-            try:
-                module.load_state_dict(load_file(str(path)), strict=True)
-            except (RuntimeError, OSError, SafetensorError) as exc:
-                raise ModelError(f"{path}: does not match config.json or is damaged ({exc})") from exc
+        dit = _load_dit(folder, config)
+        _load_weights(vae, folder / "vae.safetensors")
         text_encoder = load_text_encoder(config["text_encoder"])
         return cls(
             dit=dit, vae=vae, text_encoder=text_encoder, text_spec=config["text_encoder"], sampler=sampler,
             metadata={"training": config.get("training", {})}, device=device,
         )
+
+
+def read_dit(folder: str | Path) -> Any:  # -> cinepatch.models.dit.DiT
+    """The DiT of a model folder, in float32 and eval mode: the one reader of DiT weights
+    (:meth:`Pipeline.from_pretrained`, the trainer's ``init_from`` and ``cinepatch model
+    recut`` all load through it). :class:`ModelError` names what is wrong with the folder."""
+    folder = Path(folder)
+    return _load_dit(folder, _read_config(folder))
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    """A model folder's ``config.json``, checked: format, version, sections, weight files."""
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: no such model folder")
+    needed = ["config.json", *(f"{c}.safetensors" for c in COMPONENTS)]
+    missing = [n for n in needed if not (folder / n).is_file()]
+    if missing:
+        raise ModelError(f"{folder}: incomplete pipeline folder, missing {', '.join(missing)}")
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{folder / 'config.json'}: not readable JSON ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelError(f"{folder / 'config.json'}: not a {FORMAT} config")
+    if config.get("version") != VERSION:
+        raise ModelError(f"{folder / 'config.json'}: version {config.get('version')!r}, this cinepatch reads {VERSION}")
+    for key in ("dit", "vae", "text_encoder", "sampler"):
+        if not isinstance(config.get(key), dict):
+            raise ModelError(f"{folder / 'config.json'}: missing the {key!r} section")
+    return config
+
+
+def _load_dit(folder: Path, config: dict[str, Any]) -> Any:
+    from cinepatch.models.dit import DiT, DiTConfig
+
+    try:
+        dit = DiT(DiTConfig.from_dict(config["dit"]))
+    except (TypeError, ValueError) as exc:  # InvalidParameter is a ValueError
+        raise ModelError(f"{folder / 'config.json'}: {exc}") from exc
+    _load_weights(dit, folder / "dit.safetensors")
+    return dit.eval()
+
+
+def _load_weights(module: torch.nn.Module, path: Path) -> None:
+    """Load ``path`` into ``module`` strictly; weights stored in bfloat16 are cast to the module's float32."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        module.load_state_dict(load_file(str(path)), strict=True)
+    except (RuntimeError, OSError, SafetensorError) as exc:
+        raise ModelError(f"{path}: does not match config.json or is damaged ({exc})") from exc
+
+
+class _Meter:
+    """Reports sampler steps: a tqdm bar (``progress`` None: when stderr is a terminal; True:
+    always), or ``progress(done, total)``, and ``callback(step, t, latents)`` on the real clock."""
+
+    def __init__(self, progress: bool | Progress | None, total: int, callback: StepCallback | None, strength: float) -> None:
+        self.progress, self.total, self.callback, self.strength = progress, total, callback, strength
+        self.done = 0
+        self.bar = None
+        if progress is None or progress is True:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="generate", unit="step", disable=None if progress is None else False)
+
+    def step(self, i: int, u_next: float, z: torch.Tensor) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.update(1)
+        if callable(self.progress) and self.progress is not True:
+            self.progress(self.done, self.total)
+        if self.callback is not None:
+            self.callback(i, self.strength * u_next, z)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _requests(
+    prompts: Sequence[str] | str, seed: int | Sequence[int], negative: str | Sequence[str] | None
+) -> tuple[list[str], list[int], list[str]]:
+    """One prompt, seed and negative prompt per video, or :class:`InvalidParameter`."""
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not prompts or not all(isinstance(p, str) for p in prompts):
+        raise InvalidParameter("prompts", prompts, "a non-empty list of strings")
+    seeds = _seeds(seed, len(prompts))
+    if len(prompts) == 1 and len(seeds) > 1:
+        prompts = prompts * len(seeds)
+    if negative is None or isinstance(negative, str):
+        negatives = [negative or ""] * len(prompts)
+    else:
+        negatives = list(negative)
+    if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
+        raise InvalidParameter("negative", negative, f"None, one string, or {len(prompts)} strings")
+    return prompts, seeds, negatives
+
+
+def _check_settings(
+    *, fps: Any, steps: Any, guidance: Any, noise_strength: Any, init: Any, batch_size: Any
+) -> None:
+    if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
+        raise InvalidParameter("fps", fps, "1 to 120")
+    if not isinstance(steps, int) or not 1 <= steps <= 1000:
+        raise InvalidParameter("steps", steps, "an int from 1 to 1000")
+    if not isinstance(guidance, (int, float)) or not 0 <= guidance <= 30:
+        raise InvalidParameter("guidance", guidance, "0 to 30 (1 = no guidance)")
+    if not isinstance(noise_strength, (int, float)) or not 0 < noise_strength <= 1:
+        raise InvalidParameter("noise_strength", noise_strength, "0 < strength ≤ 1")
+    if noise_strength < 1 and init is None:
+        raise InvalidParameter("init", None, "source frames or latents when noise_strength < 1")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidParameter("batch_size", batch_size, "a positive int")
 
 
 def _as_frames(name: str, frames: Any) -> np.ndarray:

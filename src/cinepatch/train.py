@@ -41,14 +41,27 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
+from cinepatch import flow
+from cinepatch.data import BatchStream, FolderSource, WorldSource, parse_buckets
 from cinepatch.errors import InvalidParameter
+from cinepatch.io.atomic import atomic_dir
+from cinepatch.models.dit import PRESETS as DIT_PRESETS
+from cinepatch.models.dit import DiT, DiTConfig, forward_flops
+from cinepatch.models.text import load_text_encoder
+from cinepatch.models.vae import PRESETS as VAE_PRESETS
+from cinepatch.models.vae import CausalVAE, VAEConfig
+from cinepatch.pipeline import Pipeline, SamplerConfig, read_dit
 
-__all__ = ["TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "COND_KINDS", "cell_weights", "main"]
+__all__ = [
+    "TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "COND_KINDS", "cell_weights",
+    "Ranks", "Models", "Batch", "setup_ranks", "build_models", "resume", "make_batch", "train_step", "main",
+]
 
 
 # ---------------------------------------------------------------------------------------------
-# Config: the defaults are the CPU recipe for the procedural world
+# Config: the defaults are the recipe of the shipped world model (checkpoints/world-64)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -56,7 +69,14 @@ __all__ = ["TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "
 COND_KINDS = ("first", "last", "first_last", "middle", "leading", "trailing", "both_ends")
 
 
-@dataclass
+def _world_dit() -> dict[str, Any]:
+    """The world model's changes to the ``tiny`` preset: a wider body on 2×4×4 patches of the
+    world VAE's 4×-compressed latents, QK-norm, and x-prediction (a 2×4×4 patch of 8 channels
+    holds more numbers than the width, which v-prediction cannot carry: see DiTConfig)."""
+    return {"width": 384, "heads": 6, "depth": 6, "patch": [2, 4, 4], "qk_norm": True, "prediction": "x"}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     # run
     out_dir: str = "runs/world"
@@ -65,38 +85,38 @@ class TrainConfig:
     max_steps: int = 2000
     # data: "world" (rendered on the fly) or a folder with captions.jsonl / captions.csv
     data: str = "world"
-    buckets: tuple[str, ...] = ("32x32x9", "48x32x9", "32x48x9", "32x32x17", "32x32x1")
-    image_fraction: float = 0.2  # share of batches that are still images (world data)
-    holdout: bool = False  # world data: leave out cinepatch.data.world.HOLDOUT combinations
+    buckets: tuple[str, ...] = ("64x64x33", "64x64x17", "112x64x17", "64x112x17", "64x64x9", "64x64x1")
+    image_fraction: float = 0.15  # share of batches that are still images (world data)
+    holdout: bool = True  # world data: leave out cinepatch.data.world.HOLDOUT combinations
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
-    cond_kinds: tuple[str, ...] = COND_KINDS  # drawn uniformly; repeat a kind to weight it
-    latent_cache: int = 0  # >0: train on this many distinct clips per bucket, encoded once
+    latent_cache: int = 2000  # >0: train on this many distinct clips per bucket, encoded once
     # model
     model: str = "tiny"  # a preset of cinepatch.models.dit.PRESETS
-    dit: dict[str, Any] = field(default_factory=dict)  # preset overrides (dit.KEY=VALUE)
-    init_from: str = ""  # a pipeline folder whose DiT weights start a fresh run (fine-tuning)
-    vae_path: str = ""  # a trained CausalVAE folder (frozen); "" builds one from vae_preset
+    dit: dict[str, Any] = field(default_factory=_world_dit)  # preset overrides (dit.KEY=VALUE)
+    init_from: str = ""  # a model folder whose DiT (same shape) starts a fresh run (fine-tuning)
+    vae_path: str = "checkpoints/vae-world"  # a trained CausalVAE folder (frozen); "": vae_preset
     vae_preset: str = "tiny"  # used only without vae_path: a random frozen VAE (tests, smoke)
     vae: dict[str, Any] = field(default_factory=dict)  # overrides of that preset (vae.KEY=VALUE)
     text_encoder: dict[str, Any] = field(default_factory=lambda: {"kind": "minilm"})
-    # rectified flow
-    timestep_shift: float = 1.0  # >1 spends more steps at high noise (SD3's shift)
-    timestep_unshifted: float = 0.0  # share of clips whose time skips the shift (low-noise detail)
+    # rectified flow: a shift of 12 puts most clips at high noise, where a clip's layout is
+    # decided; the unshifted share keeps enough low-noise times to finish shapes and edges
+    timestep_shift: float = 12.0  # >1 spends more steps at high noise (SD3's shift)
+    timestep_unshifted: float = 0.4  # share of clips whose time skips the shift (low-noise detail)
     # world data: the loss on latent cells an object covers counts 1 + object_weight times, so
     # objects of a few pixels are not drowned by the background they sit on (0: plain MSE)
-    object_weight: float = 0.0
+    object_weight: float = 4.0
     # optimisation
     batch_size: int = 16  # global: split evenly across ranks
-    lr: float = 5e-4
-    min_lr: float = 5e-5
-    warmup_steps: int = 100
+    lr: float = 3e-4
+    min_lr: float = 3e-5
+    warmup_steps: int = 50
     weight_decay: float = 0.0
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
-    ema_decay: float = 0.999
+    ema_decay: float = 0.998
     # system
     parallel: str = "ddp"  # "ddp" or "fsdp" (shards parameters, gradients, optimizer state)
     dtype: str = "float32"  # "bfloat16": autocast (slower than fp32 on CPUs without AMX)
@@ -104,7 +124,7 @@ class TrainConfig:
     threads: int = 0  # torch threads per rank; 0: cores / local ranks
     # logging, checkpoints, samples
     log_every: int = 10
-    ckpt_every: int = 100
+    ckpt_every: int = 200
     sample_every: int = 0  # 0: only at the end
     sample_prompts: tuple[str, ...] = ("a red circle moves right on a black background",)
     sample_steps: int = 20
@@ -124,8 +144,6 @@ class TrainConfig:
                 raise InvalidParameter(name, getattr(self, name), "0 to 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise InvalidParameter("ema_decay", self.ema_decay, "0 ≤ decay < 1")
-        if not self.cond_kinds or any(k not in COND_KINDS for k in self.cond_kinds):
-            raise InvalidParameter("cond_kinds", list(self.cond_kinds), f"one or more of {list(COND_KINDS)}")
         if not 0.0 <= self.object_weight <= 100.0:
             raise InvalidParameter("object_weight", self.object_weight, "0 to 100")
 
@@ -189,7 +207,7 @@ def apply_overrides(config: TrainConfig, pairs: Sequence[str]) -> TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Helpers: LR schedule, EMA, conditioning masks
+# Helpers: LR schedule, EMA, conditioning masks, loss weights
 # ---------------------------------------------------------------------------------------------
 
 
@@ -235,18 +253,16 @@ class EMA:
 # kinds are the shapes the edits pin (cinepatch.editing): a still at the start, the end or in
 # between (image-to-video anywhere), a leading chunk (extend), chunks at both ends with new
 # frames between (loop, blend, storyboard bridges).
-def draw_cond_mask(
-    frames: int, rng: np.random.Generator, prob: float, kinds: tuple[str, ...] = COND_KINDS
-) -> tuple[str, np.ndarray]:
+def draw_cond_mask(frames: int, rng: np.random.Generator, prob: float) -> tuple[str, np.ndarray]:
     """A conditioning kind and its ``(frames,)`` mask over latent frames (never all ones).
-    The kind is drawn uniformly from ``kinds`` (repeat one to weight it); clips of two frames
-    draw only from those that fit them."""
+    The kind is drawn uniformly from ``COND_KINDS``; clips of two frames draw only from
+    those that fit them."""
     mask = np.zeros(frames, dtype=np.float32)
     if frames >= 3:
-        fit = kinds
+        fit = COND_KINDS
     else:
-        fit = tuple(k for k in kinds if k in ("first", "last", "leading", "trailing"))
-    if frames < 2 or not fit or rng.random() >= prob:
+        fit = tuple(k for k in COND_KINDS if k in ("first", "last", "leading", "trailing"))
+    if frames < 2 or rng.random() >= prob:
         return "none", mask
     kind = fit[int(rng.integers(len(fit)))]
     if kind in ("first", "first_last"):
@@ -268,60 +284,381 @@ def draw_cond_mask(
     return kind, mask
 
 
-def _split_patches(
-    state: dict[str, torch.Tensor], old: tuple[int, ...], new: tuple[int, ...], channels: int
-) -> dict[str, torch.Tensor]:
-    """Re-cut a DiT's patch layers to smaller patches: each new side must divide the old one
-    (e.g. [4,4,4] → [2,4,4]: twice the tokens in time, finer motion; [2,4,4] → [2,2,2]: four
-    times the tokens in space, finer shapes). The input embedding of a small patch is the sum
-    of the big patch's sub-kernels — on a clip that is constant over each big patch, each small
-    token embeds as the big one did — and each output row is the mean of the big patch's rows
-    for the same place in the small patch. Everything else (the blocks, RoPE by grid index) is
-    shape-free and loads as is; training re-learns the rest."""
-    if len(old) != 3 or len(new) != 3 or any(o % n for o, n in zip(old, new)):
-        raise InvalidParameter("dit.patch", list(new), f"each side a divisor of the saved patch {list(old)}")
-    (kt, kh, kw), (pt, ph, pw) = (o // n for o, n in zip(old, new)), new
-    state = dict(state)
-    w = state["x_embedder.weight"]  # (D, C_in·p_t·p_h·p_w), features ordered (C_in, p_t, p_h, p_w)
-    c_in = w.shape[1] // math.prod(old)
-    w = w.reshape(w.shape[0], c_in, kt, pt, kh, ph, kw, pw)
-    state["x_embedder.weight"] = w.sum((2, 4, 6)).reshape(w.shape[0], -1)
-    for name in ("final_layer.linear.weight", "final_layer.linear.bias"):
-        t = state[name]  # (C·p_t·p_h·p_w[, D]), rows ordered (C, p_t, p_h, p_w)
-        rest = t.shape[1:]
-        t = t.reshape(channels, kt, pt, kh, ph, kw, pw, *rest)
-        state[name] = t.mean((1, 3, 5)).reshape(-1, *rest)
-    return state
+def cell_weights(focus: torch.Tensor | None, cells: tuple[int, int, int], object_weight: float) -> torch.Tensor:
+    """Loss weight per latent cell ``(t, h, w)``: 1, plus ``object_weight`` × the largest object
+    coverage among the pixels the cell encodes (``focus (T, H, W)``; none given: all ones)."""
+    if object_weight <= 0 or focus is None:
+        return torch.ones(cells)
+    covered = torch.nn.functional.adaptive_max_pool3d(focus[None].float(), cells)[0]  # (t, h, w)
+    return 1.0 + object_weight * covered
 
 
-def _init_dit(model: torch.nn.Module, folder: Path) -> None:
-    """Load a pipeline folder's DiT weights into ``model`` (same shapes, or patches re-cut to
-    smaller ones by ``_split_patches``; a refiner the folder lacks keeps its
-    initialisation, and self-conditioning inputs it lacks start at zero weight — neither
-    changes what the model predicts). When the folder's model predicted
-    something else (v vs x), its output layer starts from zero again, as a new one."""
-    from safetensors.torch import load_file
+# ---------------------------------------------------------------------------------------------
+# The run's parts: processes, models, data, one step
+# ---------------------------------------------------------------------------------------------
 
-    saved = json.loads((folder / "config.json").read_text(encoding="utf-8"))["dit"]
-    state = load_file(str(folder / "dit.safetensors"))
-    old_patch, new_patch = tuple(saved.get("patch", model.config.patch)), tuple(model.config.patch)
-    if old_patch != new_patch:
-        state = _split_patches(state, old_patch, new_patch, model.config.in_channels)
-    if model.config.self_cond and not saved.get("self_cond", False):
-        # The estimate's input channels come last; zero weights: the model starts as it was.
-        w = state["x_embedder.weight"]  # (D, (2C + 1)·p_t·p_h·p_w)
-        extra = model.config.in_channels * model.config.patch_volume
-        state["x_embedder.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra)], dim=1)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if not saved.get("refiner", 0):  # a refiner added to a DiT without one starts as its zero-init
-        missing = [k for k in missing if not k.startswith("refiner.")]
-    if unexpected or missing:
-        raise InvalidParameter("init_from", str(folder), "a DiT of the same shape", hint=f"{missing or unexpected}")
-    if saved.get("prediction", "v") != model.config.prediction:
-        final = model.final_layer
-        for layer in (final.adaLN_modulation[-1], final.linear):
-            torch.nn.init.zeros_(layer.weight)
-            torch.nn.init.zeros_(layer.bias)
+
+@dataclass(frozen=True)
+class Ranks:
+    """Where this process sits: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK; alone, rank 0 of 1."""
+
+    rank: int
+    world: int
+    local_world: int
+    device: torch.device
+    distributed: bool
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    def log(self, message: str) -> None:
+        if self.master:
+            print(message, flush=True)
+
+
+def setup_ranks(config: TrainConfig) -> Ranks:
+    """Join the process group (under torchrun), pick the device and threads, seed every RNG."""
+    distributed = int(os.environ.get("RANK", -1)) != -1
+    if distributed:
+        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank, local_world = int(os.environ["LOCAL_RANK"]), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(backend=backend)
+        device = torch.device(f"cuda:{local_rank}" if backend == "nccl" else "cpu")
+    else:
+        rank, world, local_world = 0, 1, 1
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cpu":
+        # Ranks on one machine share its cores; oversubscribing them makes every rank slower.
+        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // local_world))
+    if config.batch_size % world:
+        raise InvalidParameter("batch_size", config.batch_size, f"a multiple of the world size {world}")
+    random.seed(config.seed + rank)
+    np.random.seed(config.seed + rank)
+    torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts)
+    return Ranks(rank, world, local_world, device, distributed)
+
+
+@dataclass
+class Models:
+    """The frozen text encoder and VAE, the DiT (and its DDP/FSDP/compiled wrapper), EMA, optimizer."""
+
+    text_encoder: Any
+    vae: CausalVAE
+    dit: DiT
+    wrapped: torch.nn.Module  # what the forward pass calls: the DiT itself, or a wrapper of it
+    ema: EMA
+    optimizer: torch.optim.Optimizer
+    fsdp: bool
+
+
+def _tuples(overrides: dict[str, Any], cls: type) -> dict[str, Any]:
+    """JSON lists → tuples for dataclass fields, unknown keys an error."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise InvalidParameter(cls.__name__, unknown, "fields among " + ", ".join(sorted(known)))
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+
+
+def _frozen_vae(config: TrainConfig, ranks: Ranks) -> CausalVAE:
+    if config.vae_path:
+        vae = CausalVAE.from_pretrained(config.vae_path)
+    else:
+        if config.vae_preset not in VAE_PRESETS:
+            raise InvalidParameter("vae_preset", config.vae_preset, ", ".join(VAE_PRESETS))
+        vae = CausalVAE(dataclasses.replace(VAE_PRESETS[config.vae_preset], **_tuples(config.vae, VAEConfig)))
+        ranks.log(f"note: no vae_path, using an untrained '{config.vae_preset}' VAE (frozen)")
+    return vae.to(ranks.device).eval().requires_grad_(False)
+
+
+def build_models(config: TrainConfig, ranks: Ranks) -> Models:
+    """Text encoder and VAE (frozen), the DiT from its preset and overrides, wrapped for the run."""
+    text_encoder = load_text_encoder(config.text_encoder)
+    vae = _frozen_vae(config, ranks)
+    if config.model not in DIT_PRESETS:
+        raise InvalidParameter("model", config.model, ", ".join(DIT_PRESETS))
+    dit_config = dataclasses.replace(
+        DIT_PRESETS[config.model], **_tuples(config.dit, DiTConfig),
+        in_channels=vae.config.latent_channels, text_dim=text_encoder.dim,
+    )
+    model = DiT(dit_config).to(ranks.device)
+    ema = EMA(model, config.ema_decay)
+    n_params = sum(p.numel() for p in model.parameters())
+    ranks.log(f"DiT {config.model}: {n_params / 1e6:.2f}M parameters, world size {ranks.world}, device {ranks.device}")
+    fsdp = ranks.distributed and config.parallel == "fsdp"
+    wrapped: torch.nn.Module = model
+    if fsdp:
+        from torch.distributed.fsdp import fully_shard
+
+        for block in model.blocks:
+            fully_shard(block)
+        fully_shard(model)
+    elif ranks.distributed:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        wrapped = DDP(model, device_ids=[ranks.device.index] if ranks.device.type == "cuda" else None)
+    if config.compile:
+        wrapped = torch.compile(wrapped)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay
+    )
+    return Models(text_encoder, vae, model, wrapped, ema, optimizer, fsdp)
+
+
+def _init_from(models: Models, config: TrainConfig) -> None:
+    """Start the DiT from a model folder's DiT of the same shape (fine-tuning). A different
+    shape is refused: ``cinepatch model recut`` re-cuts a folder's patches or output first."""
+    saved = read_dit(config.init_from)
+    mine, theirs = (dataclasses.replace(c, grad_checkpointing=False) for c in (models.dit.config, saved.config))
+    if mine != theirs:
+        diff = {k: v for k, v in theirs.to_dict().items() if mine.to_dict()[k] != v}
+        raise InvalidParameter(
+            "init_from", config.init_from, "a model folder whose DiT has this run's shape",
+            hint=f"it differs in {diff}; re-cut it first with `cinepatch model recut`",
+        )
+    models.dit.load_state_dict(saved.state_dict())
+    models.ema = EMA(models.dit, config.ema_decay)
+
+
+def resume(config: TrainConfig, ranks: Ranks, models: Models) -> int:
+    """Load ``out_dir/checkpoint`` when there is one (returns its step), else start fresh —
+    from ``init_from`` when given — and clear the metrics of an earlier run (returns 0)."""
+    out = Path(config.out_dir)
+    path = out / "checkpoint" / "state.pt"
+    if not path.exists() and (out / ".checkpoint.old" / "state.pt").exists():
+        path = out / ".checkpoint.old" / "state.pt"  # killed between atomic_dir's two renames
+    metrics = out / "metrics.jsonl"
+    if not (config.resume and path.exists()):
+        if config.init_from:
+            _init_from(models, config)
+            ranks.log(f"initialised the DiT from {config.init_from}")
+        if ranks.master and metrics.exists():
+            metrics.unlink()  # a fresh run: don't mix curves
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    _load_model_and_optimizer(models.dit, models.optimizer, state, fsdp=models.fsdp)
+    models.ema.load_state_dict(state["ema"])
+    models.vae.load_state_dict(state["vae"])
+    step = int(state["step"])
+    if len(state["rng"]) == ranks.world:
+        _set_rng_state(state["rng"][ranks.rank])
+    ranks.log(f"resumed from {path} at step {step}")
+    if ranks.master and metrics.exists():  # drop lines logged after the checkpoint (a killed run)
+        lines = metrics.read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
+        metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+    return step
+
+
+class Latents:
+    """The clips of a step as VAE latents, captions and per-cell loss weights, memoised.
+
+    With ``latent_cache`` the run trains on that many distinct clips per bucket, each encoded
+    once; without it every step's clips are new and nothing is kept.
+    """
+
+    def __init__(self, config: TrainConfig, ranks: Ranks, models: Models) -> None:
+        patch = models.dit.config.patch
+        multiple = models.vae.config.spatial_compression * math.lcm(patch[1], patch[2])
+        self.buckets = parse_buckets(config.buckets, multiple=multiple)
+        if config.data == "world":
+            self.source: Any = WorldSource(
+                self.buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction,
+                holdout=config.holdout, focus=config.object_weight > 0,
+            )
+        else:
+            self.source = FolderSource(config.data, self.buckets, fps=config.fps, seed=config.seed)
+        self.stream = BatchStream(
+            self.source, batch_size=config.batch_size, seed=config.seed, rank=ranks.rank, world_size=ranks.world
+        )
+        self.config, self.vae, self.device = config, models.vae, ranks.device
+        self.cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor | None]] = {}
+        if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
+            encoder = models.text_encoder
+            encoder.cache_size = max(encoder.cache_size, config.latent_cache * len(self.buckets) + 1)
+
+    def get(self, plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
+        """``(b, C, t, h, w)`` latents, ``b`` captions and ``(b, t, h, w)`` weights (``None``
+        without ``object_weight``) for this rank's clips of ``plan``."""
+        n = self.config.latent_cache
+        keys = [(plan.bucket, i % n if n else i) for i in plan.indices]
+        store = self.cache if n else {}
+        for key in keys:
+            if key not in store:
+                clip = self.source.get(*key)
+                with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
+                    latent = self.vae.encode(clip.video[None].to(self.device))[0]  # (C, t, h, w)
+                weights = None
+                if self.config.object_weight:  # else plain MSE: no per-cell weights stored at all
+                    weights = cell_weights(clip.focus, tuple(latent.shape[1:]), self.config.object_weight)
+                store[key] = (latent, clip.caption, weights)
+        latents, captions, weights = zip(*(store[k] for k in keys))
+        weight = torch.stack(weights).to(self.device) if weights[0] is not None else None
+        return torch.stack(latents), list(captions), weight
+
+
+@dataclass(frozen=True)
+class Batch:
+    """This rank's slice of one step's batch: what :func:`cinepatch.flow.flow_loss` takes."""
+
+    x0: torch.Tensor  # (b, C, t, h, w) clean latents
+    t: torch.Tensor  # (b,) noise levels
+    noise: torch.Tensor  # (b, C, t, h, w)
+    cond_mask: torch.Tensor  # (b, t): 1 where a latent frame is given
+    weight: torch.Tensor | None  # (b, t, h, w) loss weight per latent cell, None: all ones
+    # Every further keyword input of the DiT, batch first: the prompt's states, mask and
+    # pooled vector. A new per-clip conditioning input is added here and nowhere else.
+    inputs: dict[str, torch.Tensor]
+    global_size: int  # clips in the step over all ranks (for throughput)
+
+
+def make_batch(config: TrainConfig, step: int, plan: Any, latents: Latents, text_encoder: Any) -> Batch:
+    """Draw one step's captions dropped, conditioning masks, times and noise.
+
+    Every random draw covers the *global* batch from ``(seed, step)`` and a rank keeps its
+    slice, so N processes train on exactly the batch one process would.
+    """
+    x0, captions, weight = latents.get(plan)  # (b, C, t, h, w), b captions, (b, t, h, w)
+    b, b_global, device = x0.shape[0], config.batch_size, x0.device
+    lo, hi = plan.offset, plan.offset + b
+    rng = np.random.default_rng(_step_seed(config.seed, step, 1))
+    drop = rng.random(b_global) < config.caption_dropout
+    masks = np.stack([draw_cond_mask(x0.shape[2], rng, config.cond_prob)[1] for _ in range(b_global)])
+    gen = torch.Generator().manual_seed(_step_seed(config.seed, step, 2))
+    t = flow.sample_timesteps(b_global, generator=gen, shift=config.timestep_shift, unshifted=config.timestep_unshifted)
+    noise = torch.randn((b_global, *x0.shape[1:]), generator=gen)
+    prompts = ["" if d else c for d, c in zip(drop[lo:hi], captions)]
+    for prompt in prompts:  # one at a time: an embedding must not depend on its batch-mates,
+        text_encoder.encode([prompt])  # or a resumed run would drift (the encoder caches it)
+    text = text_encoder.encode(prompts)
+    inputs = {
+        "text_states": text.states.to(device), "text_mask": text.mask.to(device), "text_pooled": text.pooled.to(device),
+    }
+    return Batch(
+        x0=x0, t=t[lo:hi].to(device), noise=noise[lo:hi].to(device),
+        cond_mask=torch.from_numpy(masks[lo:hi]).to(device), weight=weight, inputs=inputs, global_size=b_global,
+    )
+
+
+def train_step(models: Models, batch: Batch, config: TrainConfig) -> float:
+    """One optimizer step on ``batch`` (the loss is :func:`cinepatch.flow.flow_loss`); returns the loss."""
+    keep = batch.cond_mask[:, None, :, None, None]  # (b, 1, t, 1, 1)
+    with torch.autocast(batch.x0.device.type, dtype=torch.bfloat16, enabled=config.dtype == "bfloat16"):
+        loss = flow.flow_loss(
+            models.wrapped, batch.x0, text=batch.inputs, cond_mask=batch.cond_mask, cond_latents=batch.x0 * keep,
+            weight=batch.weight, t=batch.t, noise=batch.noise,
+        )
+    models.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(models.dit.parameters(), config.grad_clip)
+    models.optimizer.step()
+    models.ema.update(models.dit)
+    return loss.item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints, samples, logging
+# ---------------------------------------------------------------------------------------------
+
+
+def _pipeline(config: TrainConfig, models: Models) -> Pipeline:
+    """The EMA model as a pipeline that samples at the noise levels the run trained on."""
+    return Pipeline(
+        dit=models.ema.model, vae=models.vae, text_encoder=models.text_encoder, text_spec=dict(config.text_encoder),
+        sampler=SamplerConfig(shift=config.timestep_shift), device=next(models.ema.model.parameters()).device,
+    )
+
+
+def save_checkpoint(config: TrainConfig, ranks: Ranks, models: Models, step: int, loss: float) -> None:
+    """Write ``out/checkpoint`` (everything a resume needs) and ``out/pipeline``, atomically."""
+    out = Path(config.out_dir)
+    model_state, optim_state = _full_states(models.dit, models.optimizer, fsdp=models.fsdp)
+    rng_states: list[Any] = [None] * ranks.world
+    if ranks.distributed:
+        dist.all_gather_object(rng_states, _rng_state())
+    else:
+        rng_states = [_rng_state()]
+    if ranks.master:
+        state = {
+            "step": step, "config": dataclasses.asdict(config), "dit_config": models.dit.config.to_dict(),
+            "model": model_state, "optimizer": optim_state, "ema": models.ema.state_dict(),
+            "vae": models.vae.state_dict(), "rng": rng_states,
+        }
+        with atomic_dir(out / "checkpoint") as tmp:
+            torch.save(state, tmp / "state.pt")
+        meta = {"step": step, "loss": loss, "data": config.data, "config": dataclasses.asdict(config)}
+        _pipeline(config, models).save_pretrained(out / "pipeline", training=meta)
+    if ranks.distributed:
+        dist.barrier()
+
+
+def write_samples(config: TrainConfig, ranks: Ranks, models: Models, latents: Latents, step: int) -> None:
+    """Sample the prompts at the largest bucket's shape into ``out/samples`` (MP4 and a strip)."""
+    if not ranks.master:
+        return
+    from cinepatch.io.video import write_strip, write_video
+
+    shape = max(latents.buckets, key=lambda b: (b.frames, b.width * b.height))
+    videos = _pipeline(config, models).generate(
+        list(config.sample_prompts), frames=shape.frames, width=shape.width, height=shape.height,
+        fps=config.fps, seed=config.seed, steps=config.sample_steps, guidance=config.sample_guidance,
+        negative=None, progress=False,
+    )
+    for i, frames in enumerate(videos):
+        base = Path(config.out_dir) / "samples" / f"step{step:07d}_{i}"
+        if len(frames) > 1:
+            write_video(base.with_suffix(".mp4"), frames, fps=config.fps)
+        write_strip(base.with_suffix(".png"), frames)
+
+
+class Meter:
+    """Loss, samples/s and MFU over the steps since the last log line."""
+
+    def __init__(self, config: TrainConfig, ranks: Ranks) -> None:
+        self.config, self.ranks = config, ranks
+        self.peak = _peak_flops(ranks.device, config, ranks.local_world)
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss, self.steps, self.samples, self.flops = 0.0, 0, 0, 0.0
+        self.start = time.perf_counter()
+
+    def add(self, loss: float, batch: Batch, dit_config: DiTConfig) -> None:
+        self.loss += loss
+        self.steps += 1
+        self.samples += batch.global_size
+        text_len = batch.inputs["text_states"].shape[1]
+        flops = forward_flops(dit_config, tuple(batch.x0.shape[2:]), text_len=text_len, batch=batch.global_size)
+        self.flops += 3 * flops["flops"]  # forward and backward (≈ 2× forward)
+
+    def write(self, step: int, lr: float, bucket: Any) -> float:
+        """Log the window's figures (every rank's mean loss) to stdout and metrics.jsonl; return the loss."""
+        loss = self.loss / self.steps
+        if self.ranks.distributed:
+            reduced = torch.tensor([loss], dtype=torch.float64)
+            dist.all_reduce(reduced)
+            loss = reduced.item() / self.ranks.world
+        elapsed = time.perf_counter() - self.start
+        record = {
+            "step": step, "loss": round(loss, 6), "lr": lr, "samples_per_s": round(self.samples / elapsed, 2),
+            "mfu": round(self.flops / elapsed / (self.peak * self.ranks.world), 5), "bucket": str(bucket),
+        }
+        if self.ranks.master:
+            out = Path(self.config.out_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+        self.ranks.log(
+            f"step {step:6d} | loss {loss:.4f} | lr {lr:.2e} | "
+            f"{record['samples_per_s']:.1f} samples/s | MFU {100 * record['mfu']:.2f}%"
+        )
+        self.reset()
+        return loss
 
 
 def _peak_flops(device: torch.device, config: TrainConfig, local_world: int) -> float:
@@ -348,342 +685,6 @@ def _step_seed(seed: int, step: int, stream: int) -> int:
     return int(np.random.SeedSequence([seed, step, stream]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-# ---------------------------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------------------------
-
-
-def main(config: TrainConfig) -> dict[str, Any]:
-    """Train; returns a summary (``step``, ``loss``, ``out_dir``) on rank 0 (``{}`` elsewhere)."""
-    import torch.distributed as dist
-    import torch.nn.functional as F
-
-    from cinepatch import flow
-    from cinepatch.data import BatchStream, FolderSource, WorldSource, parse_buckets
-    from cinepatch.io.atomic import atomic_dir
-    from cinepatch.models.dit import DiT, DiTConfig, PRESETS, forward_flops
-    from cinepatch.models.text import load_text_encoder
-    from cinepatch.models.vae import PRESETS as VAE_PRESETS, CausalVAE, VAEConfig
-    from cinepatch.pipeline import Pipeline, SamplerConfig
-
-    # -- distributed setup: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK ----------------------
-    distributed = int(os.environ.get("RANK", -1)) != -1
-    if distributed:
-        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local_rank, local_world = int(os.environ["LOCAL_RANK"]), int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(local_rank)
-        dist.init_process_group(backend=backend)
-        device = torch.device(f"cuda:{local_rank}" if backend == "nccl" else "cpu")
-    else:
-        rank, world, local_world = 0, 1, 1
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    master = rank == 0
-    if device.type == "cpu":
-        # Ranks on one machine share its cores; oversubscribing them makes every rank slower.
-        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // local_world))
-    if config.batch_size % world:
-        raise InvalidParameter("batch_size", config.batch_size, f"a multiple of the world size {world}")
-    out = Path(config.out_dir)
-    random.seed(config.seed + rank)
-    np.random.seed(config.seed + rank)
-    torch.manual_seed(config.seed)  # same initial weights on every rank (DDP also broadcasts)
-
-    def log(message: str) -> None:
-        if master:
-            print(message, flush=True)
-
-    # -- frozen parts: text encoder and VAE ---------------------------------------------------
-    text_encoder = load_text_encoder(config.text_encoder)
-    if config.vae_path:
-        vae = CausalVAE.from_pretrained(config.vae_path)
-    else:
-        if config.vae_preset not in VAE_PRESETS:
-            raise InvalidParameter("vae_preset", config.vae_preset, ", ".join(VAE_PRESETS))
-        vae_config = dataclasses.replace(VAE_PRESETS[config.vae_preset], **_tuples(config.vae, VAEConfig))
-        vae = CausalVAE(vae_config)  # random and frozen: only for tests and smoke runs
-        log(f"note: no vae_path, using an untrained '{config.vae_preset}' VAE (frozen)")
-    vae = vae.to(device).eval().requires_grad_(False)
-
-    # -- the DiT, EMA and optimizer --------------------------------------------------------------
-    if config.model not in PRESETS:
-        raise InvalidParameter("model", config.model, ", ".join(PRESETS))
-    unknown = sorted(set(config.dit) - {f.name for f in dataclasses.fields(DiTConfig)})
-    if unknown:
-        raise InvalidParameter("dit", unknown, "fields of DiTConfig")
-    dit_config = dataclasses.replace(
-        PRESETS[config.model],
-        **_tuples(config.dit, DiTConfig),
-        in_channels=vae.config.latent_channels,
-        text_dim=text_encoder.dim,
-    )
-    model = DiT(dit_config).to(device)
-    ema = EMA(model, config.ema_decay)
-    n_params = sum(p.numel() for p in model.parameters())
-    log(f"DiT {config.model}: {n_params / 1e6:.2f}M parameters, world size {world}, device {device}")
-    if distributed and config.parallel == "fsdp":
-        from torch.distributed.fsdp import fully_shard
-
-        for block in model.blocks:
-            fully_shard(block)
-        fully_shard(model)
-        wrapped: torch.nn.Module = model
-    elif distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        wrapped = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        wrapped = model
-    if config.compile:
-        wrapped = torch.compile(wrapped)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay
-    )
-
-    # -- resume ---------------------------------------------------------------------------------
-    step = 0
-    ckpt_path = out / "checkpoint" / "state.pt"
-    if not ckpt_path.exists() and (out / ".checkpoint.old" / "state.pt").exists():
-        ckpt_path = out / ".checkpoint.old" / "state.pt"  # killed between atomic_dir's two renames
-    if config.resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        _load_model_and_optimizer(model, optimizer, state, fsdp=distributed and config.parallel == "fsdp")
-        ema.load_state_dict(state["ema"])
-        vae.load_state_dict(state["vae"])
-        step = int(state["step"])
-        rng_states = state["rng"]
-        if len(rng_states) == world:
-            _set_rng_state(rng_states[rank])
-        log(f"resumed from {ckpt_path} at step {step}")
-        metrics = out / "metrics.jsonl"
-        if master and metrics.exists():  # drop lines logged after the checkpoint (a killed run)
-            lines = metrics.read_text(encoding="utf-8").splitlines()
-            kept = [line for line in lines if line.strip() and json.loads(line)["step"] <= step]
-            metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-    else:
-        if config.init_from:
-            _init_dit(model, Path(config.init_from))
-            ema = EMA(model, config.ema_decay)
-            log(f"initialised the DiT from {config.init_from}")
-        if master and (out / "metrics.jsonl").exists():
-            (out / "metrics.jsonl").unlink()  # a fresh run: don't mix curves
-
-    # -- data -----------------------------------------------------------------------------------
-    multiple = vae.config.spatial_compression * math.lcm(dit_config.patch[1], dit_config.patch[2])
-    buckets = parse_buckets(config.buckets, multiple=multiple)
-    if config.data == "world":
-        source = WorldSource(
-            buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction, holdout=config.holdout,
-            focus=config.object_weight > 0,
-        )
-    else:
-        source = FolderSource(config.data, buckets, fps=config.fps, seed=config.seed)
-    stream = BatchStream(source, batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world)
-    cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor | None]] = {}
-    if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
-        text_encoder.cache_size = max(text_encoder.cache_size, config.latent_cache * len(buckets) + 1)
-
-    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
-        """This rank's clips of the step as VAE latents, captions and per-cell loss weights
-        (``None`` without ``object_weight``), memoised."""
-        keys = [(plan.bucket, i % config.latent_cache if config.latent_cache else i) for i in plan.indices]
-        store = cache if config.latent_cache else {}
-        for key in keys:
-            if key not in store:
-                clip = source.get(*key)
-                with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
-                    latent = vae.encode(clip.video[None].to(device))[0]  # (C, t, h, w)
-                weights = None
-                if config.object_weight:  # else plain MSE: no per-cell weights stored at all
-                    weights = cell_weights(clip.focus, tuple(latent.shape[1:]), config.object_weight)
-                store[key] = (latent, clip.caption, weights)
-        latents, captions, weights = zip(*(store[k] for k in keys))
-        cell_weight = torch.stack(weights).to(device) if weights[0] is not None else None
-        return torch.stack(latents), list(captions), cell_weight
-
-    # -- checkpoints and samples ----------------------------------------------------------------
-    def pipeline_from_ema() -> Pipeline:
-        # Sample at the noise levels the run trained on: its timestep shift.
-        return Pipeline(
-            dit=ema.model, vae=vae, text_encoder=text_encoder, text_spec=dict(config.text_encoder),
-            sampler=SamplerConfig(shift=config.timestep_shift), device=device,
-        )
-
-    def save_checkpoint(loss: float) -> None:
-        fsdp = distributed and config.parallel == "fsdp"
-        model_state, optim_state = _full_states(model, optimizer, fsdp=fsdp)
-        rng_states = [None] * world
-        if distributed:
-            dist.all_gather_object(rng_states, _rng_state())
-        else:
-            rng_states = [_rng_state()]
-        if master:
-            state = {
-                "step": step,
-                "config": dataclasses.asdict(config),
-                "dit_config": dit_config.to_dict(),
-                "model": model_state,
-                "optimizer": optim_state,
-                "ema": ema.state_dict(),
-                "vae": vae.state_dict(),
-                "rng": rng_states,
-            }
-            with atomic_dir(out / "checkpoint") as tmp:
-                torch.save(state, tmp / "state.pt")
-            meta = {"step": step, "loss": loss, "data": config.data, "config": dataclasses.asdict(config)}
-            pipeline_from_ema().save_pretrained(out / "pipeline", training=meta)
-        if distributed:
-            dist.barrier()
-
-    def write_samples() -> None:
-        if not master:
-            return
-        from cinepatch.io.video import write_strip, write_video
-
-        shape = max((b for b in buckets), key=lambda b: (b.frames, b.width * b.height))
-        videos = pipeline_from_ema().generate(
-            list(config.sample_prompts), frames=shape.frames, width=shape.width, height=shape.height,
-            fps=config.fps, seed=config.seed, steps=config.sample_steps, guidance=config.sample_guidance,
-            negative=None, progress=False,
-        )
-        for i, frames in enumerate(videos):
-            base = out / "samples" / f"step{step:07d}_{i}"
-            if len(frames) > 1:
-                write_video(base.with_suffix(".mp4"), frames, fps=config.fps)
-            write_strip(base.with_suffix(".png"), frames)
-
-    # -- the training loop --------------------------------------------------------------------
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.dtype == "bfloat16")
-    peak = _peak_flops(device, config, local_world)
-    window_loss, window_steps, window_samples, window_flops = 0.0, 0, 0, 0.0
-    window_start = time.perf_counter()
-    loss_value = float("nan")
-    while step < config.max_steps:
-        lr = lr_at(step, config)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        plan = stream.plan(step)
-        x0, captions, cell_weight = latents_for(plan)  # (b, C, t, h, w), b captions, (b, t, h, w)
-        b, b_global = x0.shape[0], config.batch_size
-        lo, hi = plan.offset, plan.offset + b
-
-        # Every random draw covers the *global* batch from (seed, step); a rank keeps its slice.
-        rng = np.random.default_rng(_step_seed(config.seed, step, 1))
-        drop = rng.random(b_global) < config.caption_dropout
-        masks = np.stack(
-            [draw_cond_mask(x0.shape[2], rng, config.cond_prob, config.cond_kinds)[1] for _ in range(b_global)]
-        )
-        gen = torch.Generator().manual_seed(_step_seed(config.seed, step, 2))
-        t = flow.sample_timesteps(
-            b_global, generator=gen, shift=config.timestep_shift, unshifted=config.timestep_unshifted
-        )[lo:hi].to(device)
-        noise = torch.randn((b_global, *x0.shape[1:]), generator=gen)[lo:hi].to(device)
-
-        prompts = ["" if d else c for d, c in zip(drop[lo:hi], captions)]
-        for prompt in prompts:  # one at a time: an embedding must not depend on its batch-mates,
-            text_encoder.encode([prompt])  # or a resumed run would drift (the encoder caches it)
-        text = text_encoder.encode(prompts)
-        cond_mask = torch.from_numpy(masks[lo:hi]).to(device)  # (b, t)
-        keep = cond_mask[:, None, :, None, None]  # (b, 1, t, 1, 1)
-        cond_latents = x0 * keep
-        t_ = t.view(-1, 1, 1, 1, 1)
-        x_t = (1 - t_) * x0 + t_ * noise
-        x_t = keep * x0 + (1 - keep) * x_t  # conditioned frames are given clean, as at sampling
-        target = noise - x0  # the velocity
-
-        inputs = dict(
-            text_states=text.states.to(device), text_mask=text.mask.to(device),
-            text_pooled=text.pooled.to(device), cond_mask=cond_mask, cond_latents=cond_latents,
-        )
-        if dit_config.self_cond:
-            # Half the clips see the model's own clean estimate from a first, gradient-free
-            # pass (as the sampler will give it), the other half zeros (its first step).
-            use = torch.from_numpy(rng.random(b_global) < 0.5)[lo:hi].to(device)
-            x_self = torch.zeros_like(x0)
-            if bool(use.any()):
-                with torch.no_grad(), autocast:
-                    first = wrapped(x_t, t, **inputs, x_self=x_self)
-                x_self = torch.where(use.view(-1, 1, 1, 1, 1), x_t - t_ * first.float(), x_self)
-            inputs["x_self"] = x_self
-        with autocast:
-            v = wrapped(x_t, t, **inputs)
-        # Per-clip mean over the unconditioned frames, then the batch mean: the same number
-        # whatever the world size, because DDP averages the ranks' equal-sized batches.
-        weight = ((1 - keep) if cell_weight is None else (1 - keep) * cell_weight[:, None]).expand_as(x0)
-        err = F.mse_loss(v.float(), target, reduction="none") * weight
-        loss = (err.flatten(1).sum(1) / weight.flatten(1).sum(1).clamp_min(1)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimizer.step()
-        ema.update(model)
-        step += 1
-
-        # -- logging: loss, samples/s, MFU ------------------------------------------------------
-        window_loss += loss.item()
-        window_steps += 1
-        window_samples += b_global
-        window_flops += 3 * forward_flops(dit_config, tuple(x0.shape[2:]), text_len=text.states.shape[1], batch=b_global)["flops"]
-        if step % config.log_every == 0 or step == config.max_steps:
-            loss_value = window_loss / window_steps
-            if distributed:
-                reduced = torch.tensor([loss_value], dtype=torch.float64)
-                dist.all_reduce(reduced)
-                loss_value = reduced.item() / world
-            elapsed = time.perf_counter() - window_start
-            record = {
-                "step": step,
-                "loss": round(loss_value, 6),
-                "lr": lr,
-                "samples_per_s": round(window_samples / elapsed, 2),
-                "mfu": round(window_flops / elapsed / (peak * world), 5),
-                "bucket": str(plan.bucket),
-            }
-            if master:
-                out.mkdir(parents=True, exist_ok=True)
-                with open(out / "metrics.jsonl", "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps(record) + "\n")
-            log(
-                f"step {step:6d} | loss {loss_value:.4f} | lr {lr:.2e} | "
-                f"{record['samples_per_s']:.1f} samples/s | MFU {100 * record['mfu']:.2f}%"
-            )
-            window_loss, window_steps, window_samples, window_flops = 0.0, 0, 0, 0.0
-            window_start = time.perf_counter()
-        if step % config.ckpt_every == 0 or step == config.max_steps:
-            save_checkpoint(loss_value)
-        if config.sample_every and step % config.sample_every == 0 and step != config.max_steps:
-            write_samples()
-
-    # -- finish ---------------------------------------------------------------------------------
-    if config.max_steps == step and config.sample_prompts:
-        write_samples()
-    summary = {"step": step, "loss": loss_value, "out_dir": str(out)} if master else {}
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
-
-
-def _tuples(overrides: dict[str, Any], cls: type) -> dict[str, Any]:
-    """JSON lists → tuples for dataclass fields, unknown keys an error."""
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise InvalidParameter(cls.__name__, unknown, "fields among " + ", ".join(sorted(known)))
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
-
-
-def cell_weights(focus: torch.Tensor | None, cells: tuple[int, int, int], object_weight: float) -> torch.Tensor:
-    """Loss weight per latent cell ``(t, h, w)``: 1, plus ``object_weight`` × the largest object
-    coverage among the pixels the cell encodes (``focus (T, H, W)``; none given: all ones)."""
-    if object_weight <= 0 or focus is None:
-        return torch.ones(cells)
-    covered = torch.nn.functional.adaptive_max_pool3d(focus[None].float(), cells)[0]  # (t, h, w)
-    return 1.0 + object_weight * covered
-
-
 def _full_states(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, fsdp: bool) -> tuple[dict, dict]:
     """Unsharded model and optimizer state (every rank takes part when sharded)."""
     if not fsdp:
@@ -706,6 +707,47 @@ def _load_model_and_optimizer(
         model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optimizer"],
         options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------------------------
+
+
+def main(config: TrainConfig) -> dict[str, Any]:
+    """Train; returns a summary (``step``, ``loss``, ``out_dir``) on rank 0 (``{}`` elsewhere)."""
+    ranks = setup_ranks(config)
+    models = build_models(config, ranks)
+    step = resume(config, ranks, models)
+    latents = Latents(config, ranks, models)
+    meter = Meter(config, ranks)
+    loss = float("nan")
+
+    # -- the training loop --------------------------------------------------------------------
+    while step < config.max_steps:
+        lr = lr_at(step, config)
+        for group in models.optimizer.param_groups:
+            group["lr"] = lr
+        plan = latents.stream.plan(step)
+        batch = make_batch(config, step, plan, latents, models.text_encoder)
+        meter.add(train_step(models, batch, config), batch, models.dit.config)
+        step += 1
+        last = step == config.max_steps
+        if step % config.log_every == 0 or last:
+            loss = meter.write(step, lr, plan.bucket)
+        if step % config.ckpt_every == 0 or last:
+            save_checkpoint(config, ranks, models, step, loss)
+        if config.sample_every and step % config.sample_every == 0 and not last:
+            write_samples(config, ranks, models, latents, step)
+
+    # -- finish ---------------------------------------------------------------------------------
+    if config.max_steps == step and config.sample_prompts:
+        write_samples(config, ranks, models, latents, step)
+    summary = {"step": step, "loss": loss, "out_dir": str(Path(config.out_dir))} if ranks.master else {}
+    if ranks.distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
 
 
 if __name__ == "__main__":  # python -m cinepatch.train … (also under torchrun)

@@ -1,4 +1,4 @@
-"""DiT: exact shape algebra, position behaviour, conditioning paths, persistence, counting."""
+"""DiT: exact shape algebra, position behaviour, conditioning paths, counting, re-cutting."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.errors import InvalidParameter
 from cinepatch.models.dit import (
     PRESETS,
     DiT,
@@ -18,6 +18,7 @@ from cinepatch.models.dit import (
     forward_flops,
     grid_positions,
     patchify,
+    recut,
     rope_angles,
     unpatchify,
 )
@@ -189,16 +190,6 @@ def test_conditioning_channels_change_output():
     assert not torch.allclose(with_mask, with_ref, atol=1e-3)
 
 
-def test_self_conditioning_reads_the_estimate_and_zeros_mean_none():
-    model = randomized(dataclasses.replace(TINY, self_cond=True))
-    x, t, text = inputs(t=4)
-    base = model(x, t, text_states=text)
-    assert torch.equal(base, model(x, t, text_states=text, x_self=torch.zeros_like(x)))
-    assert not torch.allclose(base, model(x, t, text_states=text, x_self=torch.randn_like(x)), atol=1e-3)
-    with pytest.raises(InvalidParameter, match="x_self"):
-        randomized()(x, t, text_states=text, x_self=torch.zeros_like(x))
-
-
 def test_timestep_changes_output_and_batch_items_are_independent():
     model = randomized()
     x, t, text = inputs()
@@ -221,24 +212,6 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert grads[0].abs().sum() > 0
 
 
-def test_save_load_round_trip_is_identical(tmp_path):
-    model = randomized()
-    x, t, text = inputs()
-    model.save_pretrained(tmp_path / "dit")
-    loaded = DiT.from_pretrained(tmp_path / "dit")
-    assert loaded.config == model.config
-    assert torch.equal(loaded(x, t, text_states=text), model(x, t, text_states=text))
-
-
-def test_from_pretrained_errors(tmp_path):
-    with pytest.raises(ModelError, match="missing"):
-        DiT.from_pretrained(tmp_path)
-    randomized().save_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text('{"family": "cinepatch-dit", "width": 48, "bogus": 1}')
-    with pytest.raises(ModelError, match="bogus"):
-        DiT.from_pretrained(tmp_path)
-
-
 def test_config_validation_and_json_round_trip():
     with pytest.raises(InvalidParameter, match="heads"):
         DiTConfig(width=48, heads=5)
@@ -247,20 +220,46 @@ def test_config_validation_and_json_round_trip():
     assert DiTConfig.from_dict(TINY.to_dict()) == TINY
 
 
-def test_refiner_starts_as_the_identity_and_is_wired_in():
-    # Added to a trained DiT, the refiner changes nothing until it is trained itself.
-    base = randomized(TINY)
-    model = DiT(dataclasses.replace(TINY, refiner=6)).eval()
-    missing, unexpected = model.load_state_dict(base.state_dict(), strict=False)
-    assert missing and all(k.startswith("refiner.") for k in missing) and not unexpected
-    x, t, text = inputs()
-    assert torch.equal(model(x, t, text_states=text), base(x, t, text_states=text))
-    with torch.no_grad():
-        for p in model.refiner.parameters():
-            p.normal_(0.0, 0.2)
-    assert not torch.allclose(model(x, t, text_states=text), base(x, t, text_states=text), atol=1e-3)
-    with pytest.raises(InvalidParameter, match="refiner"):
-        DiTConfig(refiner=-1)
+def test_recut_patches_in_time_embeds_still_clips_as_before():
+    # Patches of 4 frames become patches of 2: on a clip that is still within each 4-frame
+    # patch, every new token embeds exactly as the old token over it did, and the output
+    # layer's rows are the old rows averaged over the same place in the patch.
+    old = randomized(dataclasses.replace(TINY, patch=(4, 2, 2)))
+    new = recut(old, patch=(2, 2, 2))
+    assert new.config.patch == (2, 2, 2) and torch.equal(new.blocks[0].attn.qkv.weight, old.blocks[0].attn.qkv.weight)
+    c_in = TINY.input_channels
+    still = torch.randn(1, c_in, 1, 4, 4).repeat(1, 1, 8, 1, 1)  # (B, C, t, h, w), constant in time
+    old_embed = patchify(still, (4, 2, 2))[0] @ old.x_embedder.weight.T  # (1, 8, D)
+    new_embed = patchify(still, (2, 2, 2))[0] @ new.x_embedder.weight.T  # (1, 16, D)
+    assert not torch.allclose(old_embed[:, 0], old_embed[:, 1])
+    assert torch.allclose(new_embed.reshape(4, 4, -1), old_embed.reshape(2, 1, 4, -1).expand(2, 2, 4, -1).reshape(4, 4, -1),
+                          atol=1e-4)
+    w_old = old.final_layer.linear.weight.reshape(4, 2, 2, 2, 2, -1)  # (C, 2 halves, 2 frames, ph, pw, D)
+    assert torch.allclose(new.final_layer.linear.weight, w_old.mean(1).reshape(new.final_layer.linear.weight.shape))
+    with pytest.raises(InvalidParameter, match="patch"):
+        recut(old, patch=(3, 2, 2))
+
+
+def test_recut_patches_in_space_embeds_blocky_latents_as_before():
+    # Patches of 2×2 cells become single cells: on latents constant over each 2×2 block, the
+    # four new tokens under an old one embed as it did; output rows are the old block's mean.
+    old = randomized(TINY)
+    new = recut(old, patch=(2, 1, 1))
+    blocks = torch.randn(1, TINY.input_channels, 2, 2, 2).repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)
+    old_embed = (patchify(blocks, (2, 2, 2))[0] @ old.x_embedder.weight.T).reshape(2, 2, -1)  # grid (1, 2, 2)
+    new_embed = (patchify(blocks, (2, 1, 1))[0] @ new.x_embedder.weight.T).reshape(4, 4, -1)  # grid (1, 4, 4)
+    assert not torch.allclose(old_embed[0, 0], old_embed[0, 1])
+    assert torch.allclose(new_embed, old_embed.repeat_interleave(2, 0).repeat_interleave(2, 1), atol=1e-4)
+    w_old = old.final_layer.linear.weight.reshape(4, 2, 2, 2, -1)  # (C, p_t, p_h, p_w, D)
+    assert torch.allclose(new.final_layer.linear.weight, w_old.mean((2, 3)).reshape(8, -1))
+
+
+def test_recut_to_another_prediction_keeps_the_body_and_zeroes_the_output_layer():
+    old = randomized(TINY)
+    new = recut(old, prediction="v" if TINY.prediction == "x" else "x")
+    assert new.config.prediction != old.config.prediction
+    assert torch.equal(new.blocks[0].attn.qkv.weight, old.blocks[0].attn.qkv.weight)
+    assert float(new.final_layer.linear.weight.detach().abs().max()) == 0 < float(old.final_layer.linear.weight.detach().abs().max())
 
 
 def test_param_count_on_meta_matches_real_model():
@@ -283,28 +282,6 @@ def test_analytic_flops_match_torch_flop_counter_on_linear_layers():
     est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
     assert est["tokens"] == 3 * 2 * 3
     assert linear == est["flops"] - est["attention_flops"]
-    cfg = dataclasses.replace(cfg, self_cond=True)  # the estimate's channels widen the embedding
-    with FlopCounterMode(display=False) as counter:
-        randomized(cfg)(x, t, text_states=text, x_self=x)
-    linear = sum(v for op, v in counter.get_flop_counts()["Global"].items() if "mm" in str(op))
-    est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
-    assert linear == est["flops"] - est["attention_flops"]
-
-
-def test_analytic_flops_count_the_refiners_convolutions():
-    from torch.utils.flop_counter import FlopCounterMode
-
-    cfg = dataclasses.replace(TINY, patch=(1, 2, 2), refiner=6)
-    model = randomized(cfg)
-    x, t, text = inputs(t=3, h=4, w=6, L=5)
-    with FlopCounterMode(display=False) as counter:
-        model(x, t, text_states=text)
-    counts = counter.get_flop_counts()["Global"]
-    measured = sum(v for op, v in counts.items() if "mm" in str(op) or "convolution" in str(op))
-    assert any("convolution" in str(op) for op in counts)
-    est = forward_flops(cfg, (3, 4, 6), text_len=5, batch=2)
-    assert measured == est["flops"] - est["attention_flops"]
-    assert est["flops"] > forward_flops(dataclasses.replace(cfg, refiner=0), (3, 4, 6), text_len=5, batch=2)["flops"]
 
 
 def test_cli_presets_prints_every_preset_with_tokens(capsys):

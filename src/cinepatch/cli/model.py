@@ -1,4 +1,5 @@
-"""`cinepatch model presets`: the named DiT sizes, their parameters and FLOPs.
+"""`cinepatch model presets | export | recut`: the named DiT sizes, their parameters and
+FLOPs; a training run turned into a model folder; a model folder re-cut to start another run.
 
 Counting builds each model on torch's meta device, so even the 15-billion-parameter preset
 is counted without allocating a byte of weights.
@@ -57,6 +58,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--bf16", action="store_true", help="store the DiT's weights in bfloat16")
     export.set_defaults(func=run_export)
 
+    recut = commands.add_parser(
+        "recut",
+        help="re-cut a model's patches or prediction to start another training run",
+        description="Write a model folder whose DiT starts from RUN's with smaller patches (each "
+        "new side a divisor of the old: more tokens, finer detail) and/or another prediction "
+        "(the output layer starts again from zero). Train from it with --set init_from=OUT and "
+        "the same dit.patch / dit.prediction.",
+    )
+    recut.add_argument("run", type=Path, help="a training run folder, or a model folder")
+    recut.add_argument("--out", type=Path, required=True, help="the model folder to write")
+    recut.add_argument("--patch", help="new patch size T,H,W, e.g. 2,2,2")
+    recut.add_argument("--prediction", choices=("v", "x"), help="what the new output layer predicts")
+    recut.set_defaults(func=run_recut)
+
 
 def _si(x: float, units: str = "PTGMk") -> str:
     for unit, scale in zip(units, (1e15, 1e12, 1e9, 1e6, 1e3)):
@@ -108,7 +123,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     from cinepatch.pipeline import Pipeline
 
-    folder = args.run / "pipeline" if (args.run / "pipeline" / "config.json").is_file() else args.run
+    folder = _model_folder(args.run)
     try:
         width, height = (int(v) for v in args.size.lower().split("x"))
     except ValueError:
@@ -130,4 +145,34 @@ def run_export(args: argparse.Namespace) -> int:
     pipe.save_pretrained(args.out, training=training, dit_dtype=torch.bfloat16 if args.bf16 else None)
     size = sum(f.stat().st_size for f in args.out.iterdir()) / 1e6
     print(f"wrote {args.out} ({size:.1f} MB): {args.name}, {width}x{height} at {args.fps} fps, {args.max_frames} frames per pass")
+    return 0
+
+
+def _model_folder(run: Path) -> Path:
+    """A run's EMA model folder (RUN/pipeline), or RUN itself when it is a model folder."""
+    return run / "pipeline" if (run / "pipeline" / "config.json").is_file() else run
+
+
+def run_recut(args: argparse.Namespace) -> int:
+    from cinepatch.models.dit import recut
+    from cinepatch.pipeline import Pipeline
+
+    if args.patch is None and args.prediction is None:
+        raise InvalidParameter("--patch/--prediction", None, "at least one of them")
+    patch = None
+    if args.patch is not None:
+        try:
+            patch = tuple(int(v) for v in args.patch.split(","))
+        except ValueError:
+            raise InvalidParameter("--patch", args.patch, "three whole numbers T,H,W, e.g. 2,2,2") from None
+        if len(patch) != 3 or min(patch) < 1:
+            raise InvalidParameter("--patch", args.patch, "three positive whole numbers T,H,W")
+    pipe = Pipeline.from_pretrained(_model_folder(args.run))
+    dit = recut(pipe.dit, patch=patch, prediction=args.prediction)
+    Pipeline(
+        dit=dit, vae=pipe.vae, text_encoder=pipe.text_encoder, text_spec=pipe.text_spec, sampler=pipe.sampler,
+        metadata=pipe.metadata,
+    ).save_pretrained(args.out)
+    patch_text = "×".join(str(p) for p in dit.config.patch)
+    print(f"wrote {args.out}: patches {patch_text}, predicts {dit.config.prediction}")
     return 0

@@ -6,8 +6,7 @@ the model, named sizes, counting. The model predicts the rectified-flow velocity
 
 Input: the noisy latents ``x_t (B, C, t, h, w)`` are concatenated with the conditioning
 primitive — reference latents ``cond_latents (B, C, t, h, w)`` and the per-latent-frame mask
-``cond_mask (B, t)`` broadcast over space — into ``2C + 1`` channels (``3C + 1`` with
-self-conditioning: the model's previous clean estimate rides along), cut into
+``cond_mask (B, t)`` broadcast over space — into ``2C + 1`` channels, cut into
 ``p_t × p_h × p_w`` spacetime patches and embedded as tokens. Every image-to-video, extend,
 loop or blend edit is a different mask and reference; none needs model code.
 
@@ -33,17 +32,15 @@ positions left a CPU-trained model without a sense of "where".
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.errors import InvalidParameter
 
 __all__ = [
     "DiTConfig",
@@ -57,11 +54,8 @@ __all__ = [
     "apply_rope",
     "count_params",
     "forward_flops",
+    "recut",
 ]
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-_FAMILY = "cinepatch-dit"
 
 
 # ------------------------------------------------------------------------------------------
@@ -74,7 +68,7 @@ class DiTConfig:
     """Shape of a DiT. Defaults are the ``tiny`` CPU model.
 
     ``in_channels`` is the latent channel count C of the VAE (the model reads ``2C + 1``
-    channels, ``3C + 1`` with ``self_cond``, and writes C). ``patch`` is ``(p_t, p_h, p_w)``
+    channels and writes C). ``patch`` is ``(p_t, p_h, p_w)``
     in latent cells.
     """
 
@@ -96,16 +90,6 @@ class DiTConfig:
     # Denoise", 2025).
     prediction: str = "v"
     t_floor: float = 0.05
-    # Channels of a small 3D-conv head on the unpatchified output (0: none). A token is a
-    # p_h × p_w block of latent cells and the last layer draws each block on its own, so an
-    # object straddling two tokens can come out split in two; the head sees across token
-    # borders (5 frames × 7 × 7 cells) and adds a zero-initialised correction. Session 9 of
-    # docs/default_model.md: 1,400 steps with one did not raise adherence.
-    refiner: int = 0
-    # Self-conditioning (Chen et al., "Analog Bits", 2022): the model also reads its own
-    # previous estimate of the clean latents (C more input channels; zeros when there is none),
-    # so a sampler step refines the last answer instead of guessing anew from noise alone.
-    self_cond: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -127,8 +111,6 @@ class DiTConfig:
             raise InvalidParameter("prediction", self.prediction, "'v' (velocity) or 'x' (clean latents)")
         if not 0 < self.t_floor < 1:
             raise InvalidParameter("t_floor", self.t_floor, "between 0 and 1")
-        if self.refiner < 0:
-            raise InvalidParameter("refiner", self.refiner, "≥ 0 channels (0: no refiner)")
 
     @property
     def head_dim(self) -> int:
@@ -144,9 +126,8 @@ class DiTConfig:
 
     @property
     def input_channels(self) -> int:
-        """Channels the patch embedding reads: x_t, reference latents, the mask, and with
-        ``self_cond`` the previous clean estimate."""
-        return (3 if self.self_cond else 2) * self.in_channels + 1
+        """Channels the patch embedding reads: x_t, the reference latents and the mask."""
+        return 2 * self.in_channels + 1
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -399,27 +380,6 @@ class FinalLayer(nn.Module):
         return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, p_t·p_h·p_w·C)
 
 
-class Refiner(nn.Module):
-    """Convolutions over latent cells that correct the unpatchified prediction.
-
-    Reads the prediction and the noisy input (2C channels), is told the timestep and prompt
-    through ``c`` (a bias per channel), and adds its output — zero at initialisation, so a
-    trained DiT gains a refiner without changing what it predicts.
-    """
-
-    def __init__(self, channels: int, hidden: int, width: int) -> None:
-        super().__init__()
-        self.conv_in = nn.Conv3d(2 * channels, hidden, 3, padding=1)
-        self.cond = nn.Linear(width, hidden)
-        self.conv_mid = nn.Conv3d(hidden, hidden, 3, padding=1)
-        self.conv_out = nn.Conv3d(hidden, channels, (1, 3, 3), padding=(0, 1, 1))
-
-    def forward(self, out: Tensor, x_t: Tensor, c: Tensor) -> Tensor:
-        h = self.conv_in(torch.cat([out, x_t], dim=1)) + self.cond(c)[:, :, None, None, None]
-        h = self.conv_mid(F.silu(h))  # (B, hidden, t, h, w)
-        return out + self.conv_out(F.silu(h))  # (B, C, t, h, w)
-
-
 # ------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------
@@ -442,7 +402,6 @@ class DiT(nn.Module):
         self.null_text = nn.Parameter(torch.zeros(1, 1, d))
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(d, c * config.patch_volume)
-        self.refiner = Refiner(c, config.refiner, d) if config.refiner else None
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -470,9 +429,6 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
-        if self.refiner is not None:
-            nn.init.zeros_(self.refiner.conv_out.weight)
-            nn.init.zeros_(self.refiner.conv_out.bias)
 
     def forward(
         self,
@@ -484,15 +440,13 @@ class DiT(nn.Module):
         text_pooled: Tensor | None = None,
         cond_mask: Tensor | None = None,
         cond_latents: Tensor | None = None,
-        x_self: Tensor | None = None,
     ) -> Tensor:
         """Predict the velocity for ``x (B, C, t, h, w)`` at times ``t (B,)`` in [0, 1].
 
         ``text_states (B, L, text_dim)``; ``text_mask (B, L)`` bool, True for real tokens
         (default all True); ``text_pooled (B, text_dim)`` (default: the masked mean of the
         states); ``cond_mask (B, t)`` in {0, 1} and ``cond_latents (B, C, t, h, w)`` (default:
-        nothing conditioned); ``x_self (B, C, t, h, w)``, the previous clean estimate, only for
-        a ``self_cond`` model (default: zeros, "no estimate yet"). Returns ``(B, C, t, h, w)``.
+        nothing conditioned). Returns ``(B, C, t, h, w)``.
         """
         cfg = self.config
         x_t = x
@@ -507,15 +461,10 @@ class DiT(nn.Module):
             cond_mask = x.new_zeros(b, frames)
         if cond_latents is None:
             cond_latents = torch.zeros_like(x)
-        if x_self is not None and not cfg.self_cond:
-            raise InvalidParameter("x_self", "a tensor", "None: this DiT was built without self_cond")
 
         # Conditioning primitive as input channels.
         mask = cond_mask.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, h, w)
-        parts = [x, cond_latents.to(x.dtype), mask]
-        if cfg.self_cond:
-            parts.append(torch.zeros_like(x) if x_self is None else x_self.to(x.dtype))
-        inp = torch.cat(parts, dim=1)  # (B, 2C+1 [+C], t, h, w)
+        inp = torch.cat([x, cond_latents.to(x.dtype), mask], dim=1)  # (B, 2C+1, t, h, w)
         tokens, grid = patchify(inp, cfg.patch)  # (B, N, input_channels·p_t·p_h·p_w)
         x = self.x_embedder(tokens)  # (B, N, D)
         rope = rope_angles(grid_positions(grid, x.device), cfg.head_dim, cfg.rope_theta)
@@ -538,62 +487,9 @@ class DiT(nn.Module):
             else:
                 x = block(x, c_vec, context, context_mask, rope)  # (B, N, D)
         out = unpatchify(self.final_layer(x, c_vec), grid, cfg.patch, frames)  # (B, C, t, h, w)
-        if self.refiner is not None:
-            out = self.refiner(out, x_t, c_vec)  # (B, C, t, h, w)
         if cfg.prediction == "x":  # out is x̂₀; x_t = (1 − t)·x₀ + t·noise gives v = (x_t − x̂₀) / t
             return (x_t - out) / t.to(out.dtype).clamp_min(cfg.t_floor).view(-1, 1, 1, 1, 1)
         return out
-
-    # -- persistence -------------------------------------------------------------------------
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``config.json`` and ``model.safetensors`` into ``folder`` (atomically)."""
-        from safetensors.torch import save_file
-
-        from cinepatch.io.atomic import atomic_write
-
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_write(folder / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"family": _FAMILY})
-        with atomic_write(folder / CONFIG_NAME) as tmp:
-            tmp.write_text(json.dumps({"family": _FAMILY, **self.config.to_dict()}, indent=2))
-        return folder
-
-    @classmethod
-    def from_pretrained(
-        cls, folder: str | Path, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
-    ) -> DiT:
-        """Load a folder written by ``save_pretrained``; raises ``ModelError`` if it is not one."""
-        from safetensors.torch import load_file
-
-        folder = Path(folder)
-        config_path, weights_path = folder / CONFIG_NAME, folder / WEIGHTS_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise ModelError(f"{path}: missing (expected a DiT folder from save_pretrained)")
-        try:
-            raw = json.loads(config_path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ModelError(f"{config_path}: not readable JSON ({exc})") from exc
-        family = raw.pop("family", None)
-        if family != _FAMILY:
-            raise ModelError(f"{config_path}: family {family!r}, expected {_FAMILY!r}")
-        try:
-            config = DiTConfig.from_dict(raw)
-        except (InvalidParameter, TypeError) as exc:
-            raise ModelError(f"{config_path}: {exc}") from exc
-        with torch.device("meta"):
-            model = cls(config)
-        try:
-            state = load_file(str(weights_path), device=str(device))
-            model.load_state_dict(state, strict=True, assign=True)
-        except (RuntimeError, OSError) as exc:
-            raise ModelError(f"{weights_path}: {exc}") from exc
-        if dtype is not None:
-            model = model.to(dtype=dtype)
-        return model.eval()
 
 
 # ------------------------------------------------------------------------------------------
@@ -651,10 +547,7 @@ def forward_flops(
     per_sample = (256 * d + d * d) + (config.text_dim * d + d * d) + depth * 6 * d * d + 2 * d * d
     # Attention products per sample: self (N×N) and cross (N×ctx), QKᵀ and AV each N·M·D.
     attention = depth * (2 * n * n * d + 2 * n * ctx * d)
-    # The refiner's convolutions run over latent cells, not tokens.
-    r, c = config.refiner, config.in_channels
-    refiner = math.prod(latent) * (2 * c * r * 27 + r * r * 27 + r * c * 9) + d * r if r else 0
-    macs = n * per_token + text + per_sample + attention + refiner
+    macs = n * per_token + text + per_sample + attention
     return {
         "tokens": n,
         "flops": 2 * macs * batch,
@@ -662,3 +555,51 @@ def forward_flops(
         "attention_flops": 2 * attention * batch,
     }
 
+
+# ------------------------------------------------------------------------------------------
+# Checkpoint surgery: start a DiT of another patch size or prediction from a trained one
+# ------------------------------------------------------------------------------------------
+
+
+def _split_patches(state: dict[str, Tensor], old: tuple[int, ...], new: tuple[int, ...], channels: int) -> dict[str, Tensor]:
+    """Re-cut the patch layers to smaller patches: each new side must divide the old one
+    (e.g. [4,4,4] → [2,4,4]: twice the tokens in time, finer motion; [2,4,4] → [2,2,2]: four
+    times the tokens in space, finer shapes). The input embedding of a small patch is the sum
+    of the big patch's sub-kernels — on a clip that is constant over each big patch, each small
+    token embeds as the big one did — and each output row is the mean of the big patch's rows
+    for the same place in the small patch. Everything else (the blocks, RoPE by grid index) is
+    shape-free and loads as is; training re-learns the rest."""
+    if len(new) != 3 or any(o % n for o, n in zip(old, new)):
+        raise InvalidParameter("patch", list(new), f"each side a divisor of the saved patch {list(old)}")
+    (kt, kh, kw), (pt, ph, pw) = (o // n for o, n in zip(old, new)), new
+    state = dict(state)
+    w = state["x_embedder.weight"]  # (D, C_in·p_t·p_h·p_w), features ordered (C_in, p_t, p_h, p_w)
+    c_in = w.shape[1] // math.prod(old)
+    w = w.reshape(w.shape[0], c_in, kt, pt, kh, ph, kw, pw)
+    state["x_embedder.weight"] = w.sum((2, 4, 6)).reshape(w.shape[0], -1)
+    for name in ("final_layer.linear.weight", "final_layer.linear.bias"):
+        t = state[name]  # (C·p_t·p_h·p_w[, D]), rows ordered (C, p_t, p_h, p_w)
+        rest = t.shape[1:]
+        t = t.reshape(channels, kt, pt, kh, ph, kw, pw, *rest)
+        state[name] = t.mean((1, 3, 5)).reshape(-1, *rest)
+    return state
+
+
+def recut(model: DiT, *, patch: tuple[int, int, int] | None = None, prediction: str | None = None) -> DiT:
+    """A new DiT that starts from ``model``'s weights with smaller patches (see
+    ``_split_patches``) and/or another ``prediction``. A changed prediction starts the output
+    layer from zero again, as a new one: the body's features carry over, what the last layer
+    drew from them does not."""
+    old = model.config
+    config = replace(old, patch=tuple(patch) if patch is not None else old.patch, prediction=prediction or old.prediction)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if config.patch != old.patch:
+        state = _split_patches(state, old.patch, config.patch, old.in_channels)
+    new = DiT(config)
+    new.load_state_dict(state)
+    if config.prediction != old.prediction:
+        final = new.final_layer
+        for layer in (final.adaLN_modulation[-1], final.linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+    return new.eval()
