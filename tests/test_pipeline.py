@@ -120,7 +120,7 @@ def test_conditioning_keeps_given_frames_exactly(pipe):
     direct = Conditioning(mask=torch.tensor([0.0, 1.0, 0.0]), latents=torch.randn(4, 3, 4, 4))
     mask, latents = pipe.resolve_conditioning(direct, frames=9, width=32, height=32)
     assert latents[:, 0].abs().sum() == 0 and latents[:, 1].abs().sum() > 0
-    assert [latent_index(i) for i in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
+    assert [latent_index(i, 4) for i in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
     with pytest.raises(InvalidParameter, match="cond.mask shape"):
         _gen(pipe, frames=5, cond=first)  # 3 latent frames given for a clip of 2
     with pytest.raises(InvalidParameter, match="cond.mask"):

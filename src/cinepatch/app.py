@@ -239,7 +239,8 @@ class Studio:
         )
         plan = editing.plan(
             request.edit, spec, inputs, request.params,
-            window=getattr(backend, "max_frames", None),
+            window=backend.max_frames,
+            latent_step=backend.latent_step,
             prompt=request.prompt,
             expand=lambda text: preset.decorate(expand(text).expanded),
         )
@@ -314,8 +315,8 @@ def _frames_for(backend: Backend, request: VideoRequest) -> tuple[int, tuple[str
     gets the next such count when the length was asked in seconds, and says so; a count asked
     with ``frames`` is passed on as it is, for the backend to accept or refuse with neighbours."""
     frames = request.frame_count
-    step = getattr(backend, "frame_step", None)
-    if request.frames is not None or not isinstance(step, int) or step <= 1 or (frames - 1) % step == 0:
+    step = backend.frame_step
+    if request.frames is not None or step <= 1 or (frames - 1) % step == 0:
         return frames, ()
     made = 1 + step * -(-(frames - 1) // step)
     fps = request.frame_rate

@@ -15,12 +15,15 @@ source latents noised to that level — the remix primitive.
 A pipeline folder (``save_pretrained`` / ``from_pretrained``)::
 
     config.json          {"format": "cinepatch-pipeline", "version": 1, "dit": {…}, "vae": {…},
-                          "text_encoder": {"kind": "minilm"}, "sampler": {…}, "training": {…}}
+                          "text_encoder": {"kind": "minilm"}, "sampler": {…},
+                          "serving": {…}, "training": {…}}
     dit.safetensors      DiT weights
     vae.safetensors      VAE weights with its latent shift/scale
 
 The text encoder is a reference (it ships in its own package), not a copy of its weights.
-Loading needs nothing from the training code.
+``serving`` (:class:`ServingConfig`) states what the model makes for a request that leaves
+things open — the facts a backend serves from; ``training`` is a record of the run and
+nothing reads settings from it. Loading needs nothing from the training code.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import torch
 
 from cinepatch.errors import InvalidParameter, ModelError
 
-__all__ = ["Pipeline", "Conditioning", "SamplerConfig", "FORMAT", "latent_index", "read_dit"]
+__all__ = ["Pipeline", "Conditioning", "SamplerConfig", "ServingConfig", "FORMAT", "latent_index", "read_dit"]
 
 FORMAT = "cinepatch-pipeline"
 VERSION = 1
@@ -59,6 +62,73 @@ class SamplerConfig:
 
 
 @dataclass(frozen=True)
+class ServingConfig:
+    """What a model folder serves (its config.json ``serving`` section).
+
+    ``name`` marks its outputs, credentials and ledger entries; ``default_size`` (width,
+    height) and ``default_fps`` are made when a request leaves them open; ``max_frames`` is
+    the most frames one pass makes (longer videos are made in overlapping windows; ``None``:
+    no limit); ``latent_step`` is the VAE's pixel frames per latent frame, so edits pin
+    frames in whole latent frames.
+    """
+
+    name: str
+    default_size: tuple[int, int]
+    default_fps: int
+    max_frames: int | None
+    latent_step: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "default_size", tuple(self.default_size))
+        if not isinstance(self.name, str) or not self.name:
+            raise InvalidParameter("serving.name", self.name, "a non-empty string")
+        size = self.default_size
+        if len(size) != 2 or not all(isinstance(v, int) and v > 0 for v in size):
+            raise InvalidParameter("serving.default_size", list(size), "[width, height], positive whole numbers")
+        if not isinstance(self.default_fps, int) or not 1 <= self.default_fps <= 120:
+            raise InvalidParameter("serving.default_fps", self.default_fps, "a whole number from 1 to 120")
+        if self.max_frames is not None and (not isinstance(self.max_frames, int) or self.max_frames < 1):
+            raise InvalidParameter("serving.max_frames", self.max_frames, "a positive whole number, or null")
+        if not isinstance(self.latent_step, int) or self.latent_step < 1:
+            raise InvalidParameter("serving.latent_step", self.latent_step, "a positive whole number")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "default_size": list(self.default_size)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ServingConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown or not known <= set(values):
+            raise InvalidParameter("serving", sorted(values), f"exactly the keys {sorted(known)}")
+        return cls(**values)
+
+    @classmethod
+    def derive(cls, training: dict[str, Any], *, name: str, latent_step: int) -> ServingConfig:
+        """For a folder without a ``serving`` section (written before it existed, or by a
+        training run): the facts its ``training`` record states — once kept there by ``model
+        export`` — else its longest training bucket, its largest square video bucket and its
+        training fps (65 frames, 128x128 at 16 fps when nothing says). The one place that
+        reads settings out of a training record."""
+        config = training.get("config", {})
+        texts = config.get("buckets") or ()
+        buckets = [tuple(int(v) for v in b.split("x")) for b in texts if isinstance(b, str) and b.count("x") == 2]
+        max_frames = training.get("max_frames")
+        if not isinstance(max_frames, int):
+            max_frames = max((frames for _, _, frames in buckets), default=65)
+        size = training.get("default_size")
+        if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
+            side = max((w for w, h, frames in buckets if w == h and frames > 1), default=128)
+            size = [side, side]
+        fps = training.get("default_fps", config.get("fps", 16))
+        return cls(
+            name=str(training.get("name") or name), default_size=(size[0], size[1]),
+            default_fps=int(fps) if isinstance(fps, (int, float)) else 16, max_frames=max_frames,
+            latent_step=latent_step,
+        )
+
+
+@dataclass(frozen=True)
 class Conditioning:
     """Which latent frames are given, and their reference latents: ``mask (t,)`` in {0, 1}
     and ``latents (C, t, h, w)``, normalised VAE latents (entries where the mask is 0 are
@@ -68,8 +138,9 @@ class Conditioning:
     latents: torch.Tensor
 
 
-def latent_index(frame: int, step: int = 4) -> int:
-    """The latent frame that holds pixel frame ``frame`` (causal VAE, ``step``× in time)."""
+def latent_index(frame: int, step: int) -> int:
+    """The latent frame that holds pixel frame ``frame`` (causal VAE, ``step``× in time: the
+    first frame alone, then groups of ``step``)."""
     return 0 if frame <= 0 else (frame + step - 1) // step
 
 
@@ -85,6 +156,7 @@ class Pipeline:
         text_spec: dict[str, Any] | None = None,
         sampler: SamplerConfig = SamplerConfig(),
         metadata: dict[str, Any] | None = None,
+        serving: ServingConfig | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
         if dit.config.in_channels != vae.config.latent_channels:
@@ -100,6 +172,7 @@ class Pipeline:
         self.text_spec = dict(text_spec) if text_spec is not None else text_encoder.spec()
         self.sampler = sampler
         self.metadata = dict(metadata or {})
+        self.serving = serving  # None: derived from the training record when saved
 
     # -- shapes ----------------------------------------------------------------------------------
 
@@ -295,18 +368,31 @@ class Pipeline:
     # -- folders -------------------------------------------------------------------------------
 
     def save_pretrained(
-        self, folder: str | Path, *, training: dict[str, Any] | None = None, dit_dtype: torch.dtype | None = None
+        self,
+        folder: str | Path,
+        *,
+        training: dict[str, Any] | None = None,
+        serving: ServingConfig | None = None,
+        dit_dtype: torch.dtype | None = None,
     ) -> Path:
         """Write the pipeline folder atomically (a temporary folder renamed into place).
 
-        ``dit_dtype=torch.bfloat16`` stores the DiT's floating-point weights at half the size
-        (how the default model ships); loading casts them back to the model's float32.
+        ``serving`` (else the pipeline's own, else derived from ``training``) is written as
+        the folder's ``serving`` section. ``dit_dtype=torch.bfloat16`` stores the DiT's
+        floating-point weights at half the size (how the default model ships); loading casts
+        them back to the model's float32.
         """
         from safetensors.torch import save_file
 
         from cinepatch.io.atomic import atomic_dir
 
         folder = Path(folder)
+        training = training if training is not None else self.metadata.get("training", {})
+        serving = serving or self.serving or ServingConfig.derive(
+            training, name=f"cinepatch-{folder.name}", latent_step=self.frame_step
+        )
+        if serving.latent_step != self.frame_step:
+            raise InvalidParameter("serving.latent_step", serving.latent_step, f"{self.frame_step} (the VAE's)")
         config = {
             "format": FORMAT,
             "version": VERSION,
@@ -314,7 +400,8 @@ class Pipeline:
             "vae": dataclasses.asdict(self.vae.config),
             "text_encoder": self.text_spec,
             "sampler": dataclasses.asdict(self.sampler),
-            "training": training if training is not None else self.metadata.get("training", {}),
+            "serving": serving.to_dict(),
+            "training": training,
         }
         with atomic_dir(folder) as tmp:
             for name, module in (("dit", self.dit), ("vae", self.vae)):
@@ -338,12 +425,13 @@ class Pipeline:
             sampler = SamplerConfig(**config["sampler"])
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{folder / 'config.json'}: {exc}") from exc
+        serving = _serving(folder, config, latent_step=vae.config.temporal_compression)
         dit = _load_dit(folder, config)
         _load_weights(vae, folder / "vae.safetensors")
         text_encoder = load_text_encoder(config["text_encoder"])
         return cls(
             dit=dit, vae=vae, text_encoder=text_encoder, text_spec=config["text_encoder"], sampler=sampler,
-            metadata={"training": config.get("training", {})}, device=device,
+            metadata={"training": config.get("training", {})}, serving=serving, device=device,
         )
 
 
@@ -375,6 +463,25 @@ def _read_config(folder: Path) -> dict[str, Any]:
         if not isinstance(config.get(key), dict):
             raise ModelError(f"{folder / 'config.json'}: missing the {key!r} section")
     return config
+
+
+def _serving(folder: Path, config: dict[str, Any], *, latent_step: int) -> ServingConfig:
+    """The folder's ``serving`` section, checked against its VAE; derived when it has none."""
+    where = folder / "config.json"
+    training = config.get("training", {})
+    if "serving" in config and not isinstance(config["serving"], dict):
+        raise ModelError(f"{where}: the 'serving' section is not a mapping")
+    try:
+        if "serving" not in config:
+            return ServingConfig.derive(
+                training if isinstance(training, dict) else {}, name=f"cinepatch-{folder.name}", latent_step=latent_step
+            )
+        serving = ServingConfig.from_dict(config["serving"])
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{where}: {exc}") from exc
+    if serving.latent_step != latent_step:
+        raise ModelError(f"{where}: serving.latent_step is {serving.latent_step}, its VAE's {latent_step}")
+    return serving
 
 
 def _load_dit(folder: Path, config: dict[str, Any]) -> Any:

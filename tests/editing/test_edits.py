@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from cinepatch.backends.base import GenerationSpec
-from cinepatch.editing import plan, read_storyboard
+from cinepatch.editing import plan as editing_plan
+from cinepatch.editing import read_storyboard
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -19,11 +20,21 @@ W = H = 32
 FPS = 8
 
 
+def plan(*args, **kw):
+    """``editing.plan`` for a model whose VAE makes a latent frame of 4 pixel frames (unless
+    ``latent_step`` is given) and that sets no pass limit (unless ``window`` is given)."""
+    kw.setdefault("window", None)
+    kw.setdefault("latent_step", 4)
+    return editing_plan(*args, **kw)
+
+
 class RecordingBackend:
     name = "recording"
+    frame_step = 1  # any count, like the embedded model
 
-    def __init__(self, max_frames: int | None = 33) -> None:
+    def __init__(self, max_frames: int | None = 33, latent_step: int = 4) -> None:
         self.max_frames = max_frames
+        self.latent_step = latent_step
         self.passes: list[GenerationSpec] = []
 
     def check(self, spec: GenerationSpec) -> None:
@@ -54,7 +65,7 @@ def spec(seconds: float = 4.0, prompt: str = "a red circle moves right") -> Gene
 
 def run(edit, s, inputs, params=None, backend=None, **kw):
     backend = backend or RecordingBackend()
-    p = plan(edit, s, inputs, params or {}, window=backend.max_frames, **kw)
+    p = plan(edit, s, inputs, params or {}, window=backend.max_frames, latent_step=backend.latent_step, **kw)
     for step in p.specs:
         backend.check(step)
     seen = []
@@ -220,8 +231,28 @@ def test_a_short_loop_bridge_is_whole_latent_groups_and_generated() -> None:
     assert (last.frames - len(last.keyframes.indices)) % 4 == 0
 
 
+def test_a_model_that_does_not_compress_time_pins_frame_by_frame() -> None:
+    # The shipped world model's VAE keeps every frame: a bridge of 2 frames stays 2, and a
+    # continuation's context is a second of frames, not whole groups of 4.
+    s = GenerationSpec(prompt="p", frames=32, width=W, height=H, fps=16, seed=0)
+    source = Video(frames=clip(32).frames, fps=16.0)
+    out, backend, _ = run("loop", s, [source], {"bridge": 0.1}, backend=RecordingBackend(max_frames=65, latent_step=1))
+    last = backend.passes[-1]
+    assert last.frames - len(last.keyframes.indices) == 2 and len(out) == 32 + 2
+    source = Video(frames=clip(22).frames, fps=6.0)
+    s = GenerationSpec(prompt="p", frames=22, width=W, height=H, fps=6, seed=0)
+    contexts = []
+    for step in (1, 4):
+        _, backend, _ = run("extend", s, [source], {"seconds": 2}, backend=RecordingBackend(max_frames=33, latent_step=step))
+        contexts.append(len(backend.passes[0].keyframes.indices))
+    assert contexts == [7, 9]  # a second at 6 fps: 1 + 6 frames, or 1 + 4·2 in groups of 4
+
+
 class GridBackend(RecordingBackend):
-    frame_step = 8  # like LTX-Video: 8n+1 frames
+    frame_step = 8  # like LTX-Video: 8n+1 frames, 8 frames per latent frame
+
+    def __init__(self, max_frames: int | None = 33) -> None:
+        super().__init__(max_frames, latent_step=8)
 
     def check(self, spec: GenerationSpec) -> None:
         super().check(spec)

@@ -72,6 +72,14 @@ class Backend(Protocol):
     max_frames: int | None
     """Most frames one pass makes; longer videos are made in overlapping windows. None: no limit."""
 
+    frame_step: int
+    """A pass makes ``1 + k·frame_step`` frames and ``check`` refuses other counts. 1: any count."""
+
+    latent_step: int
+    """Pixel frames per latent frame after the first (the VAE's compression in time): edits pin
+    frames and cut windows in whole groups of it, so every given latent frame is wholly known.
+    1: each frame is its own latent frame."""
+
     default_size: tuple[int, int]
     """(width, height) made when a request leaves the size open."""
 

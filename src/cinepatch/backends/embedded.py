@@ -7,11 +7,15 @@ by ``Pipeline.save_pretrained`` (for instance by ``cinepatch train``) loads the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cinepatch.backends.base import GenerationSpec, Progress
 from cinepatch.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from cinepatch.pipeline import Pipeline
 
 __all__ = ["EmbeddedBackend", "shipped_model_dir", "SHIPPED_MODEL"]
 
@@ -24,26 +28,30 @@ def shipped_model_dir() -> Path | None:
 
 
 class EmbeddedBackend:
-    def __init__(self, pipeline, *, name: str) -> None:  # pipeline: cinepatch.pipeline.Pipeline
+    """A model folder behind the backend interface; what it serves is its ``serving`` section."""
+
+    frame_step = 1  # any count: the model makes the next 1 + k·latent_step frames and trims
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        if pipeline.serving is None:
+            raise InvalidParameter("pipeline.serving", None, "a ServingConfig (a loaded model folder has one)")
         self.pipeline = pipeline
-        self.name = name
-        # The longest clip it was trained on; longer videos are made in overlapping windows.
-        training = pipeline.metadata.get("training", {})
-        self.max_frames: int | None = _trained_frames(training)
-        self.default_size, self.default_fps = _native(training)
+        serving = pipeline.serving
+        self.name = serving.name
+        self.max_frames: int | None = serving.max_frames
+        self.default_size = serving.default_size
+        self.default_fps = serving.default_fps
+        self.latent_step = serving.latent_step
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> EmbeddedBackend:
         from cinepatch.pipeline import Pipeline
 
-        folder = Path(folder)
-        pipeline = Pipeline.from_pretrained(folder)
-        name = str(pipeline.metadata.get("training", {}).get("name") or f"cinepatch-{folder.name}")
-        return cls(pipeline, name=name)
+        return cls(Pipeline.from_pretrained(folder))
 
     def _model_frames(self, frames: int) -> int:
-        """The model makes 1 + 4k frames; a request for others is made one size up and trimmed."""
-        step = self.pipeline.frame_step
+        """The model makes ``1 + k·latent_step`` frames; a request for others is made one size up and trimmed."""
+        step = self.latent_step
         return 1 + step * -(-(frames - 1) // step)
 
     def check(self, spec: GenerationSpec) -> None:
@@ -63,7 +71,7 @@ class EmbeddedBackend:
         Training conditions on slices of the *whole* clip's latents, so here too the whole
         clip is encoded once: known frames in place, every other frame holding the nearest
         known one. A latent frame is given when its group of pixel frames holds a keyframe
-        (a lone image is held over its group — a freeze of at most 3 frames).
+        (a lone image is held over its group — a freeze of at most ``latent_step − 1`` frames).
         """
         import torch
 
@@ -76,7 +84,7 @@ class EmbeddedBackend:
         latents = self.pipeline.encode_frames(clip)  # (C, t, h, w)
         mask = torch.zeros(latents.shape[1])
         for index in indices:
-            mask[latent_index(int(index), self.pipeline.frame_step)] = 1.0
+            mask[latent_index(int(index), self.latent_step)] = 1.0
         return Conditioning(mask=mask, latents=latents * mask[None, :, None, None])
 
     def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
@@ -106,27 +114,3 @@ class EmbeddedBackend:
             progress=report if report is not None else False,
         )
         return video[: spec.frames]
-
-
-def _buckets(training: dict) -> list[tuple[int, int, int]]:
-    """The (width, height, frames) training buckets a model folder states."""
-    texts = training.get("config", {}).get("buckets") or ()
-    return [tuple(int(v) for v in b.split("x")) for b in texts if isinstance(b, str) and b.count("x") == 2]
-
-
-def _trained_frames(training: dict, default: int = 65) -> int:
-    """Frames per pass: ``max_frames`` if the folder states it, else its longest training bucket."""
-    if isinstance(training.get("max_frames"), int):
-        return training["max_frames"]
-    return max((frames for _, _, frames in _buckets(training)), default=default)
-
-
-def _native(training: dict) -> tuple[tuple[int, int], int]:
-    """The size and frame rate a model was made for: stated in its folder, else its largest
-    square video bucket and training fps (128x128 at 16 fps when nothing says)."""
-    size = training.get("default_size")
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) for v in size)):
-        side = max((w for w, h, frames in _buckets(training) if w == h and frames > 1), default=128)
-        size = [side, side]
-    fps = training.get("default_fps", training.get("config", {}).get("fps", 16))
-    return (size[0], size[1]), int(fps) if isinstance(fps, (int, float)) else 16

@@ -19,6 +19,8 @@ __all__ = ["WorldOracle"]
 class WorldOracle:
     name = "cinepatch-world-oracle"
     max_frames = None
+    frame_step = 1  # any count: it renders frame by frame
+    latent_step = 1
     default_size = (128, 128)
     default_fps = 16
 

@@ -42,8 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export",
         help="turn a training run into a model folder to ship or share",
         description="Copy a run's EMA pipeline (RUN/pipeline, or any pipeline folder) to OUT with "
-        "the facts generation needs stated in its config: the model's name, native size and "
-        "frame rate, and how many frames one pass makes. --bf16 stores the DiT in bfloat16 "
+        "the facts generation needs stated in its config's serving section: the model's name, "
+        "native size and frame rate, and how many frames one pass makes. --bf16 stores the DiT in bfloat16 "
         "(half the size; how the default model ships).",
     )
     export.add_argument("run", type=Path, help="a training run folder, or a pipeline folder")
@@ -121,7 +121,7 @@ def run_export(args: argparse.Namespace) -> int:
 
     import torch
 
-    from cinepatch.pipeline import Pipeline
+    from cinepatch.pipeline import Pipeline, ServingConfig
 
     folder = _model_folder(args.run)
     try:
@@ -140,9 +140,11 @@ def run_export(args: argparse.Namespace) -> int:
     given = {"steps": args.steps, "guidance": args.guidance, "shift": args.shift}
     pipe.sampler = dataclasses.replace(pipe.sampler, **{k: v for k, v in given.items() if v is not None})
     pipe.check_shape(frames=pipe.frame_step * ((args.max_frames - 1) // pipe.frame_step) + 1, width=width, height=height)
-    training = dict(pipe.metadata.get("training", {}))
-    training.update(name=args.name, default_size=[width, height], default_fps=args.fps, max_frames=args.max_frames)
-    pipe.save_pretrained(args.out, training=training, dit_dtype=torch.bfloat16 if args.bf16 else None)
+    serving = ServingConfig(
+        name=args.name, default_size=(width, height), default_fps=args.fps, max_frames=args.max_frames,
+        latent_step=pipe.frame_step,
+    )
+    pipe.save_pretrained(args.out, serving=serving, dit_dtype=torch.bfloat16 if args.bf16 else None)
     size = sum(f.stat().st_size for f in args.out.iterdir()) / 1e6
     print(f"wrote {args.out} ({size:.1f} MB): {args.name}, {width}x{height} at {args.fps} fps, {args.max_frames} frames per pass")
     return 0
@@ -171,7 +173,7 @@ def run_recut(args: argparse.Namespace) -> int:
     dit = recut(pipe.dit, patch=patch, prediction=args.prediction)
     Pipeline(
         dit=dit, vae=pipe.vae, text_encoder=pipe.text_encoder, text_spec=pipe.text_spec, sampler=pipe.sampler,
-        metadata=pipe.metadata,
+        metadata=pipe.metadata, serving=pipe.serving,
     ).save_pretrained(args.out)
     patch_text = "×".join(str(p) for p in dit.config.patch)
     print(f"wrote {args.out}: patches {patch_text}, predicts {dit.config.prediction}")

@@ -57,29 +57,31 @@ def plan(
     inputs: list[Video],
     params: Mapping[str, object],
     *,
-    window: int | None = None,
+    window: int | None,
+    latent_step: int,
     prompt: str = "",
     expand: Callable[[str], str] = lambda text: text,
 ) -> Plan:
-    """The passes that make ``edit`` of ``spec``; ``window`` is the backend's frames per pass,
-    ``prompt`` the words the person wrote and ``expand`` the prompt expander (for edits that
-    bring prompts of their own)."""
+    """The passes that make ``edit`` of ``spec``; ``window`` is the backend's frames per pass
+    and ``latent_step`` its frames per latent frame (see :class:`Backend`), ``prompt`` the
+    words the person wrote and ``expand`` the prompt expander (for edits that bring prompts
+    of their own)."""
     if edit is None:
         if inputs:
             raise InvalidParameter("sources", len(inputs), "none for text-to-video (name an edit)")
-        return text_to_video(spec, window=window)
+        return text_to_video(spec, window=window, latent_step=latent_step)
     if edit == "image":
-        return image_to_video(spec, inputs, params, window=window)
+        return image_to_video(spec, inputs, params, window=window, latent_step=latent_step)
     if edit == "extend":
-        return extend(spec, inputs, params, window=window)
+        return extend(spec, inputs, params, window=window, latent_step=latent_step)
     if edit == "remix":
         return remix(spec, inputs, params, window=window)
     if edit == "recut":
-        return recut(spec, inputs, params, window=window)
+        return recut(spec, inputs, params, window=window, latent_step=latent_step)
     if edit == "loop":
-        return loop(spec, inputs, params, window=window)
+        return loop(spec, inputs, params, window=window, latent_step=latent_step)
     if edit == "blend":
-        return blend(spec, inputs, params, window=window, prompt=prompt or spec.prompt, expand=expand)
+        return blend(spec, inputs, params, window=window, latent_step=latent_step, prompt=prompt or spec.prompt, expand=expand)
     if edit == "storyboard":
-        return storyboard(spec, inputs, params, window=window, expand=expand)
+        return storyboard(spec, inputs, params, window=window, latent_step=latent_step, expand=expand)
     raise InvalidParameter("edit", edit, "image, extend, remix, recut, loop, blend or storyboard")

@@ -33,6 +33,7 @@ def blend(
     params: Mapping[str, object],
     *,
     window: int | None,
+    latent_step: int,
     prompt: str,
     expand: Callable[[str], str],
 ) -> Plan:
@@ -49,20 +50,23 @@ def blend(
         mixed = replace(spec, prompt=expand(f"{prompt.rstrip(' .')} and {other.strip()}"))
         if len(inputs) > 1:
             raise InvalidParameter("sources", len(inputs), "none or one video for a mix")
-        return remix(mixed, inputs, params, window=window) if inputs else text_to_video(mixed, window=window)
+        return (
+            remix(mixed, inputs, params, window=window) if inputs
+            else text_to_video(mixed, window=window, latent_step=latent_step)
+        )
     if mode != "join":
         raise InvalidParameter("mode", mode, "'join' or 'mix'")
     if len(inputs) != 2:
         raise InvalidParameter("sources", len(inputs), "two videos to join")
     first, notes_a = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the first video")
     second, notes_b = conform(inputs[1], width=spec.width, height=spec.height, fps=spec.fps, name="the second video")
-    length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length, sides=2)
+    length = window_length(window, spec.fps, latent_step)
+    context = context_length(spec.fps, length, latent_step, sides=2)
     for name, clip in (("first video", first), ("second video", second)):
         if len(clip) < 2:
             raise InvalidParameter(name, f"{len(clip)} frame(s)", "a clip of two frames or more")
     seconds = seconds_param(params, "transition", 1.0, low=0, high=10)
-    bridge = latent_aligned(round(seconds * spec.fps))  # the tail then starts a latent group
+    bridge = latent_aligned(round(seconds * spec.fps), latent_step)  # the tail then starts a latent group
     if 2 * context + bridge > length:
         raise InvalidParameter("transition", seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")
     check_length(len(first) + bridge + len(second), spec.fps)

@@ -16,6 +16,7 @@ from cinepatch.editing.plan import (
     continue_video,
     placeholder,
     seconds_param,
+    whole_groups,
     window_length,
 )
 from cinepatch.errors import InvalidParameter
@@ -24,7 +25,9 @@ from cinepatch.io.video import Video
 __all__ = ["extend"]
 
 
-def extend(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+def extend(
+    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+) -> Plan:
     """The source with ``seconds`` of new video after it (``direction='forward'``) or before it.
 
     Backwards is forwards on the time-reversed source, reversed back: the model continues the
@@ -39,8 +42,8 @@ def extend(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, objec
     source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
     new = max(1, round(seconds * spec.fps))
     check_length(len(source) + new, spec.fps)
-    length = window_length(window, spec.fps)
-    context = min(context_length(spec.fps, length), 1 + 4 * ((len(source) - 1) // 4))
+    length = window_length(window, spec.fps, latent_step)
+    context = min(context_length(spec.fps, length, latent_step), whole_groups(len(source), latent_step))
     check = placeholder(replace(spec, frames=min(length, context + new)), context, list(range(context)))
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:

@@ -14,7 +14,9 @@ from cinepatch.io.video import Video
 __all__ = ["image_to_video"]
 
 
-def image_to_video(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+def image_to_video(
+    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+) -> Plan:
     if len(inputs) != 1 or len(inputs[0].frames) != 1:
         raise InvalidParameter("sources", len(inputs), "exactly one image for image-to-video")
     at = params.get("at", "start")
@@ -28,4 +30,4 @@ def image_to_video(spec: GenerationSpec, inputs: list[Video], params: Mapping[st
     else:
         raise InvalidParameter("at", at, f"'start', 'end', or 0 to {last / spec.fps:g} seconds")
     image, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the image")
-    return text_to_video(pinned(spec, image, [index]), window=window, warnings=notes)
+    return text_to_video(pinned(spec, image, [index]), window=window, latent_step=latent_step, warnings=notes)

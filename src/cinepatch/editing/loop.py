@@ -30,13 +30,15 @@ from cinepatch.io.video import Video
 __all__ = ["loop"]
 
 
-def loop(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+def loop(
+    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+) -> Plan:
     if len(inputs) > 1:
         raise InvalidParameter("sources", len(inputs), "none (loop from the prompt) or one video")
-    length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length, sides=2)
+    length = window_length(window, spec.fps, latent_step)
+    context = context_length(spec.fps, length, latent_step, sides=2)
     bridge_seconds = seconds_param(params, "bridge", 1.0, low=0, high=10)
-    bridge = latent_aligned(round(bridge_seconds * spec.fps))  # the tail then starts a latent group
+    bridge = latent_aligned(round(bridge_seconds * spec.fps), latent_step)  # the tail then starts a latent group
     if 2 * context + bridge > length:
         raise InvalidParameter("bridge", bridge_seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")
     notes: tuple[str, ...] = ()

@@ -23,6 +23,7 @@ __all__ = [
     "window_length",
     "seconds_param",
     "continue_video",
+    "whole_groups",
     "DEFAULT_WINDOW_SECONDS",
 ]
 
@@ -53,23 +54,35 @@ def placeholder(spec: GenerationSpec, count: int, indices: list[int]) -> Generat
     return pinned(spec, blank, indices)
 
 
-def window_length(backend_limit: int | None, fps: int) -> int:
+# The backend's ``latent_step`` (its VAE's frames per latent frame, see Backend) is the group
+# edits pin in: a pinned run of ``1 + k·latent_step`` frames at a pass's start fills whole latent
+# frames, so the model is never given a latent frame it knows only part of.
+
+
+def window_length(backend_limit: int | None, fps: int, latent_step: int) -> int:
     """Frames per pass: the backend's limit, or DEFAULT_WINDOW_SECONDS when it sets none."""
-    return backend_limit if backend_limit is not None else 1 + 4 * round(DEFAULT_WINDOW_SECONDS * fps / 4)
+    if backend_limit is not None:
+        return backend_limit
+    return 1 + latent_step * round(DEFAULT_WINDOW_SECONDS * fps / latent_step)
 
 
-def context_length(fps: int, window: int, *, sides: int = 1) -> int:
-    """Frames of context a pass sees on each pinned side: about a second, ``1 + 4k`` (whole
-    latent groups), and at most half of what the window leaves for each side, so new frames
-    always fit (a window of 5 frames or fewer sees a single frame)."""
-    k = max(1, round(CONTEXT_SECONDS * fps / 4))
-    k = min(k, max(0, (window - 2) // (8 * sides)))
-    return 1 + 4 * k
+def context_length(fps: int, window: int, latent_step: int, *, sides: int = 1) -> int:
+    """Frames of context a pass sees on each pinned side: about a second, ``1 + k·latent_step``
+    (whole latent groups), and at most half of what the window leaves for each side, so new
+    frames always fit (a window too short for one group sees a single frame)."""
+    k = max(1, round(CONTEXT_SECONDS * fps / latent_step))
+    k = min(k, max(0, (window - 2) // (2 * latent_step * sides)))
+    return 1 + latent_step * k
 
 
-def latent_aligned(frames: int) -> int:
-    """``frames`` rounded up to whole latent groups of 4, so a pinned tail starts a group."""
-    return 4 * max(1, -(-frames // 4))
+def whole_groups(frames: int, latent_step: int) -> int:
+    """The longest ``1 + k·latent_step`` that is at most ``frames`` (at least 1)."""
+    return 1 + latent_step * ((frames - 1) // latent_step)
+
+
+def latent_aligned(frames: int, latent_step: int) -> int:
+    """``frames`` rounded up to whole latent groups, so a pinned tail starts a group."""
+    return latent_step * max(1, -(-frames // latent_step))
 
 
 def check_length(frames: int, fps: int, *, what: str = "the result") -> None:
@@ -109,8 +122,8 @@ def continue_video(
     leads into them (loops, blends); the returned frames exclude both the context and ``tail``.
     Each pass is made on the backend's frame grid (``frame_step``) and cut to what is needed.
     """
-    step = int(getattr(backend, "frame_step", 1) or 1)
-    context = context_length(spec.fps, window, sides=1 if tail is None else 2)
+    step, group = backend.frame_step, backend.latent_step
+    context = context_length(spec.fps, window, group, sides=1 if tail is None else 2)
     pinned_tail = 0 if tail is None else len(tail)
     room = window - context - pinned_tail
     if room < 1:
@@ -121,7 +134,7 @@ def continue_video(
     passes = max(1, -(-new_frames // room))
     done = 0
     while remaining > 0:
-        ctx = history[-min(context, 1 + 4 * ((len(history) - 1) // 4)):]
+        ctx = history[-min(context, whole_groups(len(history), group)):]
         last = tail is not None and remaining <= room
         # keep room for the tail in every pass, so the last one always fits it
         take = min(remaining, window - len(ctx) - pinned_tail)

@@ -35,7 +35,9 @@ def parse_ranges(value: object, duration: float) -> list[tuple[float, float]]:
     return ranges
 
 
-def recut(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+def recut(
+    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+) -> Plan:
     if len(inputs) != 1:
         raise InvalidParameter("sources", len(inputs), "exactly one video to re-cut")
     source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
@@ -48,8 +50,8 @@ def recut(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object
     if not 0 <= start <= spec.frames - len(kept):
         raise InvalidParameter("at", at, f"0 to {(spec.frames - len(kept)) / spec.fps:g} seconds")
     lead_in, lead_out = start, spec.frames - start - len(kept)
-    length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length)
+    length = window_length(window, spec.fps, latent_step)
+    context = context_length(spec.fps, length, latent_step)
     shape = placeholder(replace(spec, frames=min(length, context + max(lead_in, lead_out, 1))), context, list(range(context)))
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:

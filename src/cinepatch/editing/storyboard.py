@@ -104,6 +104,7 @@ def storyboard(
     params: Mapping[str, object],
     *,
     window: int | None,
+    latent_step: int,
     expand: Callable[[str], str],
 ) -> Plan:
     cards = parse_cards(params.get("cards"), duration=spec.seconds, sources=len(inputs))
@@ -115,8 +116,8 @@ def storyboard(
         if end <= start:
             raise InvalidParameter("card.at", card.at, f"cards at least one frame (1/{spec.fps} s) apart and before the end")
     prompts = [expand(card.prompt) if card.prompt else spec.prompt for card in cards]
-    length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length)
+    length = window_length(window, spec.fps, latent_step)
+    context = context_length(spec.fps, length, latent_step)
     shapes = (replace(spec, frames=min(length, starts[1])),
               placeholder(replace(spec, frames=length), context, list(range(context))))
 

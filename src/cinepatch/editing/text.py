@@ -12,7 +12,9 @@ from cinepatch.editing.plan import Plan, context_length, continue_video, placeho
 __all__ = ["text_to_video"]
 
 
-def text_to_video(spec: GenerationSpec, *, window: int | None, warnings: tuple[str, ...] = ()) -> Plan:
+def text_to_video(
+    spec: GenerationSpec, *, window: int | None, latent_step: int, warnings: tuple[str, ...] = ()
+) -> Plan:
     """One pass when it fits the backend; else a first window and continuations of it.
 
     Keyframes of ``spec`` must then fall in the first window (image-to-video at the start);
@@ -20,8 +22,8 @@ def text_to_video(spec: GenerationSpec, *, window: int | None, warnings: tuple[s
     """
     if window is None or spec.frames <= window:
         return Plan(specs=(spec,), runner=lambda backend, progress: backend.generate(spec, progress=progress), warnings=warnings)
-    length = window_length(window, spec.fps)
-    context = context_length(spec.fps, length)
+    length = window_length(window, spec.fps, latent_step)
+    context = context_length(spec.fps, length, latent_step)
     first = replace(spec, frames=length)
     if spec.keyframes is not None and max(spec.keyframes.indices) >= length:
         from cinepatch.errors import InvalidParameter

@@ -86,6 +86,11 @@ class DiffusersBackend:
     def frame_step(self) -> int:
         raise NotImplementedError
 
+    @property
+    def latent_step(self) -> int:
+        """Pixel frames per latent frame: these families' frame grid is their VAE's."""
+        return self.frame_step
+
     def _check_shape(self, spec: GenerationSpec) -> None:
         """Sizes on the family's grid and ``1 + k·frame_step`` frames (override to add rules)."""
         for side, value in (("width", spec.width), ("height", spec.height)):

@@ -1,0 +1,74 @@
+"""The embedded backend serves what a model folder's ``serving`` section states; a folder
+without one has it derived from its training record, in one place."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cinepatch.backends.embedded import EmbeddedBackend
+from cinepatch.backends.world import WorldOracle
+from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.pipeline import Pipeline, ServingConfig
+
+WORLD_64 = Path(__file__).resolve().parents[2] / "checkpoints" / "world-64"
+
+
+def facts(backend) -> tuple:
+    return (backend.name, backend.default_size, backend.default_fps, backend.max_frames, backend.frame_step,
+            backend.latent_step)
+
+
+def _copy(folder: Path, to: Path, edit) -> Path:
+    shutil.copytree(folder, to)
+    config = json.loads((to / "config.json").read_text())
+    edit(config)
+    (to / "config.json").write_text(json.dumps(config))
+    return to
+
+
+def test_the_shipped_checkpoint_states_what_it_serves():
+    backend = EmbeddedBackend.from_pretrained(WORLD_64)
+    # Its VAE keeps every frame: any count is made and frames are pinned one by one.
+    assert facts(backend) == ("cinepatch-world-64", (64, 64), 8, 33, 1, 1)
+    assert backend.pipeline.vae.config.temporal_compression == backend.latent_step
+
+
+def test_a_folder_without_a_serving_section_derives_it_from_its_training_record(tiny_model_dir, tmp_path):
+    def older(config):
+        del config["serving"]
+        config["training"] = {"config": {"buckets": ["32x32x9", "48x48x5", "32x48x13", "32x32x1"], "fps": 12}}
+
+    backend = EmbeddedBackend.from_pretrained(_copy(tiny_model_dir, tmp_path / "older", older))
+    # The longest bucket, the largest square video bucket, the training fps; the VAE's grid.
+    assert facts(backend) == ("cinepatch-older", (48, 48), 12, 13, 1, 4)
+    # Saved again, the folder states it.
+    backend.pipeline.save_pretrained(tmp_path / "resaved")
+    assert json.loads((tmp_path / "resaved" / "config.json").read_text())["serving"] == {
+        "name": "cinepatch-older", "default_size": [48, 48], "default_fps": 12, "max_frames": 13, "latent_step": 4,
+    }
+
+
+def test_a_bad_serving_section_is_refused_by_name(tiny_model_dir, tmp_path):
+    def unknown(config):
+        config["serving"]["colour"] = "red"
+
+    def wrong_grid(config):
+        config["serving"]["latent_step"] = 1  # the tiny VAE makes a latent frame of 4
+
+    def bad_fps(config):
+        config["serving"]["default_fps"] = 0
+
+    for name, edit, match in (("a", unknown, "serving"), ("b", wrong_grid, "latent_step"), ("c", bad_fps, "default_fps")):
+        with pytest.raises(ModelError, match=match):
+            Pipeline.from_pretrained(_copy(tiny_model_dir, tmp_path / name, edit))
+    with pytest.raises(InvalidParameter, match="serving.max_frames"):
+        ServingConfig(name="m", default_size=(64, 64), default_fps=8, max_frames=0, latent_step=1)
+
+
+def test_the_world_oracle_states_its_frame_grid():
+    oracle = WorldOracle()
+    assert (oracle.frame_step, oracle.latent_step, oracle.max_frames) == (1, 1, None)
