@@ -4,7 +4,6 @@ equal a 1-process run on the same batch."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil

@@ -2,7 +2,8 @@
 
 Launch (the ``cinepatch train`` command and ``python -m cinepatch.train`` take the same flags)::
 
-    # one process on CPU: a tiny model on the procedural world
+    # one process on CPU, from the repository root: the recipe of checkpoints/world-64 (the
+    # defaults of TrainConfig) on the procedural world
     cinepatch train --data world --out runs/world --steps 2000
 
     # two processes on one CPU machine (DDP over gloo)
@@ -21,6 +22,11 @@ the gradient of exactly the batch one process would, and the data stream's posit
 number. A run resumes from ``OUT/checkpoint`` (model, EMA, optimizer, step, RNG states); the
 checkpoint is written atomically, so ``kill -9`` loses at most the steps since the last one.
 ``OUT/pipeline`` is always a loadable :class:`cinepatch.pipeline.Pipeline` (EMA weights).
+
+Read ``main`` first: it is the loop. Each step is ``make_batch`` (this rank's slice of the
+global batch and every random draw) then ``train_step`` (``cinepatch.flow.flow_loss`` — the
+tested loss — backward, clip, AdamW, EMA); ``setup_ranks``, ``build_models`` and ``resume``
+come before it, checkpoints, samples and the log line after.
 """
 
 from __future__ import annotations

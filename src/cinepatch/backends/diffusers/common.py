@@ -64,6 +64,7 @@ class DiffusersBackend:
     default_guidance: ClassVar[float] = 5.0
     default_size: ClassVar[tuple[int, int]] = (832, 480)  # (width, height) when a request leaves it open
     default_fps: ClassVar[int] = 16
+    max_frames: ClassVar[int | None] = None  # no stated limit: a request is made in one pass
 
     def __init__(self, pipe: Any, *, folder: Path, class_name: str, settings: DiffusersSettings) -> None:
         self.pipe = pipe
