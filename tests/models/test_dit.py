@@ -294,6 +294,10 @@ def test_cli_presets_prints_every_preset_with_tokens(capsys):
         line = next(row for row in out.splitlines() if row.startswith(f"{name} "))
         assert " 80 " in line  # 5 × 4 × 4 tokens with 1×2×2 patches
     assert main(["model", "presets", "--frames", "6"]) == 2
+    # The clip's latent size follows the VAE preset: the world VAE keeps every frame, 4× in space.
+    assert main(["model", "presets", "--vae", "world", "--frames", "6", "--width", "32", "--height", "32"]) == 0
+    assert "latent 6×8×8" in capsys.readouterr().out
+    assert main(["model", "presets", "--vae", "nope"]) == 2
 
 
 def test_cli_export_states_what_generation_needs(tiny_model_dir, tmp_path, capsys):

@@ -25,12 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="list the named sizes with parameters and FLOPs",
         description="Each preset's parameter count, matmul FLOPs per token (linear layers), "
         "and for one clip size the token count and FLOPs of one forward pass (attention "
-        "included). The clip's latent size follows the VAE contract: t = 1 + (frames-1)//4, "
-        "h = height//8, w = width//8, unless --latent gives it directly.",
+        "included). The clip's latent size follows the VAE preset named by --vae (default base: "
+        "t = 1 + (frames-1)//4, h = height//8, w = width//8), unless --latent gives it directly.",
     )
     presets.add_argument("--frames", type=int, default=17, help="video frames (default 17)")
     presets.add_argument("--width", type=int, default=256, help="video width (default 256)")
     presets.add_argument("--height", type=int, default=256, help="video height (default 256)")
+    presets.add_argument("--vae", default="base", help="VAE preset whose compression maps the clip to latents "
+                         "(default base; world keeps every frame and compresses 4x in space)")
     presets.add_argument("--latent", type=int, nargs=3, metavar=("T", "H", "W"),
                          help="latent size instead of --frames/--width/--height")
     presets.add_argument("--text-len", type=int, default=77,
@@ -82,18 +84,22 @@ def _si(x: float, units: str = "PTGMk") -> str:
 
 def run_presets(args: argparse.Namespace) -> int:
     from cinepatch.models.dit import PRESETS, count_params, forward_flops
+    from cinepatch.models.vae import PRESETS as VAE_PRESETS
 
     if args.latent:
         latent = tuple(args.latent)
         if min(latent) < 1:
             raise InvalidParameter("--latent", latent, "three positive ints T H W")
     else:
-        if args.frames < 1 or (args.frames - 1) % 4:
-            raise InvalidParameter("--frames", args.frames, "1 + 4k (1, 5, 9, …)")
+        if args.vae not in VAE_PRESETS:
+            raise InvalidParameter("--vae", args.vae, ", ".join(VAE_PRESETS))
+        k, s = VAE_PRESETS[args.vae].temporal_compression, VAE_PRESETS[args.vae].spatial_compression
+        if args.frames < 1 or (args.frames - 1) % k:
+            raise InvalidParameter("--frames", args.frames, f"1 + {k}k ({', '.join(str(1 + k * i) for i in range(3))}, …)")
         for name in ("width", "height"):
-            if getattr(args, name) < 16 or getattr(args, name) % 16:
-                raise InvalidParameter(f"--{name}", getattr(args, name), "a multiple of 16")
-        latent = (1 + (args.frames - 1) // 4, args.height // 8, args.width // 8)
+            if getattr(args, name) < 2 * s or getattr(args, name) % (2 * s):
+                raise InvalidParameter(f"--{name}", getattr(args, name), f"a multiple of {2 * s} (VAE × patch)")
+        latent = (1 + (args.frames - 1) // k, args.height // s, args.width // s)
     if args.text_len < 0 or args.batch < 1:
         raise InvalidParameter("--text-len/--batch", (args.text_len, args.batch), "≥ 0 / ≥ 1")
 
