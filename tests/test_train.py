@@ -152,6 +152,38 @@ def test_the_trainer_loss_is_flow_loss_even_with_nan_on_given_frames(tmp_path):
     assert all(bool(torch.isfinite(p).all()) for p in models.dit.parameters())
 
 
+def test_a_per_clip_input_reaches_the_model_from_one_place(monkeypatch, tmp_path):
+    # A further conditioning input (say a layout map per clip) is computed in clip_inputs;
+    # make_batch stacks it beside the prompt and train_step hands it to the model.
+    import cinepatch.train as train
+
+    def layout(clip, latent):
+        return {"layout": torch.full(tuple(latent.shape[1:]), float(len(clip.caption)))}  # (t, h, w)
+
+    monkeypatch.setattr(train, "clip_inputs", layout)
+    config = apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9", "latent_cache=0", "batch_size=2",
+                                             f"out_dir={tmp_path}"])
+    ranks = setup_ranks(config)
+    models = build_models(config, ranks)
+    latents = Latents(config, ranks, models)
+    batch = make_batch(config, 0, latents.stream.plan(0), latents, models.text_encoder)
+    assert batch.inputs["layout"].shape == (2, *batch.x0.shape[2:])
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def __init__(self, dit):
+            super().__init__()
+            self.dit = dit
+
+        def forward(self, x, t, *, layout, **inputs):
+            seen.append(layout)
+            return self.dit(x, t, **inputs)
+
+    models.wrapped = Spy(models.dit)
+    train_step(models, batch, config)
+    assert len(seen) == 1 and torch.equal(seen[0], batch.inputs["layout"])
+
+
 def test_lr_schedule_and_conditioning_masks():
     cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)

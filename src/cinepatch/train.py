@@ -62,7 +62,8 @@ from cinepatch.pipeline import Pipeline, SamplerConfig, read_dit
 
 __all__ = [
     "TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "COND_KINDS", "cell_weights",
-    "Ranks", "Models", "Batch", "setup_ranks", "build_models", "resume", "make_batch", "train_step", "main",
+    "Ranks", "Models", "Latents", "Batch", "clip_inputs", "setup_ranks", "build_models", "resume", "make_batch",
+    "train_step", "main",
 ]
 
 
@@ -460,8 +461,27 @@ def resume(config: TrainConfig, ranks: Ranks, models: Models) -> int:
     return step
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """One training clip, ready for a step."""
+
+    latent: torch.Tensor  # (C, t, h, w)
+    caption: str
+    weight: torch.Tensor | None  # (t, h, w) loss weight per latent cell; None without object_weight
+    inputs: dict[str, torch.Tensor]  # the clip's own further DiT inputs (see clip_inputs)
+
+
+def clip_inputs(clip: Any, latent: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-clip conditioning inputs of the DiT besides the prompt, by keyword, without the
+    batch axis. The one place a new one (a layout map of the clip's objects, for a
+    layout-grounded DiT) is computed: ``make_batch`` stacks every entry into ``Batch.inputs``
+    and the DiT receives it as a keyword argument. The DiT takes none today."""
+    return {}
+
+
 class Latents:
-    """The clips of a step as VAE latents, captions and per-cell loss weights, memoised.
+    """The clips of a step as VAE latents, captions, per-cell loss weights and per-clip
+    inputs, memoised.
 
     With ``latent_cache`` the run trains on that many distinct clips per bucket, each encoded
     once; without it every step's clips are new and nothing is kept.
@@ -482,29 +502,28 @@ class Latents:
             self.source, batch_size=config.batch_size, seed=config.seed, rank=ranks.rank, world_size=ranks.world
         )
         self.config, self.vae, self.device = config, models.vae, ranks.device
-        self.cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor | None]] = {}
+        self.cache: dict[tuple[Any, int], Encoded] = {}
         if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
             encoder = models.text_encoder
             encoder.cache_size = max(encoder.cache_size, config.latent_cache * len(self.buckets) + 1)
 
-    def get(self, plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
-        """``(b, C, t, h, w)`` latents, ``b`` captions and ``(b, t, h, w)`` weights (``None``
-        without ``object_weight``) for this rank's clips of ``plan``."""
+    def get(self, plan: Any) -> list[Encoded]:
+        """This rank's clips of ``plan``, encoded."""
         n = self.config.latent_cache
         keys = [(plan.bucket, i % n if n else i) for i in plan.indices]
         store = self.cache if n else {}
         for key in keys:
             if key not in store:
-                clip = self.source.get(*key)
-                with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
-                    latent = self.vae.encode(clip.video[None].to(self.device))[0]  # (C, t, h, w)
-                weights = None
-                if self.config.object_weight:  # else plain MSE: no per-cell weights stored at all
-                    weights = cell_weights(clip.focus, tuple(latent.shape[1:]), self.config.object_weight)
-                store[key] = (latent, clip.caption, weights)
-        latents, captions, weights = zip(*(store[k] for k in keys))
-        weight = torch.stack(weights).to(self.device) if weights[0] is not None else None
-        return torch.stack(latents), list(captions), weight
+                store[key] = self._encode(self.source.get(*key))
+        return [store[k] for k in keys]
+
+    def _encode(self, clip: Any) -> Encoded:
+        with torch.no_grad():  # one clip at a time: a latent must not depend on its batch-mates
+            latent = self.vae.encode(clip.video[None].to(self.device))[0]  # (C, t, h, w)
+        weight = None
+        if self.config.object_weight:  # else plain MSE: no per-cell weights stored at all
+            weight = cell_weights(clip.focus, tuple(latent.shape[1:]), self.config.object_weight).to(self.device)
+        return Encoded(latent, clip.caption, weight, clip_inputs(clip, latent))
 
 
 @dataclass(frozen=True)
@@ -517,7 +536,7 @@ class Batch:
     cond_mask: torch.Tensor  # (b, t): 1 where a latent frame is given
     weight: torch.Tensor | None  # (b, t, h, w) loss weight per latent cell, None: all ones
     # Every further keyword input of the DiT, batch first: the prompt's states, mask and
-    # pooled vector. A new per-clip conditioning input is added here and nowhere else.
+    # pooled vector, and each clip's own inputs (clip_inputs, the place to add one).
     inputs: dict[str, torch.Tensor]
     global_size: int  # clips in the step over all ranks (for throughput)
 
@@ -528,7 +547,9 @@ def make_batch(config: TrainConfig, step: int, plan: Any, latents: Latents, text
     Every random draw covers the *global* batch from ``(seed, step)`` and a rank keeps its
     slice, so N processes train on exactly the batch one process would.
     """
-    x0, captions, weight = latents.get(plan)  # (b, C, t, h, w), b captions, (b, t, h, w)
+    clips = latents.get(plan)
+    x0 = torch.stack([c.latent for c in clips])  # (b, C, t, h, w)
+    weight = torch.stack([c.weight for c in clips]) if clips[0].weight is not None else None  # (b, t, h, w)
     b, b_global, device = x0.shape[0], config.batch_size, x0.device
     lo, hi = plan.offset, plan.offset + b
     rng = np.random.default_rng(_step_seed(config.seed, step, 1))
@@ -537,12 +558,13 @@ def make_batch(config: TrainConfig, step: int, plan: Any, latents: Latents, text
     gen = torch.Generator().manual_seed(_step_seed(config.seed, step, 2))
     t = flow.sample_timesteps(b_global, generator=gen, shift=config.timestep_shift, unshifted=config.timestep_unshifted)
     noise = torch.randn((b_global, *x0.shape[1:]), generator=gen)
-    prompts = ["" if d else c for d, c in zip(drop[lo:hi], captions)]
+    prompts = ["" if d else c.caption for d, c in zip(drop[lo:hi], clips)]
     for prompt in prompts:  # one at a time: an embedding must not depend on its batch-mates,
         text_encoder.encode([prompt])  # or a resumed run would drift (the encoder caches it)
     text = text_encoder.encode(prompts)
     inputs = {
         "text_states": text.states.to(device), "text_mask": text.mask.to(device), "text_pooled": text.pooled.to(device),
+        **{key: torch.stack([c.inputs[key] for c in clips]) for key in clips[0].inputs},
     }
     return Batch(
         x0=x0, t=t[lo:hi].to(device), noise=noise[lo:hi].to(device),
