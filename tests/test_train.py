@@ -4,6 +4,7 @@ equal a 1-process run on the same batch."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import torch
 
 from cinepatch.cli import main as cli_main
 from cinepatch.errors import InvalidParameter
+from cinepatch.models.dit import PRESETS, DiTConfig
 from cinepatch import flow
 from cinepatch.train import (
     COND_KINDS,
@@ -40,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent / "data"))
 from test_data import make_clips  # noqa: E402
 
 TINY = [
-    "dit.width=32", "dit.depth=2", "dit.heads=2", "vae_path=", "vae_preset=tiny", "buckets=32x32x9,32x32x1",
+    "model=tiny", "dit.width=32", "dit.depth=2", "dit.heads=2", "vae_path=", "vae_preset=tiny", "buckets=32x32x9,32x32x1",
     "batch_size=4", "log_every=2", "ckpt_every=4", "sample_prompts=", "latent_cache=4",
     "warmup_steps=2", "lr=2e-3", "min_lr=2e-3", "cond_prob=0.5", "caption_dropout=0.25", "threads=1",
 ]
@@ -83,7 +85,7 @@ def test_overrides_are_typed_and_unknown_keys_fail():
     cfg = apply_overrides(TrainConfig(), ["max_steps=7", "lr=1e-3", "resume=false", "buckets=32x32x1,48x32x9",
                                           "dit.depth=3", "vae.latent_channels=4", "text_encoder={\"kind\": \"minilm\"}"])
     assert (cfg.max_steps, cfg.lr, cfg.resume, cfg.buckets) == (7, 1e-3, False, ("32x32x1", "48x32x9"))
-    assert cfg.dit == {**TrainConfig().dit, "depth": 3} and cfg.vae == {"latent_channels": 4}
+    assert cfg.dit == {"depth": 3} and cfg.vae == {"latent_channels": 4}
     with pytest.raises(InvalidParameter, match="max_stepz"):
         apply_overrides(TrainConfig(), ["max_stepz=3"])
     with pytest.raises(InvalidParameter):
@@ -99,13 +101,23 @@ def test_the_default_config_is_the_shipped_recipe(capsys):
     # went, not how it trains: out_dir (its folder), seed (which draw of the same recipe),
     # resume (whether to continue a folder), max_steps (when the run was stopped), init_from
     # (the shipped run continued an earlier run of the same recipe) and threads (the cores of
-    # the machine it ran on; 0 takes them all).
+    # the machine it ran on; 0 takes them all). The DiT is compared by the shape it resolves to
+    # (the shipped run named the tiny preset with overrides, the default names the world
+    # preset), with the latent channels and text width the VAE and text encoder set.
     run_specific = {"out_dir", "seed", "resume", "max_steps", "init_from", "threads"}
-    shipped = json.loads((ROOT / "checkpoints" / "world-64" / "config.json").read_text())["training"]["config"]
+    folder = json.loads((ROOT / "checkpoints" / "world-64" / "config.json").read_text())
+    shipped = folder["training"]["config"]
     assert cli_main(["train", "--data", "world", "--print-config"]) == 0
     default = json.loads(capsys.readouterr().out)
     assert set(default) == set(shipped)
-    differ = {k: (default[k], shipped[k]) for k in set(shipped) - run_specific if default[k] != shipped[k]}
+    model = DiTConfig.from_dict(folder["dit"])
+    for config in (default, shipped):
+        dit = {k: tuple(v) if isinstance(v, list) else v for k, v in config["dit"].items()}
+        resolved = dataclasses.replace(PRESETS[config["model"]], **dit, in_channels=model.in_channels,
+                                       text_dim=model.text_dim)
+        assert resolved == model
+    same_shape = {"model", "dit"}
+    differ = {k: (default[k], shipped[k]) for k in set(shipped) - run_specific - same_shape if default[k] != shipped[k]}
     assert not differ
 
 
@@ -239,15 +251,15 @@ def test_init_from_starts_a_run_from_another_runs_dit(clips, tmp_path):
     assert shifts == [TrainConfig().timestep_shift, 5.0]
     # Another shape is refused, naming the option and the command that re-cuts a folder …
     with pytest.raises(InvalidParameter, match="init_from"):
-        main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "dit.patch=[2,2,2]"))
+        main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a' / 'pipeline'}", "dit.patch=[1,1,1]"))
     # … and a folder re-cut by it starts that run: the body as trained, the patches re-cut.
-    assert cli_main(["model", "recut", str(tmp_path / "a"), "--out", str(tmp_path / "a222"), "--patch", "2,2,2",
-                     "--prediction", "v"]) == 0
-    main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a222'}", "dit.patch=[2,2,2]",
-              "dit.prediction=v", "lr=1e-12", "min_lr=1e-12"))
+    assert cli_main(["model", "recut", str(tmp_path / "a"), "--out", str(tmp_path / "a111"), "--patch", "1,1,1",
+                     "--prediction", "x"]) == 0
+    main(tiny(tmp_path / "c", clips, "max_steps=1", f"init_from={tmp_path / 'a111'}", "dit.patch=[1,1,1]",
+              "dit.prediction=x", "lr=1e-12", "min_lr=1e-12"))
     recut = load_file(str(tmp_path / "c" / "pipeline" / "dit.safetensors"))
     assert torch.allclose(recut["blocks.0.attn.qkv.weight"], source["blocks.0.attn.qkv.weight"], atol=1e-6)
-    assert recut["x_embedder.weight"].shape[1] * 4 == source["x_embedder.weight"].shape[1]  # 2×2×2 vs 2×4×4 patches
+    assert recut["x_embedder.weight"].shape[1] * 4 == source["x_embedder.weight"].shape[1]  # 1×1×1 vs 1×2×2 patches
     assert float(recut["final_layer.linear.weight"].abs().max()) < 1e-6 < float(source["final_layer.linear.weight"].abs().max())
 
 

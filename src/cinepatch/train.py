@@ -76,13 +76,6 @@ __all__ = [
 COND_KINDS = ("first", "last", "first_last", "middle", "leading", "trailing", "both_ends")
 
 
-def _world_dit() -> dict[str, Any]:
-    """The world model's changes to the ``tiny`` preset: a wider body on 2×4×4 patches of the
-    world VAE's 4×-compressed latents, QK-norm, and x-prediction (a 2×4×4 patch of 8 channels
-    holds more numbers than the width, which v-prediction cannot carry: see DiTConfig)."""
-    return {"width": 384, "heads": 6, "depth": 6, "patch": [2, 4, 4], "qk_norm": True, "prediction": "x"}
-
-
 @dataclass(frozen=True)
 class TrainConfig:
     # run
@@ -100,8 +93,8 @@ class TrainConfig:
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
     latent_cache: int = 2000  # >0: train on this many distinct clips per bucket, encoded once
     # model
-    model: str = "tiny"  # a preset of cinepatch.models.dit.PRESETS
-    dit: dict[str, Any] = field(default_factory=_world_dit)  # preset overrides (dit.KEY=VALUE)
+    model: str = "world"  # a preset of cinepatch.models.dit.PRESETS
+    dit: dict[str, Any] = field(default_factory=dict)  # preset overrides (dit.KEY=VALUE)
     init_from: str = ""  # a model folder whose DiT (same shape) starts a fresh run (fine-tuning)
     vae_path: str = "checkpoints/vae-world"  # a trained CausalVAE folder (frozen); "": vae_preset
     vae_preset: str = "tiny"  # used only without vae_path: a random frozen VAE (tests, smoke)

@@ -292,7 +292,10 @@ def test_cli_presets_prints_every_preset_with_tokens(capsys):
     assert "latent 5×8×8" in out
     for name in PRESETS:
         line = next(row for row in out.splitlines() if row.startswith(f"{name} "))
-        assert " 80 " in line  # 5 × 4 × 4 tokens with 1×2×2 patches
+        if PRESETS[name].patch == (1, 2, 2):
+            assert " 80 " in line  # 5 × 4 × 4 tokens with 1×2×2 patches
+        else:
+            assert " 12 " in line and PRESETS[name].patch == (2, 4, 4)  # 3 × 2 × 2 tokens
     assert main(["model", "presets", "--frames", "6"]) == 2
     # The clip's latent size follows the VAE preset: the world VAE keeps every frame, 4× in space.
     assert main(["model", "presets", "--vae", "world", "--frames", "6", "--width", "32", "--height", "32"]) == 0

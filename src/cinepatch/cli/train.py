@@ -23,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", dest="out_dir", help="run folder (checkpoint, pipeline, metrics, samples)")
     parser.add_argument("--steps", dest="max_steps", type=int, help="train up to this step")
     parser.add_argument("--batch-size", type=int, help="global batch size (split across ranks)")
-    parser.add_argument("--model", help="DiT preset (tiny, small, base, …)")
+    parser.add_argument("--model", help="DiT preset (world, tiny, small, base, …)")
     parser.add_argument("--vae", dest="vae_path", help="a trained CausalVAE folder (frozen)")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--seed", type=int)

@@ -498,11 +498,15 @@ class DiT(nn.Module):
 
 # in_channels is the VAE's latent channel count; a pipeline building a model for another VAE
 # uses dataclasses.replace(PRESETS[name], in_channels=vae.config.latent_channels).
-# tiny: the embedded CPU model. Few tokens (2×2 spatial patches on 8×-compressed latents: a
-# 64×64 clip of 17 frames is 5×4×4 = 80 tokens) and fixed 3D RoPE positions, so a few-million
-# parameter model can afford many steps and still see the whole clip in every attention.
+# tiny: a CPU model. Few tokens (2×2 spatial patches on 8×-compressed latents: a 64×64 clip of
+# 17 frames is 5×4×4 = 80 tokens) and fixed 3D RoPE positions, so a few-million parameter model
+# can afford many steps and still see the whole clip in every attention.
+# world: the shipped world model (checkpoints/world-64) on the world VAE's latents (8 channels,
+# 4× in space, every frame kept): 2×4×4 patches keep a 64×64 clip of 33 frames at 17×4×4
+# tokens; a patch holds 256 numbers, close to the width, so it predicts clean latents ("x").
 PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(16, (1, 2, 2), width=256, depth=6, heads=4, text_dim=384, qk_norm=False),
+    "world": DiTConfig(8, (2, 4, 4), width=384, depth=6, heads=6, text_dim=384, qk_norm=True, prediction="x"),
     "small": DiTConfig(16, (1, 2, 2), width=384, depth=12, heads=6, text_dim=384, qk_norm=False),
     "base": DiTConfig(16, (1, 2, 2), width=768, depth=12, heads=12, text_dim=768),
     "large": DiTConfig(16, (1, 2, 2), width=1024, depth=24, heads=16, text_dim=4096),
