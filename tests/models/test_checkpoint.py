@@ -41,7 +41,7 @@ def test_checkpoint_generates_deterministically_for_a_seed(pipe: Pipeline) -> No
 @pytest.mark.parametrize("background", ["navy", "forest", "brown", "gray"])
 def test_checkpoint_draws_the_background_the_prompt_names(pipe: Pipeline, background: str) -> None:
     """The background check of the world evaluator, through the same prompt expansion as
-    ``generate`` (the world-64 checkpoint of session 4 failed it for 3 of these 4)."""
+    ``generate`` (before training at timestep shift 12, world-64 failed it for 3 of these 4)."""
     from cinepatch.expand import WorldExpander
     from cinepatch.world import parse_prompt
     from cinepatch.world.evaluate import evaluate
