@@ -7,10 +7,10 @@ save/load) → named sizes in ``PRESETS``.
 Why causal: every convolution pads time only on the past, so with 4× temporal compression
 latent frame ``j`` sees pixel frames ``≤ 4j``. Frame 0 is therefore encoded alone, a still
 image is a 1-frame video, and ``T = 1 + 4k`` frames map to ``t = 1 + k`` latent frames (the
-``world`` preset has no temporal compression: it is per frame). The same property lets us stream a
-long video through the network in temporal chunks: each causal conv carries its last few
-input frames to the next chunk, which makes the chunked result equal the unchunked one while
-peak memory stays that of one chunk.
+``world`` preset has no temporal compression: it is per frame). The same property lets us
+stream a long video through the network in temporal chunks: each causal conv carries its
+last few input frames to the next chunk, which makes the chunked result equal the unchunked
+one while peak memory stays that of one chunk.
 
 Normalisation is RMS over channels at each (t, h, w) position — not GroupNorm — because
 statistics pooled over time would leak the future into the past, and statistics pooled over
