@@ -42,22 +42,22 @@ SETS = {
     # what is now safety/data/train_extra.jsonl as well (docs/safety.md); its errors unread
     "blind5": DATA / "moderation_eval_blind5.jsonl",
     # 349 prompts by a fifth author, same brief plus ~85 tricky benign prompts near the
-    # boundaries; one that was also a training prompt removed; written in session 6 and
-    # measured once with the shipped system before the session's head change (docs/safety.md)
+    # boundaries; one that was also a training prompt removed; measured once with the linear
+    # head, then with the MLP head chosen by cross-validation before blind6 was run (docs/safety.md)
     "blind6": DATA / "moderation_eval_blind6.jsonl",
-    # 350 prompts by a sixth author in session 7 (same brief, ~125 tricky benign), who opened
+    # 350 prompts by a sixth author (same brief, ~125 tricky benign), who opened
     # no file of the project; measured with the shipped head, then with the head trained on
     # safety/data/train_extra2.jsonl as well (docs/safety.md); its errors unread
     "blind7": DATA / "moderation_eval_blind7.jsonl",
-    # 348 prompts by a seventh author in session 7 (same brief, half the benign ones tricky;
+    # 348 prompts by a seventh author (same brief, half the benign ones tricky;
     # two that were also in other files removed), who opened no file of the project; written
     # while the head for train_extra2 was built and first measured with it; its errors unread
     "blind8": DATA / "moderation_eval_blind8.jsonl",
-    # 342 prompts by an eighth author in session 7 (same brief; eight that were also in other
+    # 342 prompts by an eighth author (same brief; eight that were also in other
     # files removed), who opened no file of the project; first measured with the head whose
     # thresholds are calibrated on the readings moderation serves (docs/safety.md); errors unread
     "blind9": DATA / "moderation_eval_blind9.jsonl",
-    # 324 and 325 prompts by two authors in session 8, who opened no file of the project and
+    # 324 and 325 prompts by two more authors, who opened no file of the project and
     # declined to write sexual/minors prompts (175 benign, 25 for each other category; one
     # also in another file removed); first measured with the head that averages the MLP
     # with the character n-gram model (docs/safety.md); errors unread

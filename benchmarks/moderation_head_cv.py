@@ -5,7 +5,7 @@
 On the head's own training files only (never an evaluation set): each prompt is scored by a
 head that did not see it, and the script prints the share of disallowed prompts blocked when
 the threshold refuses 1 %, 3 % or 5 % of the benign ones. The linear head is the
-class-balanced softmax regression cinepatch shipped until session 6; the MLP is
+class-balanced softmax regression cinepatch shipped before the MLP; the MLP is
 ``cinepatch.safety.head._fit`` as shipped.
 """
 

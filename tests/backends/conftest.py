@@ -1,4 +1,4 @@
-"""Tiny randomly initialised diffusers pipelines, saved to folders once per session.
+"""Tiny randomly initialised diffusers pipelines, saved to folders once per test run.
 
 The component configs follow diffusers' own fast tests (tests/pipelines/wan, ltx, cogvideo):
 two-layer transformers, 3–8 channel VAEs, a T5 of width 32. Their tokenizers come from the
@@ -173,7 +173,7 @@ def build_cogvideox(folder: Path, *, i2v: bool = False) -> Path:
 def one_thread():
     """Tiny tensors gain nothing from a thread pool, and on a shared 2-core machine its
     synchronisation made each generation ~10× slower (1.2 s vs 10–19 s wall). Restored after
-    each module: a "package" scope in a folder without __init__.py lasts the whole session."""
+    each module: a "package" scope in a folder without __init__.py lasts the whole test run."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -182,7 +182,7 @@ def one_thread():
 
 @pytest.fixture(scope="session")
 def tiny_folders(tmp_path_factory) -> dict[str, Path]:
-    """Built lazily, once per session: ``tiny_folders["wan_t2v"]`` etc."""
+    """Built lazily, once per test run: ``tiny_folders["wan_t2v"]`` etc."""
 
     class Folders(dict):
         def __missing__(self, key: str) -> Path:

@@ -4,12 +4,13 @@ Read top to bottom: causal conv → norm → residual block → down/up-sampling
 decoder → the model (encode/decode, chunking over time, tiling over space, loss,
 save/load) → named sizes in ``PRESETS``.
 
-Why causal: every convolution pads time only on the past, so latent frame ``j`` sees pixel
-frames ``≤ 4j``. Frame 0 is therefore encoded alone, a still image is a 1-frame video, and
-``T = 1 + 4k`` frames map to ``t = 1 + k`` latent frames. The same property lets us stream a
-long video through the network in temporal chunks: each causal conv carries its last few
-input frames to the next chunk, which makes the chunked result equal the unchunked one while
-peak memory stays that of one chunk.
+Why causal: every convolution pads time only on the past, so with 4× temporal compression
+latent frame ``j`` sees pixel frames ``≤ 4j``. Frame 0 is therefore encoded alone, a still
+image is a 1-frame video, and ``T = 1 + 4k`` frames map to ``t = 1 + k`` latent frames (the
+``world`` preset has no temporal compression: it is per frame). The same property lets us
+stream a long video through the network in temporal chunks: each causal conv carries its
+last few input frames to the next chunk, which makes the chunked result equal the unchunked
+one while peak memory stays that of one chunk.
 
 Normalisation is RMS over channels at each (t, h, w) position — not GroupNorm — because
 statistics pooled over time would leak the future into the past, and statistics pooled over
@@ -37,7 +38,8 @@ __all__ = ["VAEConfig", "PRESETS", "CausalVAE"]
 
 @dataclass(frozen=True)
 class VAEConfig:
-    """Sizes of a causal video VAE. The defaults are the ``world`` recipe."""
+    """Sizes of a causal video VAE. The defaults are a causal 3D VAE (4× in time, 8× in
+    space); the per-frame ``world`` VAE the default model uses is in ``PRESETS``."""
 
     latent_channels: int = 8
     temporal_compression: int = 4  # 1 + 4k frames → 1 + k latent frames

@@ -18,9 +18,9 @@ Its two thresholds are chosen by 5-fold cross-validation on the training set alo
 an evaluation set), scoring each held-out prompt as moderation does: by its most harmful
 reading (whole, de-obfuscated, each sentence), and counting the refusals of the review band's
 nearest-exemplar rule: the pair that refuses the most held-out disallowed prompts while
-refusing no more than ``MAX_BENIGN`` (3 %, the target) of the held-out benign ones. (Until
-session 7 each prompt was scored by its whole text alone at a 1 % rate, while moderation takes
-the most harmful of several readings — so it refused 5–10 % of benign prompts on blind sets.)
+refusing no more than ``MAX_BENIGN`` (3 %, the target) of the held-out benign ones. (Scoring
+each prompt by its whole text alone at a 1 % rate, as an earlier build did, refused 5–10 % of
+benign prompts on blind sets: moderation takes the most harmful of several readings.)
 The file records the SHA-256 of the training files so a test can tell a stale head from a
 fresh one.
 """
