@@ -21,7 +21,6 @@ __all__ = [
     "pinned",
     "context_length",
     "window_length",
-    "seconds_param",
     "continue_video",
     "DEFAULT_WINDOW_SECONDS",
 ]
@@ -79,12 +78,6 @@ def check_length(frames: int, fps: int, *, what: str = "the result") -> None:
     if frames > MAX_SECONDS * fps:
         raise InvalidParameter("seconds", f"{what}: {frames / fps:g}", f"at most {MAX_SECONDS:g} in all")
 
-
-def seconds_param(params: Mapping[str, object], name: str, default: float | None, *, low: float, high: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-        raise InvalidParameter(name, value, f"seconds, more than {low:g} and at most {high:g}")
-    return float(value)
 
 
 def _on_grid(frames: int, step: int) -> int:

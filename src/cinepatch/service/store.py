@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cinepatch.errors import LimitExceeded  # defined with the other errors; re-exported here
+
 __all__ = [
     "ApiKey",
     "Job",
@@ -88,15 +90,6 @@ class Job:
     notes: list[str] = field(default_factory=list)
     updated: float = 0.0
 
-
-class LimitExceeded(Exception):
-    """A per-key limit stops a new job: ``kind`` is "concurrency" or "daily_quota"."""
-
-    def __init__(self, kind: str, limit: int, retry_after: int) -> None:
-        self.kind = kind
-        self.limit = limit
-        self.retry_after = retry_after
-        super().__init__(kind)
 
 
 class JobStore(Protocol):
