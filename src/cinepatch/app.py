@@ -70,10 +70,8 @@ class VideoRequest:
         _check_types(self)
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidParameter("prompt", self.prompt, "a non-empty text")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidParameter("prompt", f"{len(self.prompt)} characters", f"at most {MAX_PROMPT_CHARS}")
-        if len(self.negative) > MAX_PROMPT_CHARS:
-            raise InvalidParameter("negative", f"{len(self.negative)} characters", f"at most {MAX_PROMPT_CHARS}")
+        limits.check_text(self.prompt, name="prompt")  # valid Unicode, no NUL, not too long
+        limits.check_text(self.negative, name="negative")
         if self.fps is not None:
             limits.FPS.check(self.fps)
         if self.frames is not None:
