@@ -212,3 +212,26 @@ def test_the_video_names_the_model_that_made_it(api):
     assert queued.json()["model"] == "sora-2"  # asked for; nothing has made it yet
     done = finish(api, queued)
     assert done["model"] == "tiny-standin" and done["cinepatch"]["requested_model"] == "sora-2"
+
+
+def test_the_openapi_document_describes_bodies_errors_and_the_bearer_scheme(shared_server):
+    doc = httpx.get(f"{shared_server.url}/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["bearer"] == {"type": "http", "scheme": "bearer"}
+    error_shape = "#/components/schemas/ErrorBody"
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            statuses = operation["responses"]
+            assert "422" not in statuses, (method, path)  # validation errors are 400s here
+            for status, reply in statuses.items():
+                if status.startswith(("4", "5")):
+                    assert reply["content"]["application/json"]["schema"]["$ref"] == error_shape, (method, path, status)
+            if method == "post":
+                content = operation["requestBody"]["content"]
+                assert "application/json" in content, (method, path)
+            if path.startswith("/v1/"):
+                assert operation["security"] == [{"bearer": []}] and "401" in statuses, (method, path)
+    create = doc["paths"]["/v1/videos"]["post"]["requestBody"]["content"]
+    form = create["multipart/form-data"]["schema"]["properties"]
+    assert form["input_reference"] == {"type": "string", "format": "binary"}
+    seed = doc["components"]["schemas"]["CreateVideo"]["properties"]["seed"]["anyOf"][0]
+    assert seed == {"type": "integer", "minimum": 0, "maximum": 2**31 - 1}

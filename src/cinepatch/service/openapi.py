@@ -24,7 +24,7 @@ _COMPONENTS: dict[str, Any] = {}  # schemas the request bodies refer to, merged 
 REASONS = {
     400: "Invalid request: the message names the parameter and its allowed values",
     401: "Missing or incorrect API key",
-    403: "A state-changing request from another origin without a bearer key",
+    403: "A cookie-authenticated change from another origin (send a bearer key instead)",
     404: "No such video for this key",
     405: "Method not allowed (see the Allow header)",
     409: "The video is not completed yet",

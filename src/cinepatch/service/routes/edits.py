@@ -28,7 +28,7 @@ from cinepatch.service.store import Job
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1/videos", tags=["edits"])
-REPLIES = {**VIDEO, **errors(400, 404, 409, 413, 429)}
+REPLIES = {**VIDEO, **errors(400, 403, 404, 409, 413, 429)}
 
 
 async def _source(deps: Deps, received: Body, fields: _Edit, who: Caller, video_id: str) -> tuple[dict[str, Any], Job | None]:

@@ -29,7 +29,7 @@ VARIANTS = {"video": "video/mp4", "thumbnail": "image/webp", "spritesheet": "ima
 VIDEO = {200: {"model": VideoObject, "description": "The video object"}}
 
 
-@router.post("", responses={**VIDEO, **errors(400, 409, 413, 429)},
+@router.post("", responses={**VIDEO, **errors(400, 403, 409, 413, 429)},
              openapi_extra=body(CreateVideo, files=("input_reference",)))
 async def create_video(request: Request, who: Caller = Depends(caller), deps: Deps = Depends(get_deps)) -> JSONResponse:
     received = await read_body(request, deps.config.max_upload_bytes)
@@ -73,7 +73,7 @@ async def retrieve_video(video_id: str, who: Caller = Depends(caller), deps: Dep
     return JSONResponse(video_object(job), headers=headers)
 
 
-@router.delete("/{video_id}", responses=errors(404))
+@router.delete("/{video_id}", responses=errors(403, 404))
 def delete_video(video_id: str, who: Caller = Depends(caller), deps: Deps = Depends(get_deps)) -> dict[str, Any]:
     if deps.store.delete(video_id, who.owner) is None:
         raise not_found(video_id)
@@ -115,7 +115,7 @@ def download_content(
                         headers={"Cache-Control": "private, max-age=86400"}, content_disposition_type="inline")
 
 
-@router.post("/{video_id}/remix", responses={**VIDEO, **errors(400, 404, 409, 413, 429)},
+@router.post("/{video_id}/remix", responses={**VIDEO, **errors(400, 403, 404, 409, 413, 429)},
              openapi_extra=body(RemixVideo))
 async def remix_video(video_id: str, request: Request, who: Caller = Depends(caller),
                       deps: Deps = Depends(get_deps)) -> JSONResponse:
