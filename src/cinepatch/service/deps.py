@@ -298,6 +298,7 @@ def video_object(job: Job) -> dict[str, Any]:
             "id": job.id, "object": "video", "status": "failed", "progress": 0,
             "created_at": int(job.created_at), "completed_at": None, "expires_at": None, "model": "unknown",
             "seconds": "0", "size": "0x0", "prompt": "", "remixed_from_video_id": None,
-            "error": {"code": "unreadable_record", "message": f"this video's stored record cannot be served ({exc}); delete it"},
+            "error": {"code": "unreadable_record",
+                      "message": f"this video's stored record cannot be served ({exc}); delete it"},
             "cinepatch": {"kind": "unknown", "notes": []},
         }

@@ -22,12 +22,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from cinepatch import limits
-from cinepatch.editing.params import BlendParams, ExtendParams, LoopParams, RecutParams, RemixParams
+from cinepatch.editing.params import BlendParams, EditParams, ExtendParams, LoopParams, RecutParams, RemixParams
 from cinepatch.errors import InvalidParameter
 
 __all__ = [
-    "CreateVideo", "RemixVideo", "ExtendVideo", "EditVideo", "LoopVideo", "RecutVideo", "BlendVideos",
-    "StoryboardVideo", "StudioLogin", "VideoRef", "ErrorBody", "VideoObject", "VideoList",
+    "GenerationOptions", "CreateVideo", "RemixVideo", "EditBody", "ExtendVideo", "EditVideo", "LoopVideo",
+    "RecutVideo", "BlendVideos", "StoryboardVideo", "StudioLogin", "VideoRef", "ErrorBody", "VideoObject",
+    "VideoList",
 ]
 
 _PLAIN_INT = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -100,80 +101,96 @@ def _ref(value: object) -> object:
     return {"id": value} if isinstance(value, str) else value
 
 
+# Field types, named once: each checks its value against the table in cinepatch.limits.
 Ref = Annotated[VideoRef, BeforeValidator(_ref)]
 Prompt = _text("prompt")
+Negative = _text("negative")
+With = _text("with")
 Size = Annotated[str, Field(pattern=SIZE_PATTERN)]
 Seconds = _limited(limits.SECONDS)
+Seed = _limited(limits.SEED)
+Fps = _limited(limits.FPS)
+Steps = _limited(limits.STEPS)
+Guidance = _limited(limits.GUIDANCE)
+Strength = _limited(limits.STRENGTH)
+Bridge = _limited(limits.EDIT_SECONDS, name="bridge")
+Transition = _limited(limits.EDIT_SECONDS, name="transition")
+Start = _limited(limits.RANGE_SECONDS, name="start")
+End = _limited(limits.RANGE_SECONDS, name="end")
+At = _limited(limits.RANGE_SECONDS, name="at")
+Range = Annotated[list[_limited(limits.RANGE_SECONDS)], Field(min_length=2, max_length=2)]
+Name = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
 class GenerationOptions(_Strict):
     """cinepatch's own knobs beside the OpenAI fields (``extra_body`` in the SDK)."""
 
-    model: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")] | None = None
+    model: Name | None = None
     size: Size | None = None
-    seed: _limited(limits.SEED) | None = None  # type: ignore[valid-type]
-    fps: _limited(limits.FPS) | None = None  # type: ignore[valid-type]
-    steps: _limited(limits.STEPS) | None = None  # type: ignore[valid-type]
-    guidance: _limited(limits.GUIDANCE) | None = None  # type: ignore[valid-type]
-    negative: _text("negative") | None = None  # type: ignore[valid-type]
-    preset: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._-]+$")] | None = None
+    seed: Seed | None = None
+    fps: Fps | None = None
+    steps: Steps | None = None
+    guidance: Guidance | None = None
+    negative: Negative | None = None
+    preset: Name | None = None
 
 
 class CreateVideo(GenerationOptions):
     """``POST /v1/videos``; ``input_reference`` is an uploaded image (multipart only)."""
 
-    prompt: Prompt  # type: ignore[valid-type]
-    seconds: Seconds | None = None  # type: ignore[valid-type]
+    prompt: Prompt
+    seconds: Seconds | None = None
 
 
 class RemixVideo(GenerationOptions):
-    prompt: Prompt  # type: ignore[valid-type]
-    seconds: Seconds | None = None  # type: ignore[valid-type]
-    strength: _limited(limits.STRENGTH) | None = None  # type: ignore[valid-type]
+    prompt: Prompt
+    seconds: Seconds | None = None
+    strength: Strength | None = None
 
     def params(self) -> RemixParams | None:
         return RemixParams(strength=self.strength) if self.strength is not None else None
 
 
-class _Edit(GenerationOptions):
+class EditBody(GenerationOptions):
     """An edit of one video: a reference to a completed one (``video``) or an upload."""
 
-    video: Ref | None = None  # type: ignore[valid-type]
-    prompt: Prompt | None = None  # type: ignore[valid-type]
-    seconds: Seconds | None = None  # type: ignore[valid-type]
+    video: Ref | None = None
+    prompt: Prompt | None = None
+    seconds: Seconds | None = None
+
+    def params(self) -> EditParams | None:
+        """The edit's parameters as their frozen dataclass (None: the edit's defaults)."""
+        return None
 
 
-class ExtendVideo(_Edit):
+class ExtendVideo(EditBody):
     direction: Literal["forward", "backward"] | None = None
 
     def params(self) -> ExtendParams:
         return ExtendParams(direction=self.direction or "forward")
 
 
-class EditVideo(_Edit):
-    strength: _limited(limits.STRENGTH) | None = None  # type: ignore[valid-type]
+class EditVideo(EditBody):
+    strength: Strength | None = None
 
     def params(self) -> RemixParams | None:
         return RemixParams(strength=self.strength) if self.strength is not None else None
 
 
-class LoopVideo(_Edit):
-    bridge: _limited(limits.EDIT_SECONDS, name="bridge") | None = None  # type: ignore[valid-type]
+class LoopVideo(EditBody):
+    bridge: Bridge | None = None
 
     def params(self) -> LoopParams | None:
         return LoopParams(bridge=self.bridge) if self.bridge is not None else None
 
 
-Range = Annotated[list[_limited(limits.RANGE_SECONDS)], Field(min_length=2, max_length=2)]  # type: ignore[valid-type]
-
-
-class RecutVideo(_Edit):
+class RecutVideo(EditBody):
     """One range (``start``, ``end``) or several (``ranges``), seconds of the source to keep."""
 
-    start: _limited(limits.RANGE_SECONDS, name="start") | None = None  # type: ignore[valid-type]
-    end: _limited(limits.RANGE_SECONDS, name="end") | None = None  # type: ignore[valid-type]
+    start: Start | None = None
+    end: End | None = None
     ranges: Annotated[list[Range], BeforeValidator(_json_text), Field(min_length=1, max_length=64)] | None = None
-    at: _limited(limits.RANGE_SECONDS, name="at") | None = None  # type: ignore[valid-type]
+    at: At | None = None
 
     def params(self) -> RecutParams:
         if self.ranges is not None:
@@ -186,12 +203,12 @@ class RecutVideo(_Edit):
 
 
 class BlendVideos(GenerationOptions):
-    videos: Annotated[list[Ref], BeforeValidator(_json_text), Field(min_length=2, max_length=2)]  # type: ignore[valid-type]
-    prompt: Prompt | None = None  # type: ignore[valid-type]
-    seconds: Seconds | None = None  # type: ignore[valid-type]
+    videos: Annotated[list[Ref], BeforeValidator(_json_text), Field(min_length=2, max_length=2)]
+    prompt: Prompt | None = None
+    seconds: Seconds | None = None
     mode: Literal["join", "mix"] | None = None
-    transition: _limited(limits.EDIT_SECONDS, name="transition") | None = None  # type: ignore[valid-type]
-    with_: Annotated[_text("with") | None, Field(alias="with")] = None  # type: ignore[valid-type]
+    transition: Transition | None = None
+    with_: Annotated[With | None, Field(alias="with")] = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -203,13 +220,13 @@ class BlendVideos(GenerationOptions):
 
 
 class Card(_Strict):
-    prompt: Prompt  # type: ignore[valid-type]
-    seconds: Seconds | None = None  # type: ignore[valid-type]
+    prompt: Prompt
+    seconds: Seconds | None = None
 
 
 class StoryboardVideo(GenerationOptions):
     cards: Annotated[list[Card], BeforeValidator(_json_text), Field(min_length=1, max_length=int(limits.CARDS.high))]
-    prompt: Prompt | None = None  # type: ignore[valid-type]
+    prompt: Prompt | None = None
 
 
 class StudioLogin(_Strict):

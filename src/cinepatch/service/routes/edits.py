@@ -16,12 +16,12 @@ from cinepatch.service.openapi import body, errors
 from cinepatch.service.routes.videos import VIDEO
 from cinepatch.service.schemas import (
     BlendVideos,
+    EditBody,
     EditVideo,
     ExtendVideo,
     LoopVideo,
     RecutVideo,
     StoryboardVideo,
-    _Edit,
 )
 from cinepatch.service.store import Job
 
@@ -31,7 +31,9 @@ router = APIRouter(prefix="/v1/videos", tags=["edits"])
 REPLIES = {**VIDEO, **errors(400, 403, 404, 409, 413, 429)}
 
 
-async def _source(deps: Deps, received: Body, fields: _Edit, who: Caller, video_id: str) -> tuple[dict[str, Any], Job | None]:
+async def _source(
+    deps: Deps, received: Body, fields: EditBody, who: Caller, video_id: str
+) -> tuple[dict[str, Any], Job | None]:
     """An edit's source: a reference to a completed video, or an uploaded file."""
     upload = received.files.get("video")
     if upload is not None:
@@ -45,10 +47,10 @@ async def _source(deps: Deps, received: Body, fields: _Edit, who: Caller, video_
     return {"video_id": fields.video.id}, deps.source_of(fields.video.id, who, param="video")
 
 
-async def _edit(request: Request, who: Caller, deps: Deps, model: type[_Edit], *, edit: str, kind: str) -> JSONResponse:
+async def _edit(request: Request, who: Caller, deps: Deps, model: type[EditBody], *, edit: str, kind: str) -> JSONResponse:
     received = await read_body(request, deps.config.max_upload_bytes)
     fields = parse(model, received.fields)
-    params = fields.params()  # type: ignore[attr-defined]  # every edit body has one
+    params = fields.params()  # refused here, before any upload is kept or job made
     prompt = deps.prompt(fields.prompt, required=edit not in ("loop", "recut"))
     video_id = new_id()
     ref, source = await _source(deps, received, fields, who, video_id)
