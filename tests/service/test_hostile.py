@@ -130,6 +130,13 @@ def test_a_record_that_cannot_be_served_reads_as_failed_and_the_rest_loads(api, 
     assert listing.status_code == 200, listing.text
     by_id = {v["id"]: v for v in listing.json()["data"]}
     assert by_id[good["id"]]["status"] == "completed"
+    source = finish(api, api.post("/v1/videos", json={"prompt": "a moonset", "seconds": 1}))
+    with sqlite3.connect(shared_server.data_dir / "service.sqlite3") as db:  # a completed one, too
+        db.execute("UPDATE jobs SET spec = ? WHERE id = ?", ('{"seconds": Infinity, "width": 64}', source["id"]))
+    assert api.get(f"/v1/videos/{source['id']}").json()["error"]["code"] == "unreadable_record"
+    edit = api.post(f"/v1/videos/{source['id']}/remix", json={"prompt": "a moonset"})
+    assert edit.status_code == 409 and error(edit)["code"] == "video_not_ready"  # not a 500
+    assert api.delete(f"/v1/videos/{source['id']}").status_code == 200
     for video_id in (bad["id"], damaged["id"]):
         assert by_id[video_id]["status"] == "failed" and by_id[video_id]["error"]["code"] == "unreadable_record"
         one = api.get(f"/v1/videos/{video_id}")
@@ -174,9 +181,18 @@ def test_security_headers_health_and_the_data_folder(shared_server):
     assert httpx.get(url + "/docs").status_code == 404  # Swagger would come from a CDN
     data = shared_server.data_dir
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
-    for path in data.iterdir():
-        if path.is_file():
-            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
+    made = api_video(shared_server)  # so there are videos, previews and a -wal file to look at
+    assert made["status"] == "completed"
+    paths = list(data.rglob("*"))
+    assert any(p.suffix == ".mp4" for p in paths) and (data / "service.sqlite3").is_file()
+    for path in paths:  # nothing of the service's is readable by other users
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, (path, oct(path.stat().st_mode))
+
+
+def api_video(server) -> dict:
+    key = server.new_key("files")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+        return finish(client, client.post("/v1/videos", json={"prompt": "a kite", "seconds": 1}))
 
 
 def test_errors_have_openai_shape_everywhere(api, shared_server):

@@ -131,8 +131,9 @@ class Deps:
 
     def source_of(self, video_id: str, who: Caller, *, param: str) -> Job:
         job = self.owned(video_id, who)
-        if job.status != "completed":
-            raise APIError(409, f"video '{video_id}' is {job.status}; only a completed video can be edited",
+        status = video_object(job)["status"]  # a record that cannot be served is no source either
+        if status != "completed":
+            raise APIError(409, f"video '{video_id}' is {status}; only a completed video can be edited",
                            param=param, code="video_not_ready")
         return job
 
@@ -290,7 +291,8 @@ def video_object(job: Job) -> dict[str, Any]:
     the reason, so one bad record never takes a key's whole library down."""
     try:
         data = _object(job)
-        json.dumps(data, allow_nan=False, ensure_ascii=False).encode("utf-8")
+        # the spec too: it is what an edit of this video would copy and store again
+        json.dumps([data, job.spec], allow_nan=False, ensure_ascii=False).encode("utf-8")
         return data
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         log.warning("video %s cannot be served as stored: %s", job.id, exc)
