@@ -80,6 +80,10 @@ def test_loose_spellings_are_refused_not_reinterpreted(api):
         ({"prompt": "p", "seconds": "1e1"}, "seconds"),
         ({"prompt": "p", "seconds": " 2"}, "seconds"),
         ({"prompt": "p", "seed": "0x10"}, "seed"),
+        ({"prompt": "p", "seed": "1e999"}, "seed"),
+        ({"prompt": "p", "fps": "Infinity"}, "fps"),
+        ({"prompt": "p", "steps": "NaN"}, "steps"),
+        ({"prompt": "p", "steps": "99999999999999999999999"}, "steps"),
         ({"prompt": "p", "colour": "red"}, "colour"),  # an unknown field is not silently dropped
     ]:
         response = api.post("/v1/videos", data=fields)  # a form, as the official clients send
