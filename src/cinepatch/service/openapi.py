@@ -45,7 +45,15 @@ def _schema(model: type[BaseModel]) -> dict[str, Any]:
 def body(model: type[BaseModel], *, files: tuple[str, ...] = (), form: bool = True) -> dict[str, Any]:
     """``openapi_extra`` for a route whose body is ``model``, as JSON or (``form``) multipart."""
     schema = _schema(model)
-    content: dict[str, Any] = {"application/json": {"schema": {"$ref": REF.format(model=model.__name__)}}}
+    json_schema: dict[str, Any] = {"$ref": REF.format(model=model.__name__)}
+    sources = [name for name in files if name in schema["properties"]]
+    if sources:  # JSON cannot carry an upload, so there the reference is required
+        json_schema = copy.deepcopy(schema)
+        json_schema["title"] = f"{model.__name__}JSON"
+        json_schema["required"] = sorted({*json_schema.get("required", []), *sources})
+        for name in sources:
+            json_schema["properties"][name] = json_schema["properties"][name]["anyOf"][0]  # not null
+    content: dict[str, Any] = {"application/json": {"schema": json_schema}}
     if form:
         multipart = copy.deepcopy(schema)
         multipart["title"] = f"{model.__name__}Form"
