@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from cinepatch.editing.params import parse_params
 from cinepatch.errors import APIError, InvalidParameter
 from cinepatch.service.http import parse
-from cinepatch.service.schemas import BlendVideos, EditVideo, ExtendVideo, LoopVideo, RecutVideo, RemixVideo
+from cinepatch.service.schemas import BlendVideos, EditVideo, ExtendVideo, LoopVideo, RecutVideo
 
 BODIES = {"extend": ExtendVideo, "remix": EditVideo, "loop": LoopVideo, "recut": RecutVideo, "blend": BlendVideos}
 
