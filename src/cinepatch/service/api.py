@@ -65,7 +65,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
     for router in (videos.router, edits.router, studio.router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=studio.STATIC), name="static")
-    install_openapi(app)
+    install_openapi(app, config)
     app.add_middleware(LimitBody, limit=config.max_upload_bytes + 1024 * 1024)
     app.add_middleware(SameOrigin)
     app.add_middleware(SecurityHeaders)

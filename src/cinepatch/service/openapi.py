@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from cinepatch.service.config import ServiceConfig
 from cinepatch.service.schemas import ErrorBody
 
 __all__ = ["body", "errors", "install_openapi"]
@@ -68,9 +69,10 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": ErrorBody, "description": REASONS[status]} for status in sorted({401, *statuses})}
 
 
-def install_openapi(app: FastAPI) -> None:
-    """Add the body schemas, the bearer scheme and the error shape; drop FastAPI's 422 (a
-    validation error here is a 400 in OpenAI's shape)."""
+def install_openapi(app: FastAPI, config: ServiceConfig) -> None:
+    """Add the body schemas (with this service's models, presets and longest duration), the
+    bearer scheme and the error shape; drop FastAPI's 422 (a validation error here is a 400 in
+    OpenAI's shape)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -80,6 +82,10 @@ def install_openapi(app: FastAPI) -> None:
         components = doc.setdefault("components", {})
         schemas = components.setdefault("schemas", {})
         schemas.update(copy.deepcopy(_COMPONENTS))
+        bodies = [media["schema"] for item in doc["paths"].values() for operation in item.values()
+                  for media in operation.get("requestBody", {}).get("content", {}).values()]
+        # request bodies only: a reply's ``model`` names whichever model made the video
+        _this_service([*(schemas[name] for name in _COMPONENTS), *bodies], config)
         for name in ("HTTPValidationError", "ValidationError"):
             schemas.pop(name, None)
         components["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
@@ -94,6 +100,18 @@ def install_openapi(app: FastAPI) -> None:
         return doc
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _this_service(schemas: list[dict[str, Any]], config: ServiceConfig) -> None:
+    """The sets and ranges the running service accepts, narrower than the models' own."""
+    for schema in schemas:
+        properties = schema.get("properties", {})
+        for name, choices in (("model", sorted(config.models)), ("preset", list(config.presets))):
+            if name in properties and choices:
+                properties[name] = {"anyOf": [{"type": "string", "enum": choices}, {"type": "null"}]}
+        seconds = properties.get("seconds", {}).get("anyOf", [{}])[0]
+        if seconds.get("type") == "number":
+            seconds["maximum"] = config.max_seconds
 
 
 def _error_ref(status: int) -> dict[str, Any]:
