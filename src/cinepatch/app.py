@@ -33,14 +33,15 @@ import numpy as np
 from cinepatch import __version__
 from cinepatch.backends.base import EDITS, Backend, GenerationSpec
 from cinepatch.config import StudioConfig
+from cinepatch import limits
 from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.expand import ChatExpander, Expander, NoExpander, WorldExpander
 
 __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SECONDS"]
 
-MAX_PROMPT_CHARS = 2000
-MAX_SECONDS = 60.0
-MAX_SEED = 2**63 - 1
+MAX_PROMPT_CHARS = int(limits.PROMPT_CHARS.high)
+MAX_SECONDS = float(limits.SECONDS.high)
+MAX_SEED = int(limits.SEED.high)
 DEFAULT_FPS = 16
 
 
@@ -69,29 +70,25 @@ class VideoRequest:
         _check_types(self)
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidParameter("prompt", self.prompt, "a non-empty text")
-        if len(self.prompt) > MAX_PROMPT_CHARS:
-            raise InvalidParameter("prompt", f"{len(self.prompt)} characters", f"at most {MAX_PROMPT_CHARS}")
-        if len(self.negative) > MAX_PROMPT_CHARS:
-            raise InvalidParameter("negative", f"{len(self.negative)} characters", f"at most {MAX_PROMPT_CHARS}")
-        if self.fps is not None and not 1 <= self.fps <= 60:
-            raise InvalidParameter("fps", self.fps, "1 to 60")
+        limits.check_text(self.prompt, name="prompt")  # valid Unicode, no NUL, not too long
+        limits.check_text(self.negative, name="negative")
+        if self.fps is not None:
+            limits.FPS.check(self.fps)
         if self.frames is not None:
             if not 1 <= self.frames <= MAX_SECONDS * self.frame_rate:
                 raise InvalidParameter("frames", self.frames, f"1 to {int(MAX_SECONDS * self.frame_rate)}")
-        elif self.seconds is None or not 0 < self.seconds <= MAX_SECONDS:
-            raise InvalidParameter("seconds", self.seconds, f"more than 0, at most {MAX_SECONDS:g}")
+        elif self.seconds is None:
+            raise InvalidParameter("seconds", self.seconds, limits.SECONDS.describe())
+        else:
+            limits.SECONDS.check(self.seconds)
         for side in ("width", "height"):
-            value = getattr(self, side)
-            if value is not None and (not isinstance(value, int) or not 16 <= value <= 4096 or value % 16):
-                raise InvalidParameter(side, value, "16 to 4096, a multiple of 16")
+            if getattr(self, side) is not None:
+                limits.SIDE.check(getattr(self, side), name=side)
         if (self.width is None) != (self.height is None):
             raise InvalidParameter("size", (self.width, self.height), "both width and height, or neither")
-        if self.seed is not None and not 0 <= self.seed <= MAX_SEED:
-            raise InvalidParameter("seed", self.seed, f"0 to {MAX_SEED}")
-        if self.steps is not None and not 1 <= self.steps <= 500:
-            raise InvalidParameter("steps", self.steps, "1 to 500")
-        if self.guidance is not None and not 0 <= self.guidance <= 30:
-            raise InvalidParameter("guidance", self.guidance, "0 to 30")
+        for limit, value in ((limits.SEED, self.seed), (limits.STEPS, self.steps), (limits.GUIDANCE, self.guidance)):
+            if value is not None:
+                limit.check(value)
         if self.edit is not None and self.edit not in EDITS:
             raise InvalidParameter("edit", self.edit, f"one of {', '.join(EDITS)}")
 

@@ -75,8 +75,12 @@ class TinyStudio:
         return Result(
             path=out, width=request.width, height=request.height, fps=fps, frames=len(frames),
             seconds=len(frames) / fps, prompt=request.prompt, expanded_prompt=f"{request.prompt}, in tiny colours",
-            model=request.model, seed=seed, payload="00ff" * 4,
+            model=ALIASES.get(request.model, request.model), seed=seed, payload="00ff" * 4,
         )
+
+
+# Like the real Studio, the stand-in resolves an alias to the model that draws the video.
+ALIASES = {"sora-2": "tiny-standin", "sora-2-pro": "tiny-standin", "default": "tiny-standin"}
 
 
 def make(config: Any) -> TinyStudio:

@@ -110,7 +110,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _request_fields(args: argparse.Namespace) -> tuple[str, str, tuple[Path, ...], dict]:
-    """(edit, prompt, sources, params) for the chosen edit."""
+    """(edit, prompt, sources, params) for the chosen edit; the params parsed (and checked) here."""
+    from cinepatch.editing.params import parse_params
+
+    edit, prompt, sources, params = _raw_fields(args)
+    parsed = parse_params(edit, params)
+    return edit, prompt, sources, parsed.to_dict() if parsed is not None else params
+
+
+def _raw_fields(args: argparse.Namespace) -> tuple[str, str, tuple[Path, ...], dict]:
     from cinepatch.editing import read_storyboard
 
     name = args.edit_name

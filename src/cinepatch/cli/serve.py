@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import os
 import time
 from pathlib import Path
 
 from cinepatch.errors import InvalidParameter
 
 __all__ = ["register"]
-
 
 
 def _default_data_dir() -> Path:
@@ -86,10 +86,28 @@ def _serve(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, studio_config_dir=config_dir, studio_data_dir=data_dir, studio_config=yaml_file)
     if config.allow_anonymous and not _is_loopback(args.host):
         raise InvalidParameter("--allow-anonymous", args.host, "only with a loopback --host (127.0.0.1, ::1)")
+    os.umask(0o077)  # jobs, keys, uploads and videos are the service owner's alone (workers inherit it)
+    _refuse_if_busy(config.data_dir)
     app = create_app(config)
     print(f"cinepatch studio on http://{args.host}:{args.port}/ (data in {config.data_dir})", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=5)
     return 0
+
+
+def _refuse_if_busy(data_dir: Path) -> None:
+    """Refuse at once, in one line, when another server holds the data folder (the supervisor
+    takes the lock for good when the app starts; refusing there would print a traceback)."""
+    import fcntl
+
+    from cinepatch.service.supervisor import DataDirBusy
+
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with open(data_dir / "server.lock", "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataDirBusy(f"{data_dir}: another cinepatch server is using this data folder") from None
+        fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _store(data_dir: Path | None):  # -> SQLiteStore

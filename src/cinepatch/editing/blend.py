@@ -16,11 +16,11 @@ from cinepatch.editing.plan import (
     continue_video,
     latent_aligned,
     placeholder,
-    seconds_param,
     window_length,
 )
 from cinepatch.editing.remix import remix
 from cinepatch.editing.text import text_to_video
+from cinepatch.editing.params import BlendParams
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -42,20 +42,16 @@ def blend(
     ``mode='mix'``: one scene holding both the prompt and ``params['with']`` (a second prompt);
     with one source video, its layout and motion are kept (a remix under the mixed prompt).
     """
-    mode = params.get("mode", "join")
-    if mode == "mix":
-        other = params.get("with")
-        if not isinstance(other, str) or not other.strip():
-            raise InvalidParameter("with", other, "a second prompt to mix into the scene")
-        mixed = replace(spec, prompt=expand(f"{prompt.rstrip(' .')} and {other.strip()}"))
+    parsed = BlendParams.from_mapping(params)
+    if parsed.mode == "mix":
+        assert parsed.with_ is not None  # BlendParams requires it for a mix
+        mixed = replace(spec, prompt=expand(f"{prompt.rstrip(' .')} and {parsed.with_.strip()}"))
         if len(inputs) > 1:
             raise InvalidParameter("sources", len(inputs), "none or one video for a mix")
         return (
             remix(mixed, inputs, params, window=window) if inputs
             else text_to_video(mixed, window=window, latent_step=latent_step)
         )
-    if mode != "join":
-        raise InvalidParameter("mode", mode, "'join' or 'mix'")
     if len(inputs) != 2:
         raise InvalidParameter("sources", len(inputs), "two videos to join")
     first, notes_a = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the first video")
@@ -65,7 +61,7 @@ def blend(
     for name, clip in (("first video", first), ("second video", second)):
         if len(clip) < 2:
             raise InvalidParameter(name, f"{len(clip)} frame(s)", "a clip of two frames or more")
-    seconds = seconds_param(params, "transition", 1.0, low=0, high=10)
+    seconds = parsed.transition
     bridge = latent_aligned(round(seconds * spec.fps), latent_step)  # the tail then starts a latent group
     if 2 * context + bridge > length:
         raise InvalidParameter("transition", seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")

@@ -15,10 +15,10 @@ from cinepatch.editing.plan import (
     context_length,
     continue_video,
     placeholder,
-    seconds_param,
     whole_groups,
     window_length,
 )
+from cinepatch.editing.params import ExtendParams
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -35,10 +35,9 @@ def extend(
     """
     if len(inputs) != 1 or len(inputs[0].frames) < 2:
         raise InvalidParameter("sources", len(inputs), "exactly one video (two frames or more) to extend")
-    seconds = seconds_param(params, "seconds", spec.seconds, low=0, high=60)
-    direction = params.get("direction", "forward")
-    if direction not in ("forward", "backward"):
-        raise InvalidParameter("direction", direction, "'forward' or 'backward'")
+    parsed = ExtendParams.from_mapping(params)
+    seconds = parsed.seconds if parsed.seconds is not None else spec.seconds
+    direction = parsed.direction
     source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
     new = max(1, round(seconds * spec.fps))
     check_length(len(source) + new, spec.fps)

@@ -21,9 +21,9 @@ from cinepatch.editing.plan import (
     continue_video,
     latent_aligned,
     placeholder,
-    seconds_param,
     window_length,
 )
+from cinepatch.editing.params import LoopParams
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -37,7 +37,7 @@ def loop(
         raise InvalidParameter("sources", len(inputs), "none (loop from the prompt) or one video")
     length = window_length(window, spec.fps, latent_step)
     context = context_length(spec.fps, length, latent_step, sides=2)
-    bridge_seconds = seconds_param(params, "bridge", 1.0, low=0, high=10)
+    bridge_seconds = LoopParams.from_mapping(params).bridge
     bridge = latent_aligned(round(bridge_seconds * spec.fps), latent_step)  # the tail then starts a latent group
     if 2 * context + bridge > length:
         raise InvalidParameter("bridge", bridge_seconds, f"at most {(length - 2 * context) / spec.fps:g} s for this model")

@@ -8,7 +8,7 @@ backend before any compute — and the function that runs them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -21,7 +21,6 @@ __all__ = [
     "pinned",
     "context_length",
     "window_length",
-    "seconds_param",
     "continue_video",
     "whole_groups",
     "DEFAULT_WINDOW_SECONDS",
@@ -92,12 +91,6 @@ def check_length(frames: int, fps: int, *, what: str = "the result") -> None:
     if frames > MAX_SECONDS * fps:
         raise InvalidParameter("seconds", f"{what}: {frames / fps:g}", f"at most {MAX_SECONDS:g} in all")
 
-
-def seconds_param(params: Mapping[str, object], name: str, default: float | None, *, low: float, high: float) -> float:
-    value = params.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low < value <= high:
-        raise InvalidParameter(name, value, f"seconds, more than {low:g} and at most {high:g}")
-    return float(value)
 
 
 def _on_grid(frames: int, step: int) -> int:

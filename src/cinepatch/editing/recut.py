@@ -14,6 +14,7 @@ import numpy as np
 from cinepatch.backends.base import Backend, GenerationSpec, Progress
 from cinepatch.editing.conform import conform
 from cinepatch.editing.plan import Plan, continue_video, placeholder, window_length, context_length
+from cinepatch.editing.params import RecutParams
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -41,12 +42,13 @@ def recut(
     if len(inputs) != 1:
         raise InvalidParameter("sources", len(inputs), "exactly one video to re-cut")
     source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
-    ranges = parse_ranges(params.get("ranges"), len(source) / spec.fps)
+    parsed = RecutParams.from_mapping(params)
+    ranges = parse_ranges(parsed.ranges, len(source) / spec.fps)
     kept = np.concatenate([source[round(a * spec.fps) : max(round(a * spec.fps) + 1, round(b * spec.fps))] for a, b in ranges])
     if len(kept) > spec.frames:
         raise InvalidParameter("seconds", spec.seconds, f"at least {len(kept) / spec.fps:g} (the kept footage)")
-    at = params.get("at", 0.0)
-    start = round(at * spec.fps) if isinstance(at, (int, float)) and not isinstance(at, bool) else -1
+    at = parsed.at if parsed.at is not None else 0.0
+    start = round(at * spec.fps)
     if not 0 <= start <= spec.frames - len(kept):
         raise InvalidParameter("at", at, f"0 to {(spec.frames - len(kept)) / spec.fps:g} seconds")
     lead_in, lead_out = start, spec.frames - start - len(kept)

@@ -15,20 +15,18 @@ import numpy as np
 from cinepatch.backends.base import GenerationSpec
 from cinepatch.editing.conform import conform
 from cinepatch.editing.plan import Plan
+from cinepatch.editing.params import DEFAULT_STRENGTH, RemixParams
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
 __all__ = ["remix", "DEFAULT_STRENGTH"]
 
-DEFAULT_STRENGTH = 0.7
-
 
 def remix(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
     if len(inputs) != 1:
         raise InvalidParameter("sources", len(inputs), "exactly one video to remix")
-    strength = params.get("strength", DEFAULT_STRENGTH)
-    if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 < strength <= 1:
-        raise InvalidParameter("strength", strength, "more than 0 (a light touch), at most 1 (a full re-imagining)")
+    # a blend's mix hands over its own parameters, so only the strength is read here
+    strength = RemixParams(strength=params.get("strength", DEFAULT_STRENGTH)).strength
     source, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the video")
     frames = len(source)
     if window is not None and frames > window:

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cinepatch import limits
 from cinepatch.errors import InvalidParameter
 
 __all__ = ["ServiceConfig", "OPENAI_SIZE_MAP"]
@@ -81,6 +82,13 @@ class ServiceConfig:
             raise InvalidParameter("default_model", self.default_model, f"one of {sorted(self.models)}")
         if self.max_attempts < 1:
             raise InvalidParameter("max_attempts", self.max_attempts, "1 or more")
+        # a service may allow less than the Studio renders, never more
+        limits.SECONDS.check(self.max_seconds, name="max_seconds")
+        limits.SECONDS.check(self.default_seconds, name="default_seconds")
+        if self.default_seconds > self.max_seconds:
+            raise InvalidParameter("default_seconds", self.default_seconds, f"at most max_seconds ({self.max_seconds:g})")
+        if not 1 <= self.max_prompt_chars <= limits.PROMPT_CHARS.high:
+            raise InvalidParameter("max_prompt_chars", self.max_prompt_chars, f"1 to {limits.PROMPT_CHARS.high:g}")
 
     @property
     def db_path(self) -> Path:

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from cinepatch.errors import LimitExceeded  # defined with the other errors; re-exported here
+
 __all__ = [
     "ApiKey",
     "Job",
@@ -88,15 +90,6 @@ class Job:
     notes: list[str] = field(default_factory=list)
     updated: float = 0.0
 
-
-class LimitExceeded(Exception):
-    """A per-key limit stops a new job: ``kind`` is "concurrency" or "daily_quota"."""
-
-    def __init__(self, kind: str, limit: int, retry_after: int) -> None:
-        self.kind = kind
-        self.limit = limit
-        self.retry_after = retry_after
-        super().__init__(kind)
 
 
 class JobStore(Protocol):
@@ -171,12 +164,17 @@ _JOB_COLUMNS = (
 def _job(row: sqlite3.Row | tuple) -> Job:
     (id_, seq, owner, status, progress, created, started, completed, model, seconds, size,
      prompt, kind, remixed, spec, result, error, attempts, claimed_by, token, notes, updated) = row
+    try:
+        loaded = (json.loads(spec), json.loads(result) if result else None,
+                  json.loads(error) if error else None, json.loads(notes))
+    except (ValueError, TypeError) as exc:  # a damaged record reads as failed, not as an outage
+        loaded = ({}, None, {"code": "unreadable_record", "message": f"the stored record is damaged: {exc}"}, [])
+        status = "failed"
     return Job(
         id=id_, seq=seq, owner=owner, status=status, progress=progress, created_at=created,
         started_at=started, completed_at=completed, model=model, seconds=seconds, size=size,
-        prompt=prompt, kind=kind, remixed_from_video_id=remixed, spec=json.loads(spec),
-        result=json.loads(result) if result else None, error=json.loads(error) if error else None,
-        attempts=attempts, claimed_by=claimed_by, claim_token=token, notes=json.loads(notes),
+        prompt=prompt, kind=kind, remixed_from_video_id=remixed, spec=loaded[0], result=loaded[1],
+        error=loaded[2], attempts=attempts, claimed_by=claimed_by, claim_token=token, notes=loaded[3],
         updated=updated,
     )
 
@@ -190,9 +188,13 @@ class SQLiteStore:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._local = threading.local()
         self._db().executescript(_SCHEMA)
+        # keys' hashes, prompts and owners are private: the folder and database are the owner's
+        # alone (SQLite gives its -wal and -shm files the database's mode)
+        self.path.parent.chmod(0o700)
+        self.path.chmod(0o600)
 
     # -- connections and transactions --------------------------------------------------------
 
@@ -251,7 +253,7 @@ class SQLiteStore:
                 "INSERT INTO jobs (id, owner, status, progress, created_at, model, seconds, size, prompt,"
                 " kind, remixed_from_video_id, spec, updated) VALUES (?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job["id"], job["owner"], int(now), job["model"], job["seconds"], job["size"], job["prompt"],
-                 job["kind"], job.get("remixed_from_video_id"), json.dumps(job["spec"]), now),
+                 job["kind"], job.get("remixed_from_video_id"), json.dumps(job["spec"], allow_nan=False), now),
             )
         found = self.get(job["id"])
         assert found is not None

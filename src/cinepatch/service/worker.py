@@ -22,12 +22,12 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from cinepatch.errors import CinepatchError, InvalidParameter, MediaError, Refused
+from cinepatch.errors import Cancelled, CinepatchError, InvalidParameter, MediaError, Refused  # Cancelled: re-exported
 from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import Generator, load_callable, request_type
 from cinepatch.service.store import Job, SQLiteStore
 
-__all__ = ["run_job", "main", "files_of", "provenance_file", "write_provenance"]
+__all__ = ["run_job", "main", "files_of", "provenance_file", "write_provenance", "Cancelled"]
 
 log = logging.getLogger("cinepatch.service.worker")
 
@@ -38,9 +38,6 @@ VARIANT_FILES = {"video": "video.{tag}.mp4", "thumbnail": "thumbnail.{tag}.webp"
 SPRITE_FRAMES = 10
 GENERATION_SHARE = 95  # progress 0..95 is the generator's; 95..100 the previews and checks
 
-
-class Cancelled(Exception):
-    """The job was deleted, or requeued for another worker, while this one ran it."""
 
 
 def _die_with_parent() -> None:

@@ -322,7 +322,9 @@ function renderDetail(video) {
     ["Kind", video.cinepatch.kind],
     ["Size", video.size], ["Duration", `${video.seconds} s`],
     ["Frames", video.cinepatch.frames && `${video.cinepatch.frames} @ ${video.cinepatch.fps} fps`],
-    ["Seed", video.cinepatch.seed], ["Model", video.model], ["Preset", video.cinepatch.preset],
+    ["Seed", video.cinepatch.seed],
+    ["Model", video.model + (video.cinepatch.requested_model && video.cinepatch.requested_model !== video.model
+      ? ` (asked for ${video.cinepatch.requested_model})` : "")], ["Preset", video.cinepatch.preset],
     ["From", video.remixed_from_video_id || (video.cinepatch.sources || []).join(", ")],
     ["Created", created], ["Id", video.id],
     ["Error", video.error && video.error.message],
@@ -357,11 +359,43 @@ function renderDetail(video) {
   }
 }
 
+// One C2PA action as a readable row, as `cinepatch verify` prints it:
+// "c2pa.created (trainedAlgorithmicMedia) model=world · cinepatch 0.1".
+function describeAction(action) {
+  const source = String(action.digitalSourceType || "").split("/").pop();
+  const params = action.parameters || {};
+  const agent = action.softwareAgent;
+  return [
+    String(action.action || "action") + (source ? ` (${source})` : ""),
+    params.model ? `model=${params.model}` : "",
+    params.edit ? `edit=${params.edit}` : "",
+    action.description || "",
+    agent && typeof agent === "object" ? [agent.name, agent.version].filter(Boolean).join(" ") : agent || "",
+  ].filter(Boolean).join(" · ");
+}
+
+function describe(name, value) {
+  if (/(^|\.)actions$/.test(name) && value && typeof value === "object") return describeAction(value);
+  if (value && typeof value === "object") {  // any other object in a list: its fields, inline
+    return Object.entries(value).map(([k, v]) => `${k}: ${typeof v === "object" ? JSON.stringify(v) : v}`).join(", ");
+  }
+  return value;
+}
+
 function flatten(object, prefix = "", rows = []) {
   for (const [key, value] of Object.entries(object || {})) {
     const name = prefix ? `${prefix}.${key}` : key;
-    if (value && typeof value === "object" && !Array.isArray(value)) flatten(value, name, rows);
-    else rows.push([name, Array.isArray(value) ? value.join(", ") : value]);
+    if (Array.isArray(value)) {
+      if (value.some((item) => item && typeof item === "object")) {
+        value.forEach((item, i) => rows.push([value.length > 1 ? `${name} ${i + 1}` : name, describe(name, item)]));
+      } else {
+        rows.push([name, value.join(", ")]);
+      }
+    } else if (value && typeof value === "object") {
+      flatten(value, name, rows);
+    } else {
+      rows.push([name, value]);
+    }
   }
   return rows;
 }
@@ -374,7 +408,7 @@ async function loadProvenance(video) {
   try {
     const { report } = await api("GET", `/v1/videos/${video.id}/provenance`);
     const rows = flatten(report);
-    meta($("#d-prov-body"), rows.slice(0, 24));
+    meta($("#d-prov-body"), rows.slice(0, 40));
     const ok = report.made_by_cinepatch === true;
     badge.textContent = report.available === false ? "not available" : ok ? "made by cinepatch" : "not verified";
     badge.className = `badge ${ok ? "ok" : "warn"}`;
