@@ -1,0 +1,91 @@
+"""What only the PostgreSQL store has: migrations, SKIP LOCKED under contention, NOTIFY events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+
+from cinepatch.service.store_postgres import MIGRATIONS, PostgresStore, migrate  # noqa: E402
+from test_store import claim_concurrently, job  # noqa: E402
+
+
+def versions(url: str) -> list[int]:
+    with psycopg.connect(url) as conn:
+        return [r[0] for r in conn.execute("SELECT version FROM cinepatch_schema ORDER BY version")]
+
+
+def test_migrations_are_numbered_and_idempotent(postgres_url):
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert migrate(conn, MIGRATIONS[:1]) == [1]  # an older release's schema
+        conn.execute("INSERT INTO keys (id, hash, name, prefix, created_at) VALUES ('key_old', 'h', 'n', 'p', 0)")
+    errors: list[BaseException] = []
+
+    def start() -> None:  # several processes starting at once on an older schema
+        try:
+            PostgresStore(postgres_url).close()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert versions(postgres_url) == [v for v, _ in MIGRATIONS]
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        assert migrate(conn) == []  # nothing left to do
+        assert conn.execute("SELECT id FROM keys").fetchall() == [("key_old",)]  # data kept
+
+
+def test_eight_workers_never_claim_one_job_twice(postgres_url):
+    store = PostgresStore(postgres_url)
+    claimed = claim_concurrently(postgres_url, store, jobs=200, workers=8)
+    assert len(claimed) == len(set(claimed)) == 200
+    assert sorted(claimed) == [f"video_{i:04d}" for i in range(200)]
+    with psycopg.connect(postgres_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM jobs WHERE attempts <> 1").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(DISTINCT claimed_by) FROM jobs").fetchone()[0] > 1  # they really competed
+    store.close()
+
+
+def test_changes_are_pushed_to_subscribers(postgres_url):
+    """A subscriber wakes within milliseconds of a change made by another connection, and a
+    lease-only heartbeat wakes nobody."""
+    watcher = PostgresStore(postgres_url)
+    writer = PostgresStore(postgres_url)
+    writer.create_job(job(1), concurrency=5, daily_quota=5)
+    other = writer.create_job(job(2), concurrency=5, daily_quota=5)
+
+    async def scenario() -> tuple[float, float, float]:
+        loop = asyncio.get_running_loop()
+        with watcher.subscribe("video_0001") as changes:
+            await changes.wait(0.5)  # the listener's first wake-up when it connects
+            started = loop.time()
+            claimed = await asyncio.to_thread(writer.claim, "w", lease_seconds=30)
+            assert claimed.id == "video_0001"
+            await changes.wait(10)
+            woke_after_claim = loop.time() - started
+
+            started = loop.time()
+            await asyncio.to_thread(writer.heartbeat, claimed.id, claimed.claim_token, lease_seconds=30)
+            await changes.wait(1.0)  # nothing visible changed: this times out
+            quiet = loop.time() - started
+
+            started = loop.time()
+            await asyncio.to_thread(writer.claim, "w", lease_seconds=30)  # another job: not ours
+            await asyncio.to_thread(writer.complete, claimed.id, claimed.claim_token, {})
+            await changes.wait(10)
+            woke_after_complete = loop.time() - started
+        return woke_after_claim, quiet, woke_after_complete
+
+    woke_after_claim, quiet, woke_after_complete = asyncio.run(scenario())
+    assert woke_after_claim < 2.0 and woke_after_complete < 2.0
+    assert quiet >= 0.9
+    assert watcher.get(other.id).status == "in_progress"
+    watcher.close()
+    writer.close()
