@@ -35,7 +35,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from cinepatch.errors import Refused
 from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import load_callable, preset_names
-from cinepatch.service.store import ANONYMOUS, Job, LimitExceeded, SQLiteStore
+from cinepatch.service.store import ANONYMOUS, Job, LimitExceeded, open_store
 from cinepatch.service.supervisor import Supervisor
 from cinepatch.service.worker import files_of, provenance_file, write_provenance
 
@@ -321,7 +321,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
     """The ASGI app. ``supervise`` starts (and stops) the worker processes with it."""
     if not config.presets:
         config = dataclasses.replace(config, presets=preset_names(config.studio_dirs[0]))
-    store = SQLiteStore(config.db_path)
+    store = open_store(config)
     supervisor = Supervisor(config, store) if supervise else None
     prompt_check = load_callable(config.prompt_check) if config.prompt_check else None
 
@@ -822,24 +822,26 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
 
         async def stream() -> AsyncIterator[str]:
             seen = -1.0
-            idle = 0.0
+            quiet_since = time.monotonic()
             yield "retry: 1000\n\n"
-            while not await request.is_disconnected():
-                job = store.get(video_id, who.owner)
-                if job is None:
-                    yield f"event: error\ndata: {json.dumps(not_found(video_id).response().body.decode())}\n\n"
-                    return
-                if job.updated != seen:
-                    seen, idle = job.updated, 0.0
-                    yield f"event: video\ndata: {json.dumps(video_object(job))}\n\n"
-                    if job.status in TERMINAL:
-                        yield f"event: done\ndata: {json.dumps({'id': job.id, 'status': job.status})}\n\n"
+            # The store wakes us when the job may have changed: PostgreSQL pushes its NOTIFY
+            # events; SQLite's subscription re-reads four times a second.
+            with store.subscribe(video_id) as changes:
+                while not await request.is_disconnected():
+                    job = await run(store.get, video_id, who.owner)
+                    if job is None:
+                        yield f"event: error\ndata: {json.dumps(not_found(video_id).response().body.decode())}\n\n"
                         return
-                idle += 0.25
-                if idle >= 15:
-                    idle = 0.0
-                    yield ": keep-alive\n\n"
-                await asyncio.sleep(0.25)
+                    if job.updated != seen:
+                        seen, quiet_since = job.updated, time.monotonic()
+                        yield f"event: video\ndata: {json.dumps(video_object(job))}\n\n"
+                        if job.status in TERMINAL:
+                            yield f"event: done\ndata: {json.dumps({'id': job.id, 'status': job.status})}\n\n"
+                            return
+                    elif time.monotonic() - quiet_since >= 15:
+                        quiet_since = time.monotonic()
+                        yield ": keep-alive\n\n"
+                    await changes.wait(15.0)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
