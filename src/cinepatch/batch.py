@@ -234,16 +234,21 @@ def _ray_tasks(fn: Callable[..., Any], arguments: Sequence[tuple], *, workers: i
         ray.init(address=address, log_to_driver=False, configure_logging=False)
         say(f"running on the Ray cluster at {address}, {workers} tasks at a time")
     try:
-        remote = ray.remote(num_cpus=1, max_retries=RAY_RETRIES, retry_exceptions=False)(fn)
+        remote = ray.remote(num_cpus=1, max_retries=RAY_RETRIES, retry_exceptions=False)(_call)
         waiting = list(arguments)[::-1]
         running: list[Any] = []
         while waiting or running:
             while waiting and len(running) < workers:
-                running.append(remote.remote(*waiting.pop()))
+                running.append(remote.remote(fn, *waiting.pop()))
             done, running = ray.wait(running, num_returns=1)
             yield ray.get(done[0])
     finally:
         ray.shutdown()
+
+
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """The one Ray task: any callable (a partial too, which ``ray.remote`` refuses) and its arguments."""
+    return fn(*args)
 
 
 def _import_path() -> list[str]:
