@@ -84,12 +84,11 @@ class Cluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
 
-@pytest.fixture(scope="session")
-def postgres_cluster() -> Iterator[Cluster]:
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[dev]')")
+def start_cluster() -> Cluster | None:
+    """A running throwaway server, or None when no PostgreSQL binaries are installed."""
     bindir = _bindir()
     if bindir is None:
-        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql; .ci/run installs it)")
+        return None
     user = _run_as()
     folder = Path(tempfile.mkdtemp(prefix="cinepatch-pg-"))
     if user is not None:
@@ -97,11 +96,24 @@ def postgres_cluster() -> Iterator[Cluster]:
         os.chown(folder, entry.pw_uid, entry.pw_gid)
     cluster = Cluster(bindir, folder, _free_port(), user)
     cluster.start()
+    return cluster
+
+
+def remove_cluster(cluster: Cluster) -> None:
+    cluster.stop()
+    shutil.rmtree(cluster.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Cluster]:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install -e '.[dev]')")
+    cluster = start_cluster()
+    if cluster is None:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql; .ci/run installs it)")
     try:
         yield cluster
     finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_cluster(cluster)
 
 
 @pytest.fixture
