@@ -8,7 +8,6 @@ errors (400 BadRequestError, 401 AuthenticationError, 404 NotFoundError, 429 Rat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import ipaddress
