@@ -89,3 +89,31 @@ def test_changes_are_pushed_to_subscribers(postgres_url):
     assert watcher.get(other.id).status == "in_progress"
     watcher.close()
     writer.close()
+
+
+def test_keys_commands_use_the_database(postgres_url, tmp_path):
+    """`cinepatch keys create|list|revoke --db` act on the PostgreSQL store, not a SQLite file."""
+    import subprocess
+    import sys
+
+    def keys(*args: str) -> str:
+        return subprocess.run([sys.executable, "-m", "cinepatch", "keys", *args, "--db", postgres_url,
+                               "--storage", str(tmp_path)], check=True, capture_output=True, text=True).stdout
+
+    secret = keys("create", "--name", "ci", "--concurrency", "3").strip()
+    store = PostgresStore(postgres_url)
+    key = store.key_for(secret)
+    assert key is not None and key.name == "ci" and key.concurrency == 3
+    assert key.id in keys("list") and "active" in keys("list")
+    assert f"revoked {key.id}" in keys("revoke", key.id)
+    assert store.key_for(secret) is None
+    assert not list(tmp_path.glob("*.sqlite3"))  # nothing went to SQLite
+    store.close()
+
+
+def test_a_database_that_is_not_postgresql_is_refused(tmp_path):
+    from cinepatch.errors import InvalidParameter
+    from cinepatch.service.config import ServiceConfig
+
+    with pytest.raises(InvalidParameter, match="database"):
+        ServiceConfig(data_dir=tmp_path, database="mysql://db/cinepatch")

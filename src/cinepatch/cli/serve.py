@@ -44,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="run the studio: the OpenAI-compatible Videos API and the web page",
         description="Serve the Videos API at /v1 and the web studio at /. Generation runs in worker"
-        " processes; jobs, keys and the ledger live in SQLite under --data-dir.",
+        " processes; jobs and keys live in SQLite under --data-dir, or in the PostgreSQL database --db"
+        " names, which several servers and `cinepatch worker`s on other hosts may share.",
     )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
