@@ -55,7 +55,7 @@ def descendants(pid: int) -> list[int]:
 def busy_ray_worker(root: int) -> int | None:
     for pid in descendants(root):
         try:
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::render_line"):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::_call"):
                 return pid
         except OSError:
             continue
