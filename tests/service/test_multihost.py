@@ -195,3 +195,30 @@ def test_two_servers_two_workers_one_killed(cluster: Cluster):
         assert received and received[-1] == {"event": "done", "id": video_id, "status": "completed"}
         statuses = [e["status"] for e in received if e["event"] == "video"]
         assert statuses[-1] == "completed" and len(statuses) >= 2, statuses
+
+
+def test_a_stopped_worker_hands_its_job_back(cluster: Cluster):
+    """SIGTERM (or Ctrl-C) to `cinepatch worker` mid-job requeues the job at once — no waiting
+    for the lease — and another worker finishes it."""
+    import psycopg
+
+    cluster.start(servers=1, workers=1)
+    key = cluster.new_key()
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{cluster.ports[0]}/v1", api_key=key, max_retries=0)
+    video_id = client.videos.create(prompt="a slow clip", seconds="1", size="64x64").id
+    deadline = time.monotonic() + 30
+    while holder(cluster.database, video_id) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (worker,) = cluster.workers
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(15) == 0
+    with psycopg.connect(cluster.database) as conn:
+        status, notes = conn.execute("SELECT status, notes FROM jobs WHERE id = %s", (video_id,)).fetchone()
+    assert status == "queued" and "the worker was stopped" in notes
+    cluster.workers = [cluster.spawn("worker-b", "worker")]
+    deadline = time.monotonic() + 40
+    while client.videos.retrieve(video_id).status != "completed" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    video = client.videos.retrieve(video_id)
+    assert video.status == "completed" and video.model_extra["cinepatch"]["attempts"] == 2
+    assert len(list((cluster.storage / "videos" / video_id).glob("video.*.mp4"))) == 1

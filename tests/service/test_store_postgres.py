@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -117,3 +118,33 @@ def test_a_database_that_is_not_postgresql_is_refused(tmp_path):
 
     with pytest.raises(InvalidParameter, match="database"):
         ServiceConfig(data_dir=tmp_path, database="mysql://db/cinepatch")
+
+
+def test_supervisors_on_a_shared_store_leave_other_hosts_jobs_alone(postgres_url, tmp_path):
+    """Two servers on one database and one folder: no folder lock, no "requeue everything" at
+    start or stop; only an expired lease sends a job back to the queue."""
+    from cinepatch.service.config import ServiceConfig
+    from cinepatch.service.supervisor import Supervisor
+
+    store = PostgresStore(postgres_url)
+    store.create_job(job(1), concurrency=5, daily_quota=5)
+    store.create_job(job(2), concurrency=5, daily_quota=5)
+    elsewhere = store.claim("host-b-worker", lease_seconds=60)  # a live worker on another host
+    vanished = store.claim("host-c-worker", lease_seconds=0.5)  # one that died with its host
+    config = ServiceConfig(data_dir=tmp_path, database=postgres_url, workers=0, lease_seconds=1.0)
+    first, second = Supervisor(config, store), Supervisor(config, PostgresStore(postgres_url))
+    first.start()
+    second.start()  # the same data folder: no DataDirBusy
+    try:
+        assert first.recovered == [] and second.recovered == []
+        deadline = time.monotonic() + 10
+        while store.get(vanished.id).status != "queued" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert store.get(vanished.id).status == "queued"
+        assert "no heartbeat" in store.get(vanished.id).notes[0]
+    finally:
+        first.stop()
+        second.stop()
+    assert store.get(elsewhere.id).status == "in_progress"  # untouched by either server's start or stop
+    assert store.get(elsewhere.id).claim_token == elsewhere.claim_token
+    store.close()
