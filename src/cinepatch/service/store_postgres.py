@@ -34,6 +34,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from cinepatch.service.store import _DAY, ApiKey, Job, LimitExceeded, hash_key, new_key
+from cinepatch.service.store import _job as _row_to_job
 
 __all__ = ["PostgresStore", "MIGRATIONS", "CHANNEL"]
 
@@ -110,9 +111,7 @@ _KEY_COLUMNS = "id, name, prefix, created_at, revoked_at, concurrency, daily_quo
 
 
 def _job(row: tuple) -> Job:
-    from cinepatch.service.store import _job as sqlite_row_to_job
-
-    return sqlite_row_to_job(row)  # the same columns, in the same order, as the SQLite table
+    return _row_to_job(row)  # the same columns, in the same order, as the SQLite table
 
 
 def migrate(conn: psycopg.Connection, migrations: tuple[tuple[int, str], ...] = MIGRATIONS) -> list[int]:

@@ -246,7 +246,12 @@ def serve_jobs(store: JobStore, config: ServiceConfig, generator: Generator, wor
         if sweep and time.monotonic() - last_sweep > config.lease_seconds / 2:
             last_sweep = time.monotonic()
             sweep_expired(store, config)
-        job = store.claim(worker_id, lease_seconds=config.lease_seconds)
+        try:
+            job = store.claim(worker_id, lease_seconds=config.lease_seconds)
+        except Exception as exc:  # noqa: BLE001 - a database restart must not end a remote worker
+            log.warning("could not claim a job (%s); retrying in 2 s", exc)
+            stop.wait(2.0)
+            continue
         if job is None:
             stop.wait(0.2)
             continue
