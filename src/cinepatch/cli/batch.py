@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         " fps, seed, model, steps, guidance, negative, preset, expand, edit, sources, params). Every video"
         " takes the same path as `cinepatch generate` (moderation, frame review, marks, C2PA, ledger)."
         " OUT/manifest.jsonl records each line as completed, refused or failed; running the command"
-        " again skips finished lines.",
+        " again skips finished lines. Exit status 1 when any line failed.",
     )
     parser.add_argument("prompts", type=Path, help="the JSONL file")
     parser.add_argument("--out", type=Path, required=True, help="folder for the videos and manifest.jsonl")
