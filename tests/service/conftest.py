@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness import Server, make_server
+from postgres import postgres_cluster, postgres_url  # noqa: F401  (fixtures)
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ _GROUPS = (
     "model",
     "verify",
     "serve",
+    "batch",
 )
 
 

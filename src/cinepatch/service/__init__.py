@@ -7,7 +7,9 @@
       read; never generates             quotas, atomic claims        Studio.create, previews
                      supervisor.py: starts workers, restarts them, requeues interrupted jobs
 
-Start it with ``cinepatch serve``; see docs/service.md.
+Start it with ``cinepatch serve``. On several hosts the store is PostgreSQL
+(``store_postgres.py``; ``--db``), API servers run with ``--workers 0`` and ``cinepatch
+worker`` runs the worker loop on the GPU hosts; see docs/service.md.
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from cinepatch.service.generator import load_callable, preset_names
 from cinepatch.service.http import LimitBody, SameOrigin, SecurityHeaders, ServerTiming, install_error_handlers
 from cinepatch.service.openapi import install_openapi
 from cinepatch.service.routes import edits, studio, videos
-from cinepatch.service.store import SQLiteStore
+from cinepatch.service.store import open_store
 from cinepatch.service.supervisor import Supervisor
 
 __all__ = ["create_app", "APIError"]
@@ -40,7 +40,7 @@ def create_app(config: ServiceConfig, *, supervise: bool = True) -> FastAPI:
     """The ASGI app. ``supervise`` starts (and stops) the worker processes with it."""
     if not config.presets:
         config = dataclasses.replace(config, presets=preset_names(config.studio_dirs[0]))
-    store = SQLiteStore(config.db_path)
+    store = open_store(config)
     deps = Deps(config=config, store=store, supervisor=Supervisor(config, store) if supervise else None,
                 prompt_check=load_callable(config.prompt_check) if config.prompt_check else None)
 

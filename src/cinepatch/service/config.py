@@ -30,7 +30,13 @@ OPENAI_SIZE_MAP: dict[str, str] = {
 
 @dataclass(frozen=True)
 class ServiceConfig:
+    # Videos, uploads and (with SQLite) the job store. Several hosts sharing one ``database``
+    # must share this folder too (an NFS mount, say): every output is written atomically under
+    # a name unique to its job and claim, so two hosts never write the same file.
     data_dir: Path
+    # None: SQLite in data_dir, for one machine. A ``postgresql://`` URL: a job store that any
+    # number of API servers and workers, on any hosts, can share.
+    database: str | None = None
     # "module:callable" building the generator in each worker process; it is called with this
     # config and returns an object with ``create(request, *, out, progress) -> VideoResult``.
     generator: str = "cinepatch.service.generator:default_studio"
@@ -76,6 +82,8 @@ class ServiceConfig:
         for name in ("studio_config", "studio_config_dir", "studio_data_dir"):
             if getattr(self, name) is not None:
                 object.__setattr__(self, name, Path(getattr(self, name)))
+        if self.database is not None and not self.database.startswith(("postgresql://", "postgres://")):
+            raise InvalidParameter("database", self.database, "a postgresql://USER@HOST:PORT/NAME URL (or none, for SQLite)")
         if self.workers < 0:
             raise InvalidParameter("workers", self.workers, "0 or more")
         if self.default_model not in self.models:

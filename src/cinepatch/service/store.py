@@ -7,14 +7,16 @@ RETURNING`` under ``BEGIN IMMEDIATE``, so two workers can never take the same jo
 carries a fresh token, and heartbeats, progress and completion only apply while the token still
 matches — a worker that was presumed dead and comes back cannot overwrite a requeued job.
 
-To move to a shared database (several machines), implement ``JobStore`` over it: claim with
-``SELECT … FOR UPDATE SKIP LOCKED`` (PostgreSQL) inside the same transaction as the update,
-and rely on leases (``recover_expired``) rather than process ids to find interrupted jobs.
-See docs/service.md.
+SQLite serves one machine. For several (API servers and workers on other hosts sharing one
+database), ``PostgresStore`` in ``store_postgres.py`` implements the same interface: claims
+with ``SELECT … FOR UPDATE SKIP LOCKED``, leases judged by the database's clock, and change
+events pushed with ``LISTEN/NOTIFY``. ``open_store`` picks one from the configuration. See
+docs/service.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import secrets
@@ -33,7 +35,11 @@ __all__ = [
     "Job",
     "JobStore",
     "LimitExceeded",
+    "PollingSubscription",
     "SQLiteStore",
+    "Subscription",
+    "connect",
+    "open_store",
     "hash_key",
     "new_key",
     "ANONYMOUS",
@@ -92,7 +98,36 @@ class Job:
 
 
 
+class Subscription(Protocol):
+    """Wakes an SSE stream when a job may have changed; used as a context manager."""
+
+    def __enter__(self) -> Subscription: ...
+    def __exit__(self, *exc: object) -> None: ...
+    async def wait(self, timeout: float) -> None:
+        """Return when the job may have changed, or after at most ``timeout`` seconds."""
+        ...
+
+
+class PollingSubscription:
+    """For a store without change notifications: wake every ``interval`` seconds to re-read."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+
+    def __enter__(self) -> PollingSubscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    async def wait(self, timeout: float) -> None:
+        await asyncio.sleep(min(self.interval, timeout))
+
+
 class JobStore(Protocol):
+    # True when other hosts may share the store: nothing may then assume that a job left
+    # in_progress belongs to this host, so only leases decide that a worker is gone.
+    shared: bool
     # -- jobs, from the HTTP layer
     def create_job(self, job: dict[str, Any], *, concurrency: int, daily_quota: int) -> Job: ...
     def get(self, video_id: str, owner: str | None = None) -> Job | None: ...
@@ -111,6 +146,25 @@ class JobStore(Protocol):
     def list_keys(self) -> list[ApiKey]: ...
     def revoke_key(self, key_id: str) -> bool: ...
     def key_for(self, secret: str) -> ApiKey | None: ...
+    # -- events and housekeeping
+    def subscribe(self, video_id: str) -> Subscription: ...
+    def counts(self) -> dict[str, int]: ...
+    def close(self) -> None: ...
+
+
+def connect(target: str | Path) -> JobStore:
+    """The store at ``target``: a ``postgresql://`` URL, or the path of a SQLite file."""
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        from cinepatch.service.store_postgres import PostgresStore
+
+        return PostgresStore(text)
+    return SQLiteStore(Path(text))
+
+
+def open_store(config: Any) -> JobStore:
+    """The store a ``ServiceConfig`` names: its ``database`` URL, else SQLite in its data folder."""
+    return connect(config.database or config.db_path)
 
 
 _SCHEMA = """
@@ -185,6 +239,8 @@ def _key(row: tuple) -> ApiKey:
 
 class SQLiteStore:
     """The embedded ``JobStore``: one SQLite file in WAL mode, safe across threads and processes."""
+
+    shared = False  # one machine: a server that holds the data folder's lock owns every job
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -396,6 +452,10 @@ class SQLiteStore:
 
     def recover_expired(self, *, reason: str, max_attempts: int) -> list[tuple[str, str]]:
         return self._recover_where("lease_until < ?", (time.time(),), reason=reason, max_attempts=max_attempts)
+
+    def subscribe(self, video_id: str) -> PollingSubscription:
+        """SQLite has no notifications: an SSE stream re-reads the job four times a second."""
+        return PollingSubscription(0.25)
 
     def counts(self) -> dict[str, int]:
         rows = self._db().execute(

@@ -4,6 +4,10 @@ Run by the supervisor as ``python -m cinepatch.service.worker --config JSON --wo
 Generation happens here, never in the server's event loop. The worker dies with its parent
 (``PR_SET_PDEATHSIG``), so after ``kill -9`` of the server no orphan keeps writing; the
 restarted server requeues what was running.
+
+On other hosts, ``cinepatch worker --db URL --storage DIR`` runs the same loop with no server
+and no parent to follow (:func:`serve_jobs`); it sweeps expired leases itself, so a worker
+that vanished mid-job is noticed even where no API server runs a supervisor.
 """
 
 from __future__ import annotations
@@ -15,19 +19,21 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Any
 
 from cinepatch.errors import Cancelled, CinepatchError, InvalidParameter, MediaError, Refused  # Cancelled: re-exported
 from cinepatch.service.config import ServiceConfig
 from cinepatch.service.generator import Generator, load_callable, request_type
-from cinepatch.service.store import Job, SQLiteStore
+from cinepatch.service.store import Job, JobStore, open_store
 
-__all__ = ["run_job", "main", "files_of", "provenance_file", "write_provenance", "Cancelled"]
+__all__ = ["run_job", "serve_jobs", "main", "files_of", "provenance_file", "write_provenance", "worker_name", "with_model", "Cancelled"]
 
 log = logging.getLogger("cinepatch.service.worker")
 
@@ -57,7 +63,7 @@ def provenance_file(video_file: str) -> str:
     return video_file.replace("video.", "provenance.", 1).removesuffix(".mp4") + ".json"
 
 
-def source_paths(store: SQLiteStore, config: ServiceConfig, spec: dict[str, Any]) -> tuple[Path, ...]:
+def source_paths(store: JobStore, config: ServiceConfig, spec: dict[str, Any]) -> tuple[Path, ...]:
     """The job's sources as files: earlier videos by id, or uploads saved with the job."""
     paths = []
     for source in spec.get("sources", []):
@@ -69,7 +75,7 @@ def source_paths(store: SQLiteStore, config: ServiceConfig, spec: dict[str, Any]
     return tuple(paths)
 
 
-def build_request(generator: Generator, store: SQLiteStore, config: ServiceConfig, spec: dict[str, Any]) -> Any:
+def build_request(generator: Generator, store: JobStore, config: ServiceConfig, spec: dict[str, Any]) -> Any:
     fields = {k: v for k, v in spec.items() if k not in ("sources", "params")}
     return request_type(generator)(
         **fields, sources=source_paths(store, config, spec), params=dict(spec.get("params", {}))
@@ -127,8 +133,13 @@ def _error(exc: BaseException) -> dict[str, Any]:
     return {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}", "type": "server_error", "param": None}
 
 
-def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job: Job) -> str:
-    """Run one claimed job to completion or failure; returns the final status."""
+def run_job(store: JobStore, config: ServiceConfig, generator: Generator, job: Job, *,
+            follow_parent: bool = True) -> str:
+    """Run one claimed job to completion or failure; returns the final status.
+
+    ``follow_parent``: exit at once if the process that started this one goes away (the
+    supervisor's workers); a standalone worker has no such parent.
+    """
     assert job.claim_token is not None
     token = job.claim_token
     folder = config.video_dir(job.id)
@@ -141,7 +152,7 @@ def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job
 
     def beat() -> None:  # keeps the lease while the generator is busy between progress calls
         while not stop.wait(config.lease_seconds / 4):
-            if os.getppid() != parent:
+            if follow_parent and os.getppid() != parent:
                 os._exit(1)
             if not store.heartbeat(job.id, token, lease_seconds=config.lease_seconds):
                 lost.set()
@@ -191,6 +202,63 @@ def run_job(store: SQLiteStore, config: ServiceConfig, generator: Generator, job
         stop.set()
 
 
+class _OneModel:
+    """A generator whose every request uses one model: a host dedicated to that model."""
+
+    def __init__(self, inner: Generator, model: str) -> None:
+        self.inner = inner
+        self.model = model
+        self.request_type = request_type(inner)
+
+    def create(self, request: Any, *, out: Path, progress: Any = None) -> Any:
+        import dataclasses
+
+        return self.inner.create(dataclasses.replace(request, model=self.model), out=out, progress=progress)
+
+
+def with_model(generator: Generator, model: str) -> Generator:
+    """``generator``, with every request's model replaced by ``model`` (``cinepatch worker --model``)."""
+    return _OneModel(generator, model)
+
+
+def worker_name() -> str:
+    """A worker id that says where it runs: host, process and a random tail."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def serve_jobs(store: JobStore, config: ServiceConfig, generator: Generator, worker_id: str, *,
+               stop: threading.Event, follow_parent: bool, sweep: bool, max_jobs: int | None = None) -> int:
+    """Claim and run jobs until ``stop`` is set (or ``max_jobs`` ran); returns how many ran.
+
+    ``sweep``: also requeue jobs whose lease expired (their worker vanished) every half lease.
+    """
+    from cinepatch.service.supervisor import sweep_expired
+
+    parent = os.getppid()
+    done = 0
+    last_sweep = 0.0
+    while not stop.is_set() and (max_jobs is None or done < max_jobs):
+        if follow_parent and os.getppid() != parent:
+            return done
+        if sweep and time.monotonic() - last_sweep > config.lease_seconds / 2:
+            last_sweep = time.monotonic()
+            sweep_expired(store, config)
+        try:
+            job = store.claim(worker_id, lease_seconds=config.lease_seconds)
+        except Exception as exc:  # noqa: BLE001 - a database restart must not end a remote worker
+            log.warning("could not claim a job (%s); retrying in 2 s", exc)
+            stop.wait(2.0)
+            continue
+        if job is None:
+            stop.wait(0.2)
+            continue
+        log.info("claimed %s (attempt %d)", job.id, job.attempts)
+        status = run_job(store, config, generator, job, follow_parent=follow_parent)
+        log.info("%s %s", job.id, status)
+        done += 1
+    return done
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cinepatch.service.worker")
     parser.add_argument("--config", required=True, help="the ServiceConfig as JSON")
@@ -199,20 +267,11 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent()
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {args.worker_id} %(levelname)s %(message)s")
     config = ServiceConfig.from_json(args.config)
-    store = SQLiteStore(config.db_path)
+    store = open_store(config)
     generator = load_callable(config.generator)(config)
-    parent = os.getppid()
     print(f"ready {args.worker_id}", flush=True)
-    while True:
-        if os.getppid() != parent:
-            return 1
-        job = store.claim(args.worker_id, lease_seconds=config.lease_seconds)
-        if job is None:
-            time.sleep(0.2)
-            continue
-        log.info("claimed %s (attempt %d)", job.id, job.attempts)
-        status = run_job(store, config, generator, job)
-        log.info("%s %s", job.id, status)
+    serve_jobs(store, config, generator, args.worker_id, stop=threading.Event(), follow_parent=True, sweep=False)
+    return 1  # only when the parent went away
 
 
 if __name__ == "__main__":

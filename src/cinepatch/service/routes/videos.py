@@ -3,13 +3,14 @@ server-sent event stream of one video's progress."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal
 
+from anyio import to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
@@ -162,21 +163,24 @@ async def events(video_id: str, request: Request, who: Caller = Depends(caller),
 
 
 async def _stream(video_id: str, request: Request, who: Caller, deps: Deps) -> AsyncIterator[str]:
-    seen, idle = -1.0, 0.0
+    seen = -1.0
+    quiet_since = time.monotonic()
     yield "retry: 1000\n\n"
-    while not await request.is_disconnected():
-        job = deps.store.get(video_id, who.owner)
-        if job is None:
-            yield f"event: error\ndata: {json.dumps(not_found(video_id).body())}\n\n"
-            return
-        if job.updated != seen:
-            seen, idle = job.updated, 0.0
-            yield f"event: video\ndata: {json.dumps(video_object(job))}\n\n"
-            if job.status in TERMINAL:
-                yield f"event: done\ndata: {json.dumps({'id': job.id, 'status': job.status})}\n\n"
+    # The store wakes us when the job may have changed: PostgreSQL pushes its NOTIFY events;
+    # SQLite's subscription re-reads four times a second.
+    with deps.store.subscribe(video_id) as changes:
+        while not await request.is_disconnected():
+            job = await to_thread.run_sync(deps.store.get, video_id, who.owner)
+            if job is None:
+                yield f"event: error\ndata: {json.dumps(not_found(video_id).body())}\n\n"
                 return
-        idle += 0.25
-        if idle >= 15:
-            idle = 0.0
-            yield ": keep-alive\n\n"
-        await asyncio.sleep(0.25)
+            if job.updated != seen:
+                seen, quiet_since = job.updated, time.monotonic()
+                yield f"event: video\ndata: {json.dumps(video_object(job))}\n\n"
+                if job.status in TERMINAL:
+                    yield f"event: done\ndata: {json.dumps({'id': job.id, 'status': job.status})}\n\n"
+                    return
+            elif time.monotonic() - quiet_since >= 15:
+                quiet_since = time.monotonic()
+                yield ": keep-alive\n\n"
+            await changes.wait(15.0)
