@@ -29,7 +29,7 @@ from cinepatch.io.atomic import write_bytes
 from cinepatch.service.config import ServiceConfig
 from cinepatch.service.http import COOKIE, invalid, not_found
 from cinepatch.service.schemas import GenerationOptions
-from cinepatch.service.store import ANONYMOUS, Job, SQLiteStore
+from cinepatch.service.store import ANONYMOUS, Job, JobStore
 from cinepatch.service.supervisor import Supervisor
 
 __all__ = ["Deps", "Caller", "get_deps", "caller", "run", "video_object", "TERMINAL"]
@@ -55,7 +55,7 @@ class Caller:
 @dataclass(frozen=True)
 class Deps:
     config: ServiceConfig
-    store: SQLiteStore
+    store: JobStore
     supervisor: Supervisor | None
     prompt_check: Callable[[str], None] | None
     verify_lock: threading.Lock = field(default_factory=threading.Lock)  # verification is CPU-heavy
