@@ -40,7 +40,7 @@ from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.expand import ChatExpander, Expander, NoExpander, WorldExpander
 
 if TYPE_CHECKING:
-    from cinepatch.planning import PlanResult, ScenePlan
+    from cinepatch.planning import ChatPlanner, PlanResult, ScenePlan, WorldPlanner
 
 __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SECONDS"]
 
@@ -197,10 +197,19 @@ class Studio:
             return ChatExpander(base_url=settings.url, model=settings.model, api_key=settings.api_key)
         return WorldExpander()
 
+    def planner(self) -> WorldPlanner | ChatPlanner:
+        """The chat planner when expansion uses an endpoint (its settings), else the world's."""
+        from cinepatch.planning import ChatPlanner, WorldPlanner
+
+        settings = self.config.expansion
+        if settings.backend == "chat":
+            return ChatPlanner(base_url=settings.url, model=settings.model, api_key=settings.api_key)
+        return WorldPlanner()
+
     def _plan(self, request: VideoRequest, backend: Backend, spec: GenerationSpec, text: str) -> PlanResult:
         """The scene plan for ``spec``: the user's, fitted to its canvas; else, for a backend
         that reads plans, the planner's (chat when expansion uses an endpoint, else the world)."""
-        from cinepatch.planning import ChatPlanner, PlanResult, WorldPlanner
+        from cinepatch.planning import PlanResult
 
         takes_plan = getattr(backend, "takes_plan", False)
         if request.plan is not None:
@@ -209,13 +218,7 @@ class Studio:
             return PlanResult(_fit_plan(request.plan, spec), "user")
         if request.edit is not None or not takes_plan:
             return PlanResult(None, "none")
-        settings = self.config.expansion
-        planner = (
-            ChatPlanner(base_url=settings.url, model=settings.model, api_key=settings.api_key)
-            if settings.backend == "chat"
-            else WorldPlanner()
-        )
-        result = planner.plan(text, width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames, seed=spec.seed)
+        result = self.planner().plan(text, width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames, seed=spec.seed)
         if result.plan is None:
             note = "no planner could plan this prompt, so it is generated from the text alone"
             return PlanResult(None, result.planner, (*result.warnings, note))
@@ -276,7 +279,7 @@ class Studio:
             steps=request.steps,
             guidance=request.guidance,
         )
-        planned = self._plan(request, backend, spec, expansion.expanded)
+        planned = self._plan(request, backend, spec, request.prompt)
         for text in _phrases(planned.plan) if planned.planner == "chat" else ():
             safety.check_prompt(text, config=safety_config)  # an endpoint's words, like the user's
         spec = dataclasses.replace(spec, plan=planned.plan)

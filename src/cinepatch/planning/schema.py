@@ -424,10 +424,14 @@ def read_plan(path: str | Path) -> ScenePlan:
 
 
 def write_plan(plan: ScenePlan, path: str | Path) -> Path:
-    """Write ``plan`` as YAML, atomically (an earlier file stays whole until the new one is in place)."""
+    """Write ``plan`` as YAML (JSON for a ``.json`` path), atomically: an earlier file stays
+    whole until the new one is in place."""
+    import json
+
     from cinepatch.io.atomic import atomic_write
 
     path = Path(path)
+    text = json.dumps(plan.to_dict(), indent=1) + "\n" if path.suffix.lower() == ".json" else plan.to_yaml()
     with atomic_write(path) as tmp:
-        tmp.write_text(plan.to_yaml(), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return path
