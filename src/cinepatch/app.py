@@ -214,11 +214,13 @@ class Studio:
         takes_plan = getattr(backend, "takes_plan", False)
         if request.plan is not None:
             if not takes_plan:
-                return PlanResult(None, "user", (f"{backend.name} does not read scene plans; it is generated from the text",))
+                note = f"{backend.name} does not read scene plans; it is generated from the text"
+                return PlanResult(None, "user", (note,))
             return PlanResult(_fit_plan(request.plan, spec), "user")
         if request.edit is not None or not takes_plan:
             return PlanResult(None, "none")
-        result = self.planner().plan(text, width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames, seed=spec.seed)
+        canvas = {"width": spec.width, "height": spec.height, "fps": spec.fps, "frames": spec.frames}
+        result = self.planner().plan(text, **canvas, seed=spec.seed)
         if result.plan is None:
             note = "no planner could plan this prompt, so it is generated from the text alone"
             return PlanResult(None, result.planner, (*result.warnings, note))

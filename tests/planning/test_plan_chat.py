@@ -59,6 +59,14 @@ def test_an_invalid_plan_falls_back_to_the_world_planner_naming_the_field(chat_s
     assert "objects[0].keyframes[1].box" in result.warnings[0] and "world planner planned instead" in result.warnings[0]
 
 
+def test_a_phrase_outside_the_world_falls_back_too(chat_server) -> None:
+    outside = json.loads(json.dumps(PLAN))
+    outside["objects"][0]["phrase"] = "a violin"
+    server = chat_server(json.dumps(outside))
+    result = ChatPlanner(base_url=server.url, model="m").plan("a red circle", **CANVAS, seed=0)
+    assert result.planner == "world" and "objects[0].phrase='a violin'" in result.warnings[0]
+
+
 def test_prose_instead_of_json_falls_back_too(chat_server) -> None:
     server = chat_server("I would put a circle in the middle.")
     result = ChatPlanner(base_url=server.url, model="m").plan("a red circle", **CANVAS, seed=0)

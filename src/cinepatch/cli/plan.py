@@ -29,11 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "that `cinepatch generate --plan` renders.",
     )
     parser.add_argument("prompt", metavar="PROMPT")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the plan file to write (.yaml, .yml or .json)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="the plan file to write (.yaml, .yml or .json)")
     parser.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="canvas (default 128x128)")
     parser.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
     parser.add_argument("--fps", type=int, default=16, help="frames per second (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="where the planner chooses, it draws from this seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="where the planner chooses, it draws from this seed (default 0)")
     add_studio_arguments(parser)
     parser.set_defaults(func=run)
 

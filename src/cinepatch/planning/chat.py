@@ -4,7 +4,8 @@ It uses the endpoint settings of prompt expansion (``expansion:`` in the config)
 plan in the schema of :mod:`cinepatch.planning.schema` on the requested canvas, and reads the
 reply with the same strict reader as a user's plan file. Any failure — the endpoint is down, the
 reply is not JSON, the plan is invalid — falls back to the world planner, with a warning that
-names what went wrong, so a request never fails because the planner did.
+names what went wrong, so a request never fails because the planner did. Each phrase must name
+one object of the world (the vocabulary the models that read plans know).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from cinepatch.errors import CinepatchError
 from cinepatch.expand import chat_completion
 from cinepatch.planning.schema import MAX_OBJECTS, ScenePlan
-from cinepatch.planning.world import PlanResult, WorldPlanner
+from cinepatch.planning.world import PlanResult, WorldPlanner, look_of
 
 __all__ = ["ChatPlanner", "SYSTEM_PROMPT", "parse_reply"]
 
@@ -75,6 +76,8 @@ class ChatPlanner:
                 self.base_url, model=self.model, api_key=self.api_key, messages=messages, timeout=self.timeout
             )
             plan = parse_reply(reply)
+            for n, obj in enumerate(plan.objects):  # the models that read plans draw world objects
+                look_of(obj.phrase, where=f"objects[{n}].phrase")
         except CinepatchError as exc:  # InvalidParameter is one too: it names the bad field
             fallback = WorldPlanner().plan(prompt, width=width, height=height, fps=fps, frames=frames, seed=seed)
             note = f"the chat planner at {self.base_url} gave no usable plan ({exc}); the world planner planned instead"

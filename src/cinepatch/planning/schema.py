@@ -223,7 +223,9 @@ class ScenePlan:
                 )
             if not any(_touches_canvas(box) for box in obj.boxes):
                 raise InvalidParameter(
-                    f"objects[{n}].boxes", "off the canvas on every frame", "a track that touches the canvas on some frame"
+                    f"objects[{n}].boxes",
+                    "off the canvas on every frame",
+                    "a track that touches the canvas on some frame",
                 )
 
     # --- Reading the plan ------------------------------------------------------------------
@@ -385,7 +387,8 @@ def _list(value: object, where: str, most: int) -> list:
 def _read_object(data: object, where: str, frames: int) -> PlanObject:
     obj = _fields(data, where, ("phrase",), ("depth", "boxes", "keyframes"))
     if ("boxes" in obj) == ("keyframes" in obj):
-        raise InvalidParameter(f"{where}.boxes", "both" if "boxes" in obj else "neither", "boxes or keyframes, one of them")
+        given = "both" if "boxes" in obj else "neither"
+        raise InvalidParameter(f"{where}.boxes", given, "boxes or keyframes, one of them")
     if "keyframes" in obj:
         boxes = _read_keyframes(obj.pop("keyframes"), f"{where}.keyframes", frames)
     else:
@@ -407,7 +410,9 @@ def _read_keyframes(value: object, where: str, frames: int) -> tuple[Box, ...]:
         frame = _int(item["frame"], f"{where}[{n}].frame", 0, frames - 1)
         if indices and frame <= indices[-1]:
             raise InvalidParameter(
-                f"{where}[{n}].frame", frame, f"a frame after {indices[-1]} (keyframes in increasing order, one per frame)"
+                f"{where}[{n}].frame",
+                frame,
+                f"a frame after {indices[-1]} (keyframes in increasing order, one per frame)",
             )
         indices.append(frame)
         boxes.append(_box(item["box"], f"{where}[{n}].box"))

@@ -108,7 +108,8 @@ class WorldPlanner:
     def plan(self, prompt: str, *, width: int, height: int, fps: int, frames: int, seed: int | None) -> PlanResult:
         plan, reason = _plan_or_reason(prompt, width=width, height=height, fps=fps, frames=frames, seed=seed)
         if plan is None:
-            return PlanResult(plan=None, planner=self.name, warnings=(f"the world planner cannot plan this prompt: {reason}",))
+            note = f"the world planner cannot plan this prompt: {reason}"
+            return PlanResult(plan=None, planner=self.name, warnings=(note,))
         return PlanResult(plan=plan, planner=self.name)
 
 
