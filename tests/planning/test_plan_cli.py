@@ -125,6 +125,25 @@ def test_the_plan_used_is_in_the_ledger_and_re_renders_the_video(home: Path) -> 
         assert centre_of(a[t], "green") == pytest.approx(centre_of(b[t], "green"), abs=0.75)
 
 
+def test_plan_from_a_video_writes_the_plan_it_was_made_with(home: Path, capsys) -> None:
+    out = home / "a.mp4"
+    assert main(["generate", "a yellow triangle moves up", "-o", str(out), "--model", "world", "--seed", "1",
+                 "--size", "64x64", "--seconds", "1", "--fps", "8"]) == 0  # fmt: skip
+    again = home / "again.yaml"
+    assert main(["plan", "--from", str(out), "-o", str(again)]) == 0
+    assert "by the world planner" in capsys.readouterr().out
+    assert read_plan(again) == ScenePlan.from_dict(ledger_entry(home, out).parameters["plan"])
+    assert read_plan(again).objects[0].phrase == "medium yellow triangle"
+    other = home / "other.mp4"
+    from cinepatch.io.video import write_video
+
+    write_video(other, np.zeros((4, 32, 32, 3), np.uint8), fps=8)
+    assert main(["plan", "--from", str(other), "-o", str(home / "x.yaml")]) == 2
+    assert "not in this installation's ledger" in capsys.readouterr().err and not (home / "x.yaml").exists()
+    assert main(["plan", "a red circle", "--from", str(out), "-o", str(home / "x.yaml")]) == 2
+    assert "PROMPT" in capsys.readouterr().err
+
+
 def test_options_override_the_plans_canvas_and_the_plan_is_resampled(home: Path) -> None:
     plan_path = home / "plan.yaml"
     assert main(["plan", "a blue circle moves down", "-o", str(plan_path), "--size", "64x64",

@@ -4,6 +4,7 @@
 
     cinepatch plan "a red circle bounces on a navy background" -o plan.yaml --size 128x128 --seconds 2
     cinepatch generate --plan plan.yaml -o out.mp4     # renders the (edited) plan
+    cinepatch plan --from out.mp4 -o again.yaml        # the plan a video was made with (ledger)
 
 The planner is the installation's: the chat planner when prompt expansion uses an endpoint
 (``expansion:`` in the config), else the offline world planner. See docs/plans.md.
@@ -28,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Plan a prompt: where each object is on every frame, as an editable YAML file "
         "that `cinepatch generate --plan` renders.",
     )
-    parser.add_argument("prompt", metavar="PROMPT")
+    parser.add_argument("prompt", nargs="?", metavar="PROMPT")
+    parser.add_argument("--from", dest="video", type=Path, metavar="VIDEO",
+                        help="instead of a prompt: the plan a video made here was given (its ledger entry)")
     parser.add_argument("-o", "--output", type=Path, required=True,
                         help="the plan file to write (.yaml, .yml or .json)")
     parser.add_argument("--size", type=parse_size, default=(128, 128), metavar="WxH", help="canvas (default 128x128)")
@@ -56,11 +59,33 @@ def _canvas(args: argparse.Namespace) -> dict[str, int]:
     return canvas
 
 
+def _from_video(args: argparse.Namespace) -> int:
+    """Write the plan stored in the ledger entry of ``args.video`` (found by watermark or hash)."""
+    from cinepatch.planning import ScenePlan, write_plan
+    from cinepatch.provenance import verify
+
+    report = verify(args.video, ledger=make_studio(args).config.ledger_path)
+    if report.ledger is None:
+        raise CinepatchError(f"{args.video}: not in this installation's ledger, so its plan is unknown")
+    data = report.ledger.parameters.get("plan")
+    if data is None:
+        raise CinepatchError(f"{args.video}: made without a scene plan")
+    plan = ScenePlan.from_dict(data)
+    write_plan(plan, args.output)
+    planner = report.ledger.parameters.get("planner")
+    print(f"wrote {args.output} (the plan {args.video} was made with, by the {planner} planner)")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from cinepatch.planning import write_plan
 
     if args.output.suffix.lower() not in (".yaml", ".yml", ".json"):
         raise InvalidParameter("--output", str(args.output), "a path ending in .yaml, .yml or .json")
+    if (args.prompt is None) == (args.video is None):
+        raise InvalidParameter("PROMPT", args.prompt, "a prompt or --from VIDEO, one of them")
+    if args.video is not None:
+        return _from_video(args)
     if args.seed < 0:
         raise InvalidParameter("--seed", args.seed, "0 or more")
     canvas = _canvas(args)
