@@ -123,3 +123,14 @@ def test_phrases_are_read_with_the_world_vocabulary() -> None:
         look_of("a violin", where="objects[1].phrase")
     with pytest.raises(InvalidParameter, match="names 2 objects"):
         look_of("two red circles")
+
+
+def test_a_plans_description_reads_back_as_the_same_objects_and_background() -> None:
+    prompt = ("a small red circle moves right behind the pillar and a large blue square bounces "
+              "on a striped navy background; the camera pans left")  # fmt: skip
+    plan = plan_prompt(prompt, **CANVAS, seed=0)
+    assert plan is not None
+    scene = parse_prompt(plan.describe())
+    assert [f"{o.size} {o.colour} {o.shape}" for o in scene.objects] == [o.phrase for o in plan.objects]
+    assert (scene.background.colour, scene.background.texture) == ("navy", "striped")
+    assert scene.pillar is not None and scene.pan == "left"
