@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         raise CinepatchError(f"no planner could plan {args.prompt!r}")
     write_plan(result.plan, args.output)
     print(
-        f"wrote {args.output} ({len(result.plan.objects)} objects, {canvas['width']}x{canvas['height']}, "
+        f"wrote {args.output} ({len(result.plan.objects)} object{'s' * (len(result.plan.objects) > 1)}, "
+        f"{canvas['width']}x{canvas['height']}, "
         f"{canvas['frames']} frames at {canvas['fps']} fps, {result.planner} planner)"
     )
     return 0
