@@ -163,3 +163,14 @@ def test_plan_files_are_written_atomically_and_read_back(tmp_path: Path) -> None
         read_plan(path)
     with pytest.raises(InvalidParameter, match="plan="):
         read_plan(tmp_path / "missing.yaml")
+
+
+def test_the_example_in_the_docs_is_a_valid_plan() -> None:
+    import re
+
+    text = (Path(__file__).parents[2] / "docs" / "plans.md").read_text()
+    example = re.search(r"```yaml\n(.*?)```", text, re.DOTALL)
+    assert example is not None
+    plan = ScenePlan.from_yaml(example.group(1))
+    assert [o.phrase for o in plan.objects] == ["small red circle", "large blue square"]
+    assert plan.canvas.frames == 8 and plan.occluders[0].kind == "pillar" and plan.camera.pan == "left"
