@@ -6,6 +6,8 @@
       → moderate the prompt (and negative prompt)         safety.check_prompt
       → review every input image/video                   safety.check_frames(stage="input")
       → apply the style preset, expand the prompt        presets, expand
+      → plan the scene (boxes over time), or fit the      planning
+        user's plan to the canvas
       → build the backend-neutral spec (edits)           editing
       → generate                                         backends (embedded, world, diffusers)
       → review sampled output frames                     safety.check_frames(stage="output")
@@ -27,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +39,9 @@ from cinepatch.config import StudioConfig
 from cinepatch import limits
 from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.expand import ChatExpander, Expander, NoExpander, WorldExpander
+
+if TYPE_CHECKING:
+    from cinepatch.planning import ChatPlanner, PlanResult, ScenePlan, WorldPlanner
 
 __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SECONDS"]
 
@@ -65,9 +71,17 @@ class VideoRequest:
     edit: str | None = None  # None: text-to-video; else one of backends.base.EDITS
     sources: tuple[Path, ...] = ()
     params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    plan: ScenePlan | None = None  # the user's own scene plan (text-to-video only)
 
     def __post_init__(self) -> None:
         _check_types(self)
+        if self.plan is not None:
+            from cinepatch.planning import ScenePlan
+
+            if not isinstance(self.plan, ScenePlan):
+                raise InvalidParameter("plan", type(self.plan).__name__, "a ScenePlan (cinepatch.planning)")
+        if self.plan is not None and self.edit is not None:
+            raise InvalidParameter("plan", "a scene plan", "none with an edit (plans are for text-to-video)")
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidParameter("prompt", self.prompt, "a non-empty text")
         limits.check_text(self.prompt, name="prompt")  # valid Unicode, no NUL, not too long
@@ -140,6 +154,7 @@ class VideoResult:
     seed: int
     payload: str  # the invisible watermark's payload, hex: the generation's identifier
     warnings: tuple[str, ...] = ()
+    plan: ScenePlan | None = None  # the scene plan the model was given, if any
 
 
 ProgressFn = Callable[[float], None]
@@ -179,6 +194,35 @@ class Studio:
             return ChatExpander(base_url=settings.url, model=settings.model, api_key=settings.api_key)
         return WorldExpander()
 
+    def planner(self) -> WorldPlanner | ChatPlanner:
+        """The chat planner when expansion uses an endpoint (its settings), else the world's."""
+        from cinepatch.planning import ChatPlanner, WorldPlanner
+
+        settings = self.config.expansion
+        if settings.backend == "chat":
+            return ChatPlanner(base_url=settings.url, model=settings.model, api_key=settings.api_key)
+        return WorldPlanner()
+
+    def _plan(self, request: VideoRequest, backend: Backend, spec: GenerationSpec, text: str) -> PlanResult:
+        """The scene plan for ``spec``: the user's, fitted to its canvas; else, for a backend
+        that reads plans, the planner's (chat when expansion uses an endpoint, else the world)."""
+        from cinepatch.planning import PlanResult
+
+        takes_plan = getattr(backend, "takes_plan", False)
+        if request.plan is not None:
+            if not takes_plan:
+                note = f"{backend.name} does not read scene plans; it is generated from the text"
+                return PlanResult(None, "user", (note,))
+            return PlanResult(_fit_plan(request.plan, spec), "user")
+        if request.edit is not None or not takes_plan:
+            return PlanResult(None, "none")
+        canvas = {"width": spec.width, "height": spec.height, "fps": spec.fps, "frames": spec.frames}
+        result = self.planner().plan(text, **canvas, seed=spec.seed)
+        if result.plan is None:
+            note = "no planner could plan this prompt, so it is generated from the text alone"
+            return PlanResult(None, result.planner, (*result.warnings, note))
+        return result
+
     # -- the one entry -----------------------------------------------------------------------
 
     def create(
@@ -199,7 +243,7 @@ class Studio:
             model=moderation.model or None,
             fail_closed=moderation.fail_closed,
         )
-        for text in (request.prompt, request.negative, *_texts(request.params)):
+        for text in (request.prompt, request.negative, *_texts(request.params), *_phrases(request.plan)):
             if text:
                 safety.check_prompt(text, config=safety_config)
 
@@ -234,6 +278,10 @@ class Studio:
             steps=request.steps,
             guidance=request.guidance,
         )
+        planned = self._plan(request, backend, spec, request.prompt)
+        for text in _phrases(planned.plan) if planned.planner == "chat" else ():
+            safety.check_prompt(text, config=safety_config)  # an endpoint's words, like the user's
+        spec = dataclasses.replace(spec, plan=planned.plan)
         plan = editing.plan(
             request.edit, spec, inputs, request.params,
             window=backend.max_frames,
@@ -273,11 +321,16 @@ class Studio:
                 action="c2pa.edited" if request.sources else "c2pa.created",  # a loop from a prompt is made, not edited
                 edit=request.edit,
                 sources=tuple(str(path) for path in request.sources),
-                parameters=_parameters(request, seed),
+                parameters={
+                    **_parameters(request, seed),
+                    # The plan the model was given, so the video can be re-planned or re-rendered.
+                    "plan": None if planned.plan is None else planned.plan.to_dict(),
+                    "planner": planned.planner,
+                },
             ),
         )
         report(1.0)
-        all_warnings = notes + frame_notes + expansion.warnings + plan.warnings
+        all_warnings = notes + frame_notes + expansion.warnings + planned.warnings + plan.warnings
         for message in all_warnings:
             warnings.warn(message, stacklevel=2)
         return VideoResult(
@@ -293,6 +346,7 @@ class Studio:
             seed=seed,
             payload=f"{payload:08x}",
             warnings=all_warnings,
+            plan=planned.plan,
         )
 
 
@@ -321,6 +375,20 @@ def _frames_for(backend: Backend, request: VideoRequest) -> tuple[int, tuple[str
         f"{request.seconds:g} s at {fps} fps is {frames} frames; this model makes {step}n+1, so "
         f"the video has {made} frames ({made / fps:.2f} s)",
     )
+
+
+def _phrases(plan: ScenePlan | None) -> list[str]:
+    return [] if plan is None else [obj.phrase for obj in plan.objects]
+
+
+def _fit_plan(plan: ScenePlan, spec: GenerationSpec) -> ScenePlan:
+    """``plan`` on ``spec``'s canvas: boxes are normalised, so a new size keeps them; a new
+    length or frame rate resamples the track in normalised time."""
+    if (plan.canvas.width, plan.canvas.height) != (spec.width, spec.height):
+        plan = plan.resized(width=spec.width, height=spec.height)
+    if (plan.canvas.fps, plan.canvas.frames) != (spec.fps, spec.frames):
+        plan = plan.resampled(frames=spec.frames, fps=spec.fps)
+    return plan
 
 
 def _texts(params: Mapping[str, object]) -> list[str]:

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from cinepatch.errors import CinepatchError, UnknownPrompt
 
-__all__ = ["Expansion", "Expander", "WorldExpander", "ChatExpander", "NoExpander"]
+__all__ = ["Expansion", "Expander", "WorldExpander", "ChatExpander", "NoExpander", "chat_completion"]
 
 
 @dataclass(frozen=True)
@@ -81,27 +81,36 @@ class ChatExpander:
     timeout: float = 30.0
 
     def expand(self, prompt: str) -> Expansion:
-        body = json.dumps(
-            {
-                "model": self.model,
-                "temperature": 0,
-                "messages": [
-                    {"role": "system", "content": SYSTEM_PROMPT},
-                    {"role": "user", "content": prompt},
-                ],
-            }
-        ).encode()
-        request = urllib.request.Request(
-            self.base_url.rstrip("/") + "/chat/completions",
-            data=body,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"},
-        )
+        messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                reply = json.load(response)
-            expanded = reply["choices"][0]["message"]["content"].strip()
-        except (urllib.error.URLError, TimeoutError, KeyError, IndexError, ValueError) as exc:
+            expanded = chat_completion(
+                self.base_url, model=self.model, api_key=self.api_key, messages=messages, timeout=self.timeout
+            ).strip()
+        except CinepatchError as exc:
             raise CinepatchError(f"prompt expansion at {self.base_url} failed: {exc}") from exc
         if not expanded:
             raise CinepatchError(f"prompt expansion at {self.base_url} returned an empty prompt")
         return Expansion(prompt=prompt, expanded=expanded)
+
+
+def chat_completion(base_url: str, *, model: str, api_key: str, messages: list[dict], timeout: float) -> str:
+    """The reply text of one ``{base_url}/chat/completions`` call (temperature 0).
+
+    Shared by every client of the endpoint (expansion, planning); any failure to reach it or
+    to read its reply is a :class:`CinepatchError`.
+    """
+    body = json.dumps({"model": model, "temperature": 0, "messages": messages}).encode()
+    request = urllib.request.Request(
+        base_url.rstrip("/") + "/chat/completions",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {api_key}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            reply = json.load(response)
+        content = reply["choices"][0]["message"]["content"]
+    except (urllib.error.URLError, TimeoutError, KeyError, IndexError, TypeError, ValueError) as exc:
+        raise CinepatchError(str(exc)) from exc
+    if not isinstance(content, str):
+        raise CinepatchError(f"the reply's content is {type(content).__name__}, not text")
+    return content

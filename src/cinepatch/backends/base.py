@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from cinepatch.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from cinepatch.planning import ScenePlan
 
 __all__ = ["Backend", "GenerationSpec", "Keyframes", "Progress", "EDITS"]
 
@@ -57,6 +60,9 @@ class GenerationSpec:
     keyframes: Keyframes | None = None
     source: np.ndarray | None = field(default=None, repr=False)  # (T, H, W, 3): remix input
     strength: float = 1.0  # remix: 0 keeps the source, 1 re-imagines it fully
+    # Where each object is on every frame, on this spec's canvas; None: from the text alone.
+    # Only backends with ``takes_plan = True`` are given one (see docs/plans.md).
+    plan: ScenePlan | None = field(default=None, repr=False)
 
     @property
     def seconds(self) -> float:

@@ -23,8 +23,10 @@ class WorldOracle:
     latent_step = 1
     default_size = (128, 128)
     default_fps = 16
+    takes_plan = True  # the app plans every prompt with the world planner: the same pixels
 
     def check(self, spec: GenerationSpec) -> None:
+        from cinepatch.planning.world import look_of
         from cinepatch.world import parse_prompt
 
         for side, value in (("width", spec.width), ("height", spec.height)):
@@ -34,16 +36,30 @@ class WorldOracle:
             raise InvalidParameter("fps", spec.fps, "4 to 30")
         if not 1 <= spec.frames <= 60 * spec.fps:
             raise InvalidParameter("frames", spec.frames, f"1 to {60 * spec.fps} (60 s)")
-        parse_prompt(spec.prompt)  # raises UnknownPrompt listing what the world knows
+        if spec.plan is None:
+            parse_prompt(spec.prompt)  # raises UnknownPrompt listing what the world knows
+            return
+        canvas = spec.plan.canvas
+        if (canvas.width, canvas.height, canvas.fps, canvas.frames) != (spec.width, spec.height, spec.fps, spec.frames):
+            raise InvalidParameter(
+                "plan.canvas", f"{canvas.width}x{canvas.height}, {canvas.frames} frames at {canvas.fps} fps",
+                f"the video's canvas: {spec.width}x{spec.height}, {spec.frames} frames at {spec.fps} fps",
+            )
+        for n, obj in enumerate(spec.plan.objects):
+            look_of(obj.phrase, where=f"plan.objects[{n}].phrase")
 
     def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
+        from cinepatch.planning.world import render_plan
         from cinepatch.world import parse_prompt, render
 
         self.check(spec)
-        frames = render(
-            parse_prompt(spec.prompt),
-            width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames, seed=spec.seed,
-        )
+        if spec.plan is not None:
+            frames = render_plan(spec.plan)
+        else:
+            frames = render(
+                parse_prompt(spec.prompt),
+                width=spec.width, height=spec.height, fps=spec.fps, frames=spec.frames, seed=spec.seed,
+            )
         if spec.keyframes is not None:
             frames = frames.copy()
             for image, index in zip(spec.keyframes.frames, spec.keyframes.indices, strict=True):

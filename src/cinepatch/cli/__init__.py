@@ -23,6 +23,7 @@ __all__ = ["main", "build_parser"]
 # the product not built yet) is skipped rather than breaking every other command.
 _GROUPS = (
     "generate",
+    "plan",
     "edit",
     "world",
     "train",

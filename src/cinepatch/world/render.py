@@ -4,7 +4,8 @@ Two steps. :func:`layout` turns the scene into numbers — each object's centre 
 every frame, the pillar's columns — and is where every placement rule lives (start positions
 that keep the whole motion inside, entering/leaving, pillar crossings, bounce physics).
 :func:`render` then rasterises that layout with numpy, a block of frames at a time, using
-coverage masks with a one-pixel anti-aliased edge.
+coverage masks with a one-pixel anti-aliased edge. :func:`render_layout` rasterises a layout
+made elsewhere — a scene plan's boxes (``cinepatch.planning``) — with the same code.
 
 Coordinates are pixels with the origin at the top-left corner of the canvas, x right, y
 down; pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
@@ -13,6 +14,7 @@ down; pixel ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,16 +27,27 @@ from cinepatch.world.scene import (
     PILLAR_PLACES,
     PILLAR_WIDTH,
     POSITIONS,
+    SHAPES,
     SIZES,
     SKY_BOTTOM,
     SKY_TOP,
     TEXTURE_DARKEN,
     TEXTURE_PERIOD,
+    Background,
     Scene,
     SceneObject,
 )
 
-__all__ = ["Track", "Layout", "layout", "render", "render_with_mask", "check_canvas", "background_rows"]
+__all__ = [
+    "Track",
+    "Layout",
+    "layout",
+    "render",
+    "render_layout",
+    "render_with_mask",
+    "check_canvas",
+    "background_rows",
+]
 
 # Bounce physics. Gravity is not fixed by the contract; we pick it per clip so the first
 # impact comes at 35% of the clip (between 0.3 s and 1.5 s), which makes a bounce visible in
@@ -337,12 +350,37 @@ def _render(
     scene: Scene, *, width: int, height: int, fps: float, frames: int, seed: int | None, with_mask: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     plan = layout(scene, width=width, height=height, fps=fps, frames=frames, seed=seed)
+    looks = [(obj.colour, obj.shape) for obj in scene.objects]
+    return _draw(plan, looks, scene.background, with_mask=with_mask)
+
+
+def render_layout(plan: Layout, looks: Sequence[tuple[str, str]], background: Background) -> np.ndarray:
+    """Rasterise a :class:`Layout` that did not come from :func:`layout` (a scene plan's boxes).
+
+    ``looks`` gives each track's ``(colour, shape)``, drawn in order (later ones in front); the
+    pixels are exactly what :func:`render` draws for the same layout.
+    """
+    if len(looks) != len(plan.tracks) or not looks:
+        raise InvalidParameter("looks", len(looks), f"one (colour, shape) per track ({len(plan.tracks)})")
+    for colour, shape in looks:
+        if colour not in OBJECT_COLOURS:
+            raise InvalidParameter("colour", colour, ", ".join(OBJECT_COLOURS))
+        if shape not in SHAPES:
+            raise InvalidParameter("shape", shape, ", ".join(SHAPES))
+    check_canvas(width=plan.width, height=plan.height, fps=plan.fps, frames=plan.frames)
+    return _draw(plan, list(looks), background, with_mask=False)[0]
+
+
+def _draw(
+    plan: Layout, looks: list[tuple[str, str]], background: Background, *, with_mask: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    width, height, frames = plan.width, plan.height, plan.frames
     xs = np.arange(width, dtype=np.float32) + 0.5
     ys = np.arange(height, dtype=np.float32) + 0.5
-    base = background_rows(scene.background.colour, height).astype(np.float32)  # (H, 3)
+    base = background_rows(background.colour, height).astype(np.float32)  # (H, 3)
     dark = np.clip(base - TEXTURE_DARKEN, 0, 255)
     period = TEXTURE_PERIOD * width
-    texture = scene.background.texture
+    texture = background.texture
     windows = [int(math.ceil(track.size.max())) + 3 for track in plan.tracks]
     pad = max(windows)
     out = np.empty((frames, height, width, 3), np.uint8)
@@ -368,7 +406,7 @@ def _render(
             inner += base[None, :, None, :]
         # Objects in scene order (later ones in front), then the pillar in front of all.
         frame_idx = np.arange(n)[:, None, None]
-        for obj, track, size in zip(scene.objects, plan.tracks, windows):
+        for (colour, shape), track, size in zip(looks, plan.tracks, windows):
             cx, cy = track.cx[sl].astype(np.float32), track.cy[sl].astype(np.float32)
             # Window origin per frame, kept within the padded canvas (a window wholly off the
             # canvas then simply covers nothing: coverage is computed from true coordinates).
@@ -378,10 +416,10 @@ def _render(
             wy = oy[:, None] + np.arange(size)
             dx = (wx + 0.5 - cx[:, None])[:, None, :].astype(np.float32)
             dy = (wy + 0.5 - cy[:, None])[:, :, None].astype(np.float32)
-            cov = _coverage(obj.shape, dx, dy, (track.size[sl] / 2).astype(np.float32))[..., None]
+            cov = _coverage(shape, dx, dy, (track.size[sl] / 2).astype(np.float32))[..., None]
             iy, ix = (wy + pad)[:, :, None], (wx + pad)[:, None, :]
             patch = canvas[frame_idx, iy, ix]  # (n, S, S, 3)
-            patch += cov * (np.array(OBJECT_COLOURS[obj.colour], np.float32) - patch)
+            patch += cov * (np.array(OBJECT_COLOURS[colour], np.float32) - patch)
             canvas[frame_idx, iy, ix] = patch
             if mask is not None:
                 mask_idx = frame_idx + sl.start
