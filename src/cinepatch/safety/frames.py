@@ -15,8 +15,8 @@ docs/safety.md, "Frame review"):
   ``min_region`` of the frame's shorter side — a speck cannot show anatomy;
 - it needs ``block`` when the same frame shows the rest of a body (a face, feet, belly,
   armpits or a covered part scoring ``context`` or more), and ``lone_block`` when it is a
-  part alone: every false detection measured on harmless videos was alone (the other classes
-  never reached 0.3), while Big Buck Bunny's white chest reads as an exposed breast at up to
+  part alone: next to every false detection measured on harmless videos the other classes
+  stayed at 0.31 or less, while Big Buck Bunny's white chest reads as an exposed breast at up to
   0.75 and the candidate model's blobs as genitalia at up to 0.74;
 - a video is withheld only when ``agree`` sampled frames each hold a counted detection (an
   image, or a clip of fewer frames, needs all of them): nudity that is really there stays on
@@ -214,7 +214,7 @@ class FrameThresholds:
     block: float = 0.45
     review: float = 0.25
     lone_block: float = 0.8
-    context: float = 0.3
+    context: float = 0.4
     agree: int = 2
     min_region: float = 0.1
     trusted_side: int = 160
