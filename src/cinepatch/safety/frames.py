@@ -20,7 +20,7 @@ docs/safety.md, "Frame review"):
   0.75 and the candidate model's blobs as genitalia at up to 0.74;
 - a video is withheld only when ``agree`` sampled frames each hold a counted detection (an
   image, or a clip of fewer frames, needs all of them): nudity that is really there stays on
-  screen, while mistakes on generated blobs come and go between frames;
+  screen, while many of the detector's mistakes on generated blobs hold for one frame;
 - below ``trusted_side`` pixels (the shorter side) the detector sees its 320-pixel input
   upsampled two times or more, far from what it was trained on; there it reads a soft blob on
   a checked or plain backdrop as genitalia filling the whole frame, at up to 0.9 (upscaling
