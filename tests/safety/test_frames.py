@@ -264,8 +264,8 @@ def test_bad_frames_are_rejected(bad: np.ndarray) -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "name"),
-    [(dict(block=0.2, review=0.5), "thresholds"), (dict(block=0.9, lone_block=0.8), "thresholds"), (dict(context=0.0), "context"),
-     (dict(agree=0), "agree"), (dict(min_region=1.0), "min_region"), (dict(trusted_side=0), "trusted_side"),
+    [(dict(block=0.2, review=0.5), "thresholds"), (dict(block=0.9, lone_block=0.8), "thresholds"),
+     (dict(context=0.0), "context"), (dict(agree=0), "agree"), (dict(min_region=1.0), "min_region"), (dict(trusted_side=0), "trusted_side"),
      (dict(fill=0.0), "fill")],
 )
 def test_bad_thresholds_are_rejected(kwargs: dict, name: str) -> None:
