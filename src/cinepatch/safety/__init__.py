@@ -4,7 +4,7 @@
   ``check_prompt(...)`` raising ``Refused(category, message, stage="prompt")``:
   a normalised lexicon plus a small MLP head on numpy MiniLM embeddings with a review band,
   and an optional OpenAI-compatible moderation endpoint (``SafetyConfig``).
-- ``review_frames(frames, *, sample=8, stage="output"|"input") -> ReviewResult`` /
+- ``review_frames(frames, *, sample=16, stage="output"|"input") -> ReviewResult`` /
   ``check_frames(...)`` raising ``Refused("sexual", message, stage=stage)``: NudeNet's
   ``320n.onnx`` detector (nudity only; not violence or gore).
 
