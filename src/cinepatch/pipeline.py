@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.planning.maps import BoxLayout, latent_maps
 
 __all__ = ["Pipeline", "Conditioning", "SamplerConfig", "FORMAT", "latent_index"]
 
@@ -165,6 +166,17 @@ class Pipeline:
         }
 
     @torch.no_grad()
+    def encode_layouts(self, layouts: Sequence[BoxLayout | None], latent: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        """The DiT's box-map inputs for one batch (``None``: no layout)."""
+        maps = []
+        for lay in layouts:
+            if lay is None or not lay.phrases:
+                maps.append(None)
+                continue
+            occupancy, uv = latent_maps(lay, latent=latent, frame_step=self.frame_step)
+            maps.append((torch.from_numpy(occupancy), torch.from_numpy(uv), lay.phrases))
+        return {k: v.to(self.device) for k, v in layout_batch(maps, self.text_encoder, latent=latent).items()}
+
     def encode_frames(self, frames: np.ndarray) -> torch.Tensor:
         """``(T, H, W, 3)`` uint8 with ``T = 1 + 4k`` → normalised latents ``(C, t, h, w)``."""
         frames = _as_frames("frames", frames)
@@ -183,6 +195,14 @@ class Pipeline:
         self, cond: Conditioning | None, *, frames: int, width: int, height: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``cond`` → ``mask (t,)`` and ``latents (C, t, h, w)`` for a video of this shape."""
+        if layouts is not None:
+            layouts = list(layouts)
+            if len(prompts) == 1 and len(layouts) == 1 and len(seeds) > 1:
+                layouts = layouts * len(seeds)
+            if len(layouts) != len(prompts):
+                raise InvalidParameter("layouts", f"{len(layouts)} layouts", f"one per video ({len(prompts)}) or None")
+            if any(lay is not None for lay in layouts) and not self.dit.config.layout_dim:
+                raise InvalidParameter("layouts", "box layouts", "None: this model is not layout-grounded")
         shape = self.latent_shape(frames, height, width)
         mask = torch.zeros(shape[1], device=self.device)
         latents = torch.zeros(shape, device=self.device)
@@ -234,6 +254,7 @@ class Pipeline:
         guidance: float | None = None,
         negative: str | Sequence[str] | None = None,
         cond: Conditioning | None = None,
+        layouts: Sequence[BoxLayout | None] | None = None,
         init: np.ndarray | torch.Tensor | None = None,
         noise_strength: float = 1.0,
         batch_size: int = 4,
@@ -250,6 +271,9 @@ class Pipeline:
         the given frames of ``cond`` are kept exactly. ``progress``: ``None`` a tqdm bar when
         stderr is a terminal, ``True`` always, ``False`` never, or a function
         ``(done, total)``. ``callback(step, t, latents)`` runs after every sampler step.
+        ``layouts`` (one per video, ``None`` for text-only) gives a layout-grounded DiT each
+        object's phrase and box on every frame (a scene plan); guidance pushes from the empty
+        prompt without boxes toward the prompt with them.
         """
         from cinepatch import flow
 
@@ -308,6 +332,9 @@ class Pipeline:
                 x = noise if source is None else (1 - strength) * source[None] + strength * noise
                 text = self.encode_text([prompts[i] for i in batch])
                 neg = self.encode_text([negatives[i] for i in batch])
+                if self.dit.config.layout_dim:
+                    text.update(self.encode_layouts([layouts[i] if layouts else None for i in batch], shape[1:]))
+                    neg.update(self.encode_layouts([None] * b, shape[1:]))
 
                 def model_fn(x: torch.Tensor, u: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
                     return strength * self.dit(x, strength * u, **kwargs)
@@ -434,6 +461,25 @@ class Pipeline:
             dit=dit, vae=vae, text_encoder=text_encoder, text_spec=config["text_encoder"], sampler=sampler,
             metadata={"training": config.get("training", {})}, device=device,
         )
+
+
+def layout_batch(maps: Sequence[Any], text_encoder: Any, *, latent: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+    """The DiT's layout inputs for a batch: each clip's ``(occupancy, uv, phrases)`` or ``None``
+    (no layout: all-zero occupancy), padded to the batch's largest object count (at least 1).
+
+    Phrases are encoded one at a time so an embedding never depends on its batch-mates."""
+    n = max([1] + [len(m[2]) for m in maps if m is not None])
+    b, (t, h, w) = len(maps), latent
+    occupancy = torch.zeros(b, n, t, h, w)
+    uv = torch.zeros(b, n, 2, t, h, w)
+    phrases = torch.zeros(b, n, text_encoder.dim)
+    for i, m in enumerate(maps):
+        if m is None or not m[2]:
+            continue
+        k = len(m[2])
+        occupancy[i, :k], uv[i, :k] = m[0], m[1]
+        phrases[i, :k] = torch.cat([text_encoder.encode([p]).pooled for p in m[2]]).float()
+    return {"layout_occupancy": occupancy, "layout_uv": uv, "layout_phrases": phrases}
 
 
 def _as_frames(name: str, frames: Any) -> np.ndarray:

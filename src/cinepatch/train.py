@@ -70,6 +70,10 @@ class TrainConfig:
     holdout: bool = False  # world data: leave out cinepatch.data.world.HOLDOUT combinations
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
+    # A layout-grounded DiT (dit.layout_dim > 0) reads each clip's scene-plan boxes; this share of
+    # clips (and every clip whose caption is dropped) trains without them, so text-only
+    # generation keeps learning and guidance can push toward the layout.
+    layout_dropout: float = 0.2
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
     cond_kinds: tuple[str, ...] = COND_KINDS  # drawn uniformly; repeat a kind to weight it
     latent_cache: int = 0  # >0: train on this many distinct clips per bucket, encoded once
@@ -119,7 +123,7 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise InvalidParameter(name, getattr(self, name), "a positive int")
-        for name in ("caption_dropout", "cond_prob", "image_fraction", "timestep_unshifted"):
+        for name in ("caption_dropout", "layout_dropout", "cond_prob", "image_fraction", "timestep_unshifted"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidParameter(name, getattr(self, name), "0 to 1")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -364,7 +368,8 @@ def main(config: TrainConfig) -> dict[str, Any]:
     from cinepatch.models.dit import DiT, DiTConfig, PRESETS, forward_flops
     from cinepatch.models.text import load_text_encoder
     from cinepatch.models.vae import PRESETS as VAE_PRESETS, CausalVAE, VAEConfig
-    from cinepatch.pipeline import Pipeline, SamplerConfig
+    from cinepatch.pipeline import Pipeline, SamplerConfig, layout_batch
+    from cinepatch.planning.maps import latent_maps
 
     # -- distributed setup: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK ----------------------
     distributed = int(os.environ.get("RANK", -1)) != -1
@@ -475,18 +480,19 @@ def main(config: TrainConfig) -> dict[str, Any]:
     if config.data == "world":
         source = WorldSource(
             buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction, holdout=config.holdout,
-            focus=config.object_weight > 0,
+            focus=config.object_weight > 0, layout=dit_config.layout_dim > 0,
         )
     else:
         source = FolderSource(config.data, buckets, fps=config.fps, seed=config.seed)
     stream = BatchStream(source, batch_size=config.batch_size, seed=config.seed, rank=rank, world_size=world)
-    cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor | None]] = {}
+    cache: dict[tuple[Any, int], tuple[torch.Tensor, str, torch.Tensor | None, Any]] = {}
     if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
         text_encoder.cache_size = max(text_encoder.cache_size, config.latent_cache * len(buckets) + 1)
 
-    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor | None]:
-        """This rank's clips of the step as VAE latents, captions and per-cell loss weights
-        (``None`` without ``object_weight``), memoised."""
+    def latents_for(plan: Any) -> tuple[torch.Tensor, list[str], torch.Tensor | None, list[Any]]:
+        """This rank's clips of the step as VAE latents, captions, per-cell loss weights
+        (``None`` without ``object_weight``) and box maps (``None`` per clip without a
+        layout-grounded DiT), memoised."""
         keys = [(plan.bucket, i % config.latent_cache if config.latent_cache else i) for i in plan.indices]
         store = cache if config.latent_cache else {}
         for key in keys:
@@ -497,10 +503,16 @@ def main(config: TrainConfig) -> dict[str, Any]:
                 weights = None
                 if config.object_weight:  # else plain MSE: no per-cell weights stored at all
                     weights = cell_weights(clip.focus, tuple(latent.shape[1:]), config.object_weight)
-                store[key] = (latent, clip.caption, weights)
-        latents, captions, weights = zip(*(store[k] for k in keys))
+                maps = None
+                if dit_config.layout_dim:
+                    if clip.layout is None:
+                        raise InvalidParameter("data", config.data, "a source with scene plans (world) for a layout-grounded DiT")
+                    occupancy, uv = latent_maps(clip.layout, latent=tuple(latent.shape[1:]), frame_step=vae.config.temporal_compression)
+                    maps = (torch.from_numpy(occupancy), torch.from_numpy(uv), clip.layout.phrases)
+                store[key] = (latent, clip.caption, weights, maps)
+        latents, captions, weights, maps = zip(*(store[k] for k in keys))
         cell_weight = torch.stack(weights).to(device) if weights[0] is not None else None
-        return torch.stack(latents), list(captions), cell_weight
+        return torch.stack(latents), list(captions), cell_weight, list(maps)
 
     # -- checkpoints and samples ----------------------------------------------------------------
     def pipeline_from_ema() -> Pipeline:
@@ -564,7 +576,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
         for group in optimizer.param_groups:
             group["lr"] = lr
         plan = stream.plan(step)
-        x0, captions, cell_weight = latents_for(plan)  # (b, C, t, h, w), b captions, (b, t, h, w)
+        x0, captions, cell_weight, maps = latents_for(plan)  # (b, C, t, h, w), b captions, (b, t, h, w), b maps
         b, b_global = x0.shape[0], config.batch_size
         lo, hi = plan.offset, plan.offset + b
 
@@ -579,6 +591,7 @@ def main(config: TrainConfig) -> dict[str, Any]:
             b_global, generator=gen, shift=config.timestep_shift, unshifted=config.timestep_unshifted
         )[lo:hi].to(device)
         noise = torch.randn((b_global, *x0.shape[1:]), generator=gen)[lo:hi].to(device)
+        no_layout = drop | (np.random.default_rng(_step_seed(config.seed, step, 3)).random(b_global) < config.layout_dropout)
 
         prompts = ["" if d else c for d, c in zip(drop[lo:hi], captions)]
         for prompt in prompts:  # one at a time: an embedding must not depend on its batch-mates,
@@ -596,6 +609,9 @@ def main(config: TrainConfig) -> dict[str, Any]:
             text_states=text.states.to(device), text_mask=text.mask.to(device),
             text_pooled=text.pooled.to(device), cond_mask=cond_mask, cond_latents=cond_latents,
         )
+        if dit_config.layout_dim:
+            kept = [None if d else m for d, m in zip(no_layout[lo:hi], maps)]
+            inputs.update({k: v.to(device) for k, v in layout_batch(kept, text_encoder, latent=tuple(x0.shape[2:])).items()})
         if dit_config.self_cond:
             # Half the clips see the model's own clean estimate from a first, gradient-free
             # pass (as the sampler will give it), the other half zeros (its first step).

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from cinepatch.data.buckets import Bucket, assign_bucket
 from cinepatch.errors import InvalidParameter, MediaError
+from cinepatch.planning.maps import BoxLayout
 
 __all__ = ["Clip", "FolderSource", "read_captions", "fit_frames"]
 
@@ -32,11 +33,13 @@ __all__ = ["Clip", "FolderSource", "read_captions", "fit_frames"]
 @dataclass(frozen=True)
 class Clip:
     """One training sample: ``video (3, T, H, W)`` float in −1..1 and its caption; ``focus
-    (T, H, W)`` in 0..1, where known, marks the pixels the caption is about (world objects)."""
+    (T, H, W)`` in 0..1, where known, marks the pixels the caption is about (world objects);
+    ``layout``, where known, is each object's phrase and box on every frame (the scene plan)."""
 
     video: torch.Tensor
     caption: str
     focus: torch.Tensor | None = None
+    layout: BoxLayout | None = None
 
 
 @dataclass(frozen=True)

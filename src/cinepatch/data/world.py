@@ -12,6 +12,7 @@ import torch
 
 from cinepatch.data.buckets import Bucket
 from cinepatch.data.folder import Clip, fit_frames
+from cinepatch.planning.maps import scene_layout
 
 __all__ = ["WorldSource", "HOLDOUT", "held_out", "CAPTION_WEIGHTS"]
 
@@ -53,6 +54,7 @@ class WorldSource:
         holdout: bool = False,
         caption_weights: dict[str, float] | None = None,
         focus: bool = False,
+        layout: bool = False,
     ) -> None:
         self.buckets = buckets
         self.fps = fps
@@ -60,6 +62,7 @@ class WorldSource:
         self.image_fraction = image_fraction
         self.holdout = holdout  # True: never draw a scene with a HOLDOUT combination
         self.focus = focus  # True: each clip also carries its objects' coverage (Clip.focus)
+        self.layout = layout  # True: each clip also carries its scene plan's boxes (Clip.layout)
         weights = caption_weights or CAPTION_WEIGHTS
         self.levels = tuple(weights)
         total = sum(weights.values())
@@ -84,11 +87,13 @@ class WorldSource:
         while self.holdout and held_out(scene):
             scene = world.random_scene(rng, exits=not bucket.is_image)
         shape = dict(width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames)
+        seed = int(rng.integers(2**31))
         if self.focus:
-            frames, focus = world.render_with_mask(scene, **shape, seed=int(rng.integers(2**31)))
+            frames, focus = world.render_with_mask(scene, **shape, seed=seed)
         else:
-            frames, focus = world.render(scene, **shape, seed=int(rng.integers(2**31))), None
+            frames, focus = world.render(scene, **shape, seed=seed), None
+        boxes = scene_layout(scene, **shape, seed=seed) if self.layout else None
         levels = world.captions(scene, rng)
         caption = levels[self.levels[int(rng.choice(len(self.levels), p=self.level_p))]]
         video = fit_frames(np.asarray(frames), bucket.width, bucket.height)  # renders are bucket-sized
-        return Clip(video, caption, None if focus is None else torch.from_numpy(focus))
+        return Clip(video, caption, None if focus is None else torch.from_numpy(focus), boxes)

@@ -1,0 +1,1 @@
+"""Scene plans: the step between a prompt and pixels (boxes over time)."""
