@@ -7,7 +7,7 @@
 
 48 prompts of the 210-prompt suite (``benchmarks/default_model_eval.py``, picked with
 ``numpy.random.default_rng(7)``), each planned by the world planner (the renderer's own layout
-for the parsed scene, seed 0) and drawn as one frame at 64×64 with seed 0; the world evaluator
+for the parsed scene, seed 0) and drawn as one frame (64×64 unless ``--size``) with seed 0; the world evaluator
 reads each frame against its prompt. Prints the share of passed checks per attribute (shape,
 size and count are the gate: each ≥ 0.9) and the mean. ``--oracle`` and ``--vae`` show the
 ceiling: the renderer's frame itself, and that frame after a VAE round trip.
@@ -31,7 +31,6 @@ from cinepatch.planning.maps import scene_layout  # noqa: E402
 from cinepatch.world import render  # noqa: E402
 from cinepatch.world.evaluate import evaluate  # noqa: E402
 
-SIZE = 64
 
 
 def cases(n: int) -> list:
@@ -41,7 +40,7 @@ def cases(n: int) -> list:
 
 
 def frames_for(args: argparse.Namespace, case, pipe) -> np.ndarray:
-    shape = dict(width=SIZE, height=SIZE, fps=8, frames=1)
+    shape = dict(width=args.size, height=args.size, fps=8, frames=1)
     if pipe is None:
         truth = render(case.scene, **shape, seed=0)  # (1, H, W, 3)
         if args.vae is None:
@@ -53,7 +52,7 @@ def frames_for(args: argparse.Namespace, case, pipe) -> np.ndarray:
         return ((x[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
     layout = None if args.no_plan else scene_layout(case.scene, **shape, seed=0)
     return pipe.generate(
-        case.prompt, frames=1, width=SIZE, height=SIZE, fps=8, seed=args.seed, steps=args.steps,
+        case.prompt, frames=1, width=args.size, height=args.size, fps=8, seed=args.seed, steps=args.steps,
         guidance=args.guidance, layouts=[layout], progress=False,
     )[0]
 
@@ -65,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vae", type=Path, help="evaluate the renderer's frames after this VAE's round trip")
     p.add_argument("--no-plan", action="store_true", help="generate from the text alone")
     p.add_argument("--n", type=int, default=48)
+    p.add_argument("--size", type=int, default=64, help="frame width and height")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)

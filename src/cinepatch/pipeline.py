@@ -195,14 +195,6 @@ class Pipeline:
         self, cond: Conditioning | None, *, frames: int, width: int, height: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``cond`` → ``mask (t,)`` and ``latents (C, t, h, w)`` for a video of this shape."""
-        if layouts is not None:
-            layouts = list(layouts)
-            if len(prompts) == 1 and len(layouts) == 1 and len(seeds) > 1:
-                layouts = layouts * len(seeds)
-            if len(layouts) != len(prompts):
-                raise InvalidParameter("layouts", f"{len(layouts)} layouts", f"one per video ({len(prompts)}) or None")
-            if any(lay is not None for lay in layouts) and not self.dit.config.layout_dim:
-                raise InvalidParameter("layouts", "box layouts", "None: this model is not layout-grounded")
         shape = self.latent_shape(frames, height, width)
         mask = torch.zeros(shape[1], device=self.device)
         latents = torch.zeros(shape, device=self.device)
@@ -306,6 +298,14 @@ class Pipeline:
         if len(negatives) != len(prompts) or not all(isinstance(n, str) for n in negatives):
             raise InvalidParameter("negative", negative, f"None, one string, or {len(prompts)} strings")
 
+        if layouts is not None:
+            layouts = list(layouts)
+            if len(prompts) == 1 and len(layouts) == 1 and len(seeds) > 1:
+                layouts = layouts * len(seeds)
+            if len(layouts) != len(prompts):
+                raise InvalidParameter("layouts", f"{len(layouts)} layouts", f"one per video ({len(prompts)}) or None")
+            if any(lay is not None for lay in layouts) and not self.dit.config.layout_dim:
+                raise InvalidParameter("layouts", "box layouts", "None: this model is not layout-grounded")
         shape = self.latent_shape(frames, height, width)
         cond_mask, cond_latents = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
         source = self._init_latents(init, shape, frames=frames, width=width, height=height)
