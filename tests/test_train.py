@@ -104,12 +104,13 @@ def test_the_default_config_is_the_shipped_recipe(capsys):
     # the machine it ran on; 0 takes them all). The DiT is compared by the shape it resolves to
     # (the shipped run named the tiny preset with overrides, the default names the world
     # preset), with the latent channels and text width the VAE and text encoder set.
-    run_specific = {"out_dir", "seed", "resume", "max_steps", "init_from", "threads"}
+    # layout_dropout acts only on a layout-grounded DiT, which the shipped text-only one is not.
+    run_specific = {"out_dir", "seed", "resume", "max_steps", "init_from", "threads", "layout_dropout"}
     folder = json.loads((ROOT / "checkpoints" / "world-64" / "config.json").read_text())
     shipped = folder["training"]["config"]
     assert cli_main(["train", "--data", "world", "--print-config"]) == 0
     default = json.loads(capsys.readouterr().out)
-    assert set(default) == set(shipped)
+    assert set(default) - {"layout_dropout"} == set(shipped)
     model = DiTConfig.from_dict(folder["dit"])
     for config in (default, shipped):
         dit = {k: tuple(v) if isinstance(v, list) else v for k, v in config["dit"].items()}
@@ -164,22 +165,18 @@ def test_the_trainer_loss_is_flow_loss_even_with_nan_on_given_frames(tmp_path):
     assert all(bool(torch.isfinite(p).all()) for p in models.dit.parameters())
 
 
-def test_a_per_clip_input_reaches_the_model_from_one_place(monkeypatch, tmp_path):
-    # A further conditioning input (say a layout map per clip) is computed in clip_inputs;
-    # make_batch stacks it beside the prompt and train_step hands it to the model.
-    import cinepatch.train as train
-
-    def layout(clip, latent):
-        return {"layout": torch.full(tuple(latent.shape[1:]), float(len(clip.caption)))}  # (t, h, w)
-
-    monkeypatch.setattr(train, "clip_inputs", layout)
-    config = apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9", "latent_cache=0", "batch_size=2",
-                                             f"out_dir={tmp_path}"])
+def test_a_grounded_dit_gets_each_clips_box_maps_and_dropped_clips_get_none(tmp_path):
+    # make_batch puts each clip's scene plan, as box maps, beside the prompt; a clip whose
+    # caption or plan is dropped gets all-zero occupancy; train_step hands them to the model.
+    config = apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9", "latent_cache=0", "batch_size=4",
+                                             "dit.layout_dim=4", "layout_dropout=0.5", f"out_dir={tmp_path}"])
     ranks = setup_ranks(config)
     models = build_models(config, ranks)
     latents = Latents(config, ranks, models)
-    batch = make_batch(config, 0, latents.stream.plan(0), latents, models.text_encoder)
-    assert batch.inputs["layout"].shape == (2, *batch.x0.shape[2:])
+    batches = [make_batch(config, step, latents.stream.plan(step), latents, models.text_encoder) for step in range(4)]
+    occupied = [float(occ.sum()) > 0 for b in batches for occ in b.inputs["layout_occupancy"]]
+    assert batches[0].inputs["layout_occupancy"].shape[2:] == batches[0].x0.shape[2:]  # (b, N, t, h, w)
+    assert any(occupied) and not all(occupied)  # some plans kept, some dropped
     seen = []
 
     class Spy(torch.nn.Module):
@@ -187,13 +184,13 @@ def test_a_per_clip_input_reaches_the_model_from_one_place(monkeypatch, tmp_path
             super().__init__()
             self.dit = dit
 
-        def forward(self, x, t, *, layout, **inputs):
-            seen.append(layout)
+        def forward(self, x, t, **inputs):
+            seen.append(inputs["layout_occupancy"])
             return self.dit(x, t, **inputs)
 
     models.wrapped = Spy(models.dit)
-    train_step(models, batch, config)
-    assert len(seen) == 1 and torch.equal(seen[0], batch.inputs["layout"])
+    train_step(models, batches[0], config)
+    assert len(seen) == 1 and torch.equal(seen[0], batches[0].inputs["layout_occupancy"])
 
 
 def test_lr_schedule_and_conditioning_masks():

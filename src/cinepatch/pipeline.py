@@ -40,8 +40,13 @@ import numpy as np
 import torch
 
 from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.planning.raster import rasterize
+from cinepatch.planning.schema import ScenePlan
 
-__all__ = ["Pipeline", "Conditioning", "SamplerConfig", "ServingConfig", "FORMAT", "latent_index", "read_dit"]
+__all__ = [
+    "Pipeline", "Conditioning", "SamplerConfig", "ServingConfig", "FORMAT", "latent_index", "read_dit",
+    "LatentLayout", "latent_layout", "layout_inputs",
+]
 
 FORMAT = "cinepatch-pipeline"
 VERSION = 1
@@ -266,6 +271,7 @@ class Pipeline:
         guidance: float | None = None,
         negative: str | Sequence[str] | None = None,
         cond: Conditioning | None = None,
+        plans: Sequence[ScenePlan | None] | None = None,
         init: np.ndarray | torch.Tensor | None = None,
         noise_strength: float = 1.0,
         batch_size: int = 4,
@@ -282,10 +288,14 @@ class Pipeline:
         the given frames of ``cond`` are kept exactly. ``progress``: ``None`` a tqdm bar when
         stderr is a terminal, ``True`` always, ``False`` never, or a function
         ``(done, total)``. ``callback(step, t, latents)`` runs after every sampler step.
+        ``plans`` (one per video, ``None`` for text only) give a layout-grounded DiT each
+        object's box on every frame; a plan of another frame count is resampled in time.
+        Guidance pushes from the empty prompt without a plan toward the prompt with it.
         """
         # -- validate at the edge ----------------------------------------------------------------
         self.check_shape(frames=frames, width=width, height=height)
         prompts, seeds, negatives = _requests(prompts, seed, negative)
+        plans = self._check_plans(plans, len(prompts), frames=frames)
         steps = self.sampler.steps if steps is None else steps
         guidance = self.sampler.guidance if guidance is None else guidance
         _check_settings(
@@ -313,6 +323,9 @@ class Pipeline:
                 x = noise if source is None else (1 - strength) * source[None] + strength * noise
                 text = self.encode_text([prompts[i] for i in batch])
                 neg = self.encode_text([negatives[i] for i in batch])
+                if self.dit.config.layout_dim:
+                    text.update(self.encode_plans([plans[i] for i in batch], shape[1:]))
+                    neg.update(self.encode_plans([None] * b, shape[1:]))
 
                 z = self._sample(
                     x, text, neg if guidance != 1 else None, steps=run_steps, guidance=float(guidance),
@@ -323,6 +336,22 @@ class Pipeline:
         finally:
             meter.close()
         return videos
+
+    def _check_plans(self, plans: Sequence[ScenePlan | None] | None, n: int, *, frames: int) -> list[ScenePlan | None]:
+        """One plan (or None) per video, on ``frames`` frames; refused for a text-only DiT."""
+        plans = [None] if plans is None else list(plans)
+        if len(plans) == 1:
+            plans = plans * n
+        if len(plans) != n or not all(p is None or isinstance(p, ScenePlan) for p in plans):
+            raise InvalidParameter("plans", f"{len(plans)} items", f"None, or one ScenePlan (or None) per video ({n})")
+        if any(p is not None for p in plans) and not self.dit.config.layout_dim:
+            raise InvalidParameter("plans", "scene plans", "None: this model is not layout-grounded")
+        return [p if p is None or p.canvas.frames == frames else p.resampled(frames=frames) for p in plans]
+
+    def encode_plans(self, plans: Sequence[ScenePlan | None], latent: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        """The DiT's box-map inputs for one batch (``None``: no plan)."""
+        layouts = [None if p is None or not p.objects else latent_layout(p, latent, frame_step=self.frame_step) for p in plans]
+        return layout_inputs(layouts, self.text_encoder, latent=latent, device=self.device)
 
     def _sample(
         self,
@@ -531,6 +560,48 @@ class _Meter:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+@dataclass(frozen=True)
+class LatentLayout:
+    """A plan on a latent grid: ``occupancy (N, t, h, w)``, ``uv (N, 2, t, h, w)`` and the
+    objects' phrases (see :func:`cinepatch.planning.raster.rasterize`)."""
+
+    occupancy: torch.Tensor
+    uv: torch.Tensor
+    phrases: tuple[str, ...]
+
+
+def latent_layout(plan: ScenePlan, latent: tuple[int, int, int], *, frame_step: int) -> LatentLayout:
+    """``plan`` rasterised on a latent grid ``(t, h, w)``: latent frame ``j`` reads the boxes of
+    pixel frame ``j · frame_step`` (the frame a causal VAE's latent frame ends on)."""
+    t, h, w = latent
+    maps = rasterize(plan, grid=(h, w))
+    frames = np.minimum(np.arange(t) * frame_step, plan.canvas.frames - 1)
+    return LatentLayout(
+        torch.from_numpy(np.ascontiguousarray(maps.occupancy[:, frames])),
+        torch.from_numpy(np.ascontiguousarray(maps.uv[:, :, frames])),
+        maps.phrases,
+    )
+
+
+def layout_inputs(
+    layouts: Sequence[LatentLayout | None], text_encoder: Any, *, latent: tuple[int, int, int], device: Any
+) -> dict[str, torch.Tensor]:
+    """A batch's keyword inputs of a layout-grounded DiT: each clip's box maps, or none (all-zero
+    occupancy), padded to the batch's largest object count (at least one). Phrases are encoded
+    one at a time so an embedding never depends on its batch-mates."""
+    n = max([1] + [len(lay.phrases) for lay in layouts if lay is not None])
+    b, (t, h, w) = len(layouts), latent
+    occupancy, uv = torch.zeros(b, n, t, h, w), torch.zeros(b, n, 2, t, h, w)
+    phrases = torch.zeros(b, n, text_encoder.dim)
+    for i, lay in enumerate(layouts):
+        if lay is None or not lay.phrases:
+            continue
+        k = len(lay.phrases)
+        occupancy[i, :k], uv[i, :k] = lay.occupancy, lay.uv
+        phrases[i, :k] = torch.cat([text_encoder.encode([p]).pooled.float() for p in lay.phrases])
+    return {"layout_occupancy": occupancy.to(device), "layout_uv": uv.to(device), "layout_phrases": phrases.to(device)}
 
 
 def _requests(

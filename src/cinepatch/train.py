@@ -58,11 +58,11 @@ from cinepatch.models.dit import DiT, DiTConfig, forward_flops
 from cinepatch.models.text import load_text_encoder
 from cinepatch.models.vae import PRESETS as VAE_PRESETS
 from cinepatch.models.vae import CausalVAE, VAEConfig
-from cinepatch.pipeline import Pipeline, SamplerConfig, read_dit
+from cinepatch.pipeline import LatentLayout, Pipeline, SamplerConfig, latent_layout, layout_inputs, read_dit
 
 __all__ = [
     "TrainConfig", "apply_overrides", "lr_at", "EMA", "draw_cond_mask", "COND_KINDS", "cell_weights",
-    "Ranks", "Models", "Latents", "Batch", "clip_inputs", "setup_ranks", "build_models", "resume", "make_batch",
+    "Ranks", "Models", "Latents", "Batch", "setup_ranks", "build_models", "resume", "make_batch",
     "train_step", "main",
 ]
 
@@ -90,6 +90,10 @@ class TrainConfig:
     holdout: bool = True  # world data: leave out cinepatch.data.world.HOLDOUT combinations
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
+    # A layout-grounded DiT (dit.layout_dim > 0) reads each clip's scene plan as box maps; this
+    # share of clips (and every clip whose caption is dropped) trains without them, so text-only
+    # generation keeps learning and guidance can push toward the plan.
+    layout_dropout: float = 0.2
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
     latent_cache: int = 2000  # >0: train on this many distinct clips per bucket, encoded once
     # model
@@ -139,7 +143,7 @@ class TrainConfig:
         for name in ("max_steps", "batch_size", "log_every", "ckpt_every"):
             if getattr(self, name) < 1:
                 raise InvalidParameter(name, getattr(self, name), "a positive int")
-        for name in ("caption_dropout", "cond_prob", "image_fraction", "timestep_unshifted"):
+        for name in ("caption_dropout", "layout_dropout", "cond_prob", "image_fraction", "timestep_unshifted"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise InvalidParameter(name, getattr(self, name), "0 to 1")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -461,20 +465,12 @@ class Encoded:
     latent: torch.Tensor  # (C, t, h, w)
     caption: str
     weight: torch.Tensor | None  # (t, h, w) loss weight per latent cell; None without object_weight
-    inputs: dict[str, torch.Tensor]  # the clip's own further DiT inputs (see clip_inputs)
-
-
-def clip_inputs(clip: Any, latent: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-clip conditioning inputs of the DiT besides the prompt, by keyword, without the
-    batch axis. The one place a new one (a layout map of the clip's objects, for a
-    layout-grounded DiT) is computed: ``make_batch`` stacks every entry into ``Batch.inputs``
-    and the DiT receives it as a keyword argument. The DiT takes none today."""
-    return {}
+    layout: LatentLayout | None  # the clip's scene plan as box maps, for a layout-grounded DiT
 
 
 class Latents:
-    """The clips of a step as VAE latents, captions, per-cell loss weights and per-clip
-    inputs, memoised.
+    """The clips of a step as VAE latents, captions, per-cell loss weights and (for a
+    layout-grounded DiT) box maps, memoised.
 
     With ``latent_cache`` the run trains on that many distinct clips per bucket, each encoded
     once; without it every step's clips are new and nothing is kept.
@@ -483,12 +479,15 @@ class Latents:
     def __init__(self, config: TrainConfig, ranks: Ranks, models: Models) -> None:
         patch = models.dit.config.patch
         multiple = models.vae.config.spatial_compression * math.lcm(patch[1], patch[2])
+        self.layout = models.dit.config.layout_dim > 0
         self.buckets = parse_buckets(config.buckets, multiple=multiple)
         if config.data == "world":
             self.source: Any = WorldSource(
                 self.buckets, fps=config.fps, seed=config.seed, image_fraction=config.image_fraction,
-                holdout=config.holdout, focus=config.object_weight > 0,
+                holdout=config.holdout, focus=config.object_weight > 0, plans=self.layout,
             )
+        elif self.layout:
+            raise InvalidParameter("data", config.data, "'world' (the source with scene plans) for a layout-grounded DiT")
         else:
             self.source = FolderSource(config.data, self.buckets, fps=config.fps, seed=config.seed)
         self.stream = BatchStream(
@@ -516,7 +515,10 @@ class Latents:
         weight = None
         if self.config.object_weight:  # else plain MSE: no per-cell weights stored at all
             weight = cell_weights(clip.focus, tuple(latent.shape[1:]), self.config.object_weight).to(self.device)
-        return Encoded(latent, clip.caption, weight, clip_inputs(clip, latent))
+        layout = None
+        if self.layout:
+            layout = latent_layout(clip.plan, tuple(latent.shape[1:]), frame_step=self.vae.config.temporal_compression)
+        return Encoded(latent, clip.caption, weight, layout)
 
 
 @dataclass(frozen=True)
@@ -529,13 +531,13 @@ class Batch:
     cond_mask: torch.Tensor  # (b, t): 1 where a latent frame is given
     weight: torch.Tensor | None  # (b, t, h, w) loss weight per latent cell, None: all ones
     # Every further keyword input of the DiT, batch first: the prompt's states, mask and
-    # pooled vector, and each clip's own inputs (clip_inputs, the place to add one).
+    # pooled vector, and for a layout-grounded DiT the box maps (layout_*).
     inputs: dict[str, torch.Tensor]
     global_size: int  # clips in the step over all ranks (for throughput)
 
 
 def make_batch(config: TrainConfig, step: int, plan: Any, latents: Latents, text_encoder: Any) -> Batch:
-    """Draw one step's captions dropped, conditioning masks, times and noise.
+    """Draw one step's captions (and plans) dropped, conditioning masks, times and noise.
 
     Every random draw covers the *global* batch from ``(seed, step)`` and a rank keeps its
     slice, so N processes train on exactly the batch one process would.
@@ -557,8 +559,12 @@ def make_batch(config: TrainConfig, step: int, plan: Any, latents: Latents, text
     text = text_encoder.encode(prompts)
     inputs = {
         "text_states": text.states.to(device), "text_mask": text.mask.to(device), "text_pooled": text.pooled.to(device),
-        **{key: torch.stack([c.inputs[key] for c in clips]) for key in clips[0].inputs},
     }
+    if latents.layout:
+        plan_rng = np.random.default_rng(_step_seed(config.seed, step, 3))
+        no_plan = drop | (plan_rng.random(b_global) < config.layout_dropout)
+        kept = [None if d else c.layout for d, c in zip(no_plan[lo:hi], clips)]
+        inputs.update(layout_inputs(kept, text_encoder, latent=tuple(x0.shape[2:]), device=device))
     return Batch(
         x0=x0, t=t[lo:hi].to(device), noise=noise[lo:hi].to(device),
         cond_mask=torch.from_numpy(masks[lo:hi]).to(device), weight=weight, inputs=inputs, global_size=b_global,

@@ -18,6 +18,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,17 +27,22 @@ import torch.nn.functional as F
 from cinepatch.data.buckets import Bucket, assign_bucket
 from cinepatch.errors import InvalidParameter, MediaError
 
+if TYPE_CHECKING:
+    from cinepatch.planning.schema import ScenePlan
+
 __all__ = ["Clip", "FolderSource", "read_captions", "fit_frames"]
 
 
 @dataclass(frozen=True)
 class Clip:
     """One training sample: ``video (3, T, H, W)`` float in −1..1 and its caption; ``focus
-    (T, H, W)`` in 0..1, where known, marks the pixels the caption is about (world objects)."""
+    (T, H, W)`` in 0..1, where known, marks the pixels the caption is about (world objects);
+    ``plan``, where known, is the clip's scene plan: each object's phrase and box on every frame."""
 
     video: torch.Tensor
     caption: str
     focus: torch.Tensor | None = None
+    plan: ScenePlan | None = None
 
 
 @dataclass(frozen=True)

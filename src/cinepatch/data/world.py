@@ -53,6 +53,7 @@ class WorldSource:
         holdout: bool = False,
         caption_weights: dict[str, float] | None = None,
         focus: bool = False,
+        plans: bool = False,
     ) -> None:
         self.buckets = buckets
         self.fps = fps
@@ -60,6 +61,7 @@ class WorldSource:
         self.image_fraction = image_fraction
         self.holdout = holdout  # True: never draw a scene with a HOLDOUT combination
         self.focus = focus  # True: each clip also carries its objects' coverage (Clip.focus)
+        self.plans = plans  # True: each clip also carries its scene plan (Clip.plan)
         weights = caption_weights or CAPTION_WEIGHTS
         self.levels = tuple(weights)
         total = sum(weights.values())
@@ -77,6 +79,7 @@ class WorldSource:
 
     def get(self, bucket: Bucket, index: int) -> Clip:
         from cinepatch import world
+        from cinepatch.planning.world import plan_from_scene
 
         rng = np.random.default_rng([self.seed, index])
         # A still image must not show an object that enters later: it would be off-canvas.
@@ -84,11 +87,13 @@ class WorldSource:
         while self.holdout and held_out(scene):
             scene = world.random_scene(rng, exits=not bucket.is_image)
         shape = dict(width=bucket.width, height=bucket.height, fps=self.fps, frames=bucket.frames)
+        seed = int(rng.integers(2**31))
         if self.focus:
-            frames, focus = world.render_with_mask(scene, **shape, seed=int(rng.integers(2**31)))
+            frames, focus = world.render_with_mask(scene, **shape, seed=seed)
         else:
-            frames, focus = world.render(scene, **shape, seed=int(rng.integers(2**31))), None
+            frames, focus = world.render(scene, **shape, seed=seed), None
+        plan = plan_from_scene(scene, **shape, seed=seed) if self.plans else None
         levels = world.captions(scene, rng)
         caption = levels[self.levels[int(rng.choice(len(self.levels), p=self.level_p))]]
         video = fit_frames(np.asarray(frames), bucket.width, bucket.height)  # renders are bucket-sized
-        return Clip(video, caption, None if focus is None else torch.from_numpy(focus))
+        return Clip(video, caption, None if focus is None else torch.from_numpy(focus), plan)

@@ -90,6 +90,9 @@ class DiTConfig:
     # Denoise", 2025).
     prediction: str = "v"
     t_floor: float = 0.05
+    # Layout grounding (scene plans): width of each object's phrase projection in the box maps
+    # the model reads beside its latents; 0 builds a text-only DiT. See DiT.forward.
+    layout_dim: int = 0
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -402,6 +405,13 @@ class DiT(nn.Module):
         self.null_text = nn.Parameter(torch.zeros(1, 1, d))
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(d, c * config.patch_volume)
+        if config.layout_dim:
+            # Box maps in, ControlNet style: per cell, the sum over objects of occupancy ×
+            # [projected phrase, position in the box (u, v), 1], patchified like the latents and
+            # added to the tokens through a zero-initialised linear, so a text-only checkpoint
+            # starts unchanged and the layout's influence is learned from zero.
+            self.layout_phrase = nn.Linear(config.text_dim, config.layout_dim)
+            self.layout_embedder = nn.Linear((config.layout_dim + 3) * config.patch_volume, d)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -429,6 +439,9 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
+        if self.config.layout_dim:
+            nn.init.zeros_(self.layout_embedder.weight)
+            nn.init.zeros_(self.layout_embedder.bias)
 
     def forward(
         self,
@@ -440,13 +453,20 @@ class DiT(nn.Module):
         text_pooled: Tensor | None = None,
         cond_mask: Tensor | None = None,
         cond_latents: Tensor | None = None,
+        layout_occupancy: Tensor | None = None,
+        layout_uv: Tensor | None = None,
+        layout_phrases: Tensor | None = None,
     ) -> Tensor:
         """Predict the velocity for ``x (B, C, t, h, w)`` at times ``t (B,)`` in [0, 1].
 
         ``text_states (B, L, text_dim)``; ``text_mask (B, L)`` bool, True for real tokens
         (default all True); ``text_pooled (B, text_dim)`` (default: the masked mean of the
         states); ``cond_mask (B, t)`` in {0, 1} and ``cond_latents (B, C, t, h, w)`` (default:
-        nothing conditioned). Returns ``(B, C, t, h, w)``.
+        nothing conditioned). A layout-grounded model (``layout_dim > 0``) also takes box maps
+        (:func:`cinepatch.planning.maps.box_maps`): ``layout_occupancy (B, N, t, h, w)``,
+        ``layout_uv (B, N, 2, t, h, w)`` and the objects' pooled phrase embeddings
+        ``layout_phrases (B, N, text_dim)``; none given (or all occupancy zero) is the text-only
+        mode. Returns ``(B, C, t, h, w)``.
         """
         cfg = self.config
         x_t = x
@@ -467,6 +487,8 @@ class DiT(nn.Module):
         inp = torch.cat([x, cond_latents.to(x.dtype), mask], dim=1)  # (B, 2C+1, t, h, w)
         tokens, grid = patchify(inp, cfg.patch)  # (B, N, input_channels·p_t·p_h·p_w)
         x = self.x_embedder(tokens)  # (B, N, D)
+        if layout_occupancy is not None:
+            x = x + self._embed_layout(layout_occupancy, layout_uv, layout_phrases, x.dtype)  # (B, N, D)
         rope = rope_angles(grid_positions(grid, x.device), cfg.head_dim, cfg.rope_theta)
         # rope: (N, head_dim / 2) complex
 
@@ -490,6 +512,25 @@ class DiT(nn.Module):
         if cfg.prediction == "x":  # out is x̂₀; x_t = (1 − t)·x₀ + t·noise gives v = (x_t − x̂₀) / t
             return (x_t - out) / t.to(out.dtype).clamp_min(cfg.t_floor).view(-1, 1, 1, 1, 1)
         return out
+
+    def _embed_layout(self, occupancy: Tensor, uv: Tensor | None, phrases: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """Box maps → one addition per token ``(B, N_tokens, D)``."""
+        cfg = self.config
+        if not cfg.layout_dim:
+            raise InvalidParameter("layout_occupancy", "box maps", "None: this DiT was built without layout_dim")
+        if uv is None or phrases is None:
+            raise InvalidParameter("layout_uv / layout_phrases", None, "both, with layout_occupancy")
+        occupancy = occupancy.to(dtype)  # (B, n, t, h, w)
+        phrase = self.layout_phrase(phrases.to(dtype))  # (B, n, k)
+        maps = torch.cat(
+            [
+                torch.einsum("bnk,bnthw->bkthw", phrase, occupancy),
+                torch.einsum("bncthw,bnthw->bcthw", uv.to(dtype), occupancy),
+                occupancy.sum(1, keepdim=True),
+            ],
+            dim=1,
+        )  # (B, k + 3, t, h, w)
+        return self.layout_embedder(patchify(maps, cfg.patch)[0])
 
 
 # ------------------------------------------------------------------------------------------
@@ -543,7 +584,8 @@ def forward_flops(
     c_out = config.in_channels * config.patch_volume
     ctx = text_len + 1  # the null token
     # Per video token, multiply-adds of the linear layers.
-    per_token = c_in * d + depth * (3 * d * d + d * d + d * d + d * d + 2 * d * f) + d * c_out
+    layout = (config.layout_dim + 3) * config.patch_volume * d if config.layout_dim else 0
+    per_token = c_in * d + layout + depth * (3 * d * d + d * d + d * d + d * d + 2 * d * f) + d * c_out
     # Text tokens: the projection of the L prompt tokens, then K and V of those and the null
     # token in every block.
     text = text_len * config.text_dim * d + ctx * depth * 2 * d * d

@@ -1,0 +1,110 @@
+"""Layout grounding: plans on the latent grid, a DiT that starts unchanged and learns from
+its box maps, and training and sampling with scene plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cinepatch.errors import InvalidParameter
+from cinepatch.models.dit import DiT, DiTConfig
+from cinepatch.pipeline import Pipeline, latent_layout
+from cinepatch.planning import rasterize
+from cinepatch.planning.world import plan_from_scene
+from cinepatch.train import TrainConfig, apply_overrides, main
+from cinepatch.world import parse_prompt
+
+
+def test_latent_layout_reads_the_frame_each_latent_frame_ends_on():
+    scene = parse_prompt("a small red circle moves right on a black background")
+    plan = plan_from_scene(scene, width=64, height=64, fps=8, frames=9, seed=0)
+    layout = latent_layout(plan, (3, 4, 4), frame_step=4)  # latent frames end on pixel frames 0, 4, 8
+    full = rasterize(plan, grid=(4, 4))
+    assert layout.phrases == ("small red circle",)
+    for j, frame in enumerate((0, 4, 8)):
+        assert np.array_equal(layout.occupancy[0, j].numpy(), full.occupancy[0, frame])
+        assert np.array_equal(layout.uv[0, :, j].numpy(), full.uv[0, :, frame])
+
+
+def _tiny_grounded() -> DiT:
+    torch.manual_seed(0)
+    return DiT(DiTConfig(4, (1, 2, 2), width=32, depth=2, heads=2, text_dim=16, layout_dim=8))
+
+
+def _layout_inputs(b: int, frames: int = 2) -> dict[str, torch.Tensor]:
+    occupancy = torch.zeros(1, frames, 8, 8)
+    occupancy[:, :, :4, :4] = 1.0  # one box over the top-left quarter
+    uv = torch.rand(1, 2, frames, 8, 8)
+    return {
+        "layout_occupancy": occupancy[None].expand(b, -1, -1, -1, -1),
+        "layout_uv": uv[None].expand(b, -1, -1, -1, -1, -1),
+        "layout_phrases": torch.randn(b, 1, 16),
+    }
+
+
+def test_a_grounded_dit_starts_as_its_text_only_self_and_learns_from_the_maps():
+    model = _tiny_grounded()
+    x, t, text = torch.randn(2, 4, 2, 8, 8), torch.tensor([0.3, 0.8]), torch.randn(2, 3, 16)
+    model.final_layer.linear.weight.data.normal_(std=0.02)  # a trained model's output head
+    plain = model(x, t, text_states=text)
+    grounded = model(x, t, text_states=text, **_layout_inputs(2))
+    assert torch.equal(plain, grounded)  # zero-initialised: the layout changes nothing yet
+
+    loss = model(x, t, text_states=text, **_layout_inputs(2)).pow(2).mean()
+    loss.backward()
+    assert model.layout_embedder.weight.grad.abs().sum() > 0  # the maps get a gradient
+    with torch.no_grad():
+        model.layout_embedder.weight.add_(0.1 * torch.randn_like(model.layout_embedder.weight))
+    moved = model(x, t, text_states=text, **_layout_inputs(2))
+    assert not torch.allclose(moved, plain)
+    zero = {k: torch.zeros_like(v) for k, v in _layout_inputs(2).items()}
+    assert torch.allclose(model(x, t, text_states=text, **zero), plain, atol=1e-6)  # no boxes = text only
+
+
+def test_a_text_only_dit_refuses_box_maps():
+    model = DiT(DiTConfig(4, (1, 2, 2), width=32, depth=2, heads=2, text_dim=16))
+    with pytest.raises(InvalidParameter, match="layout"):
+        model(torch.randn(1, 4, 2, 8, 8), torch.tensor([0.5]), text_states=torch.randn(1, 3, 16), **_layout_inputs(1))
+
+
+TEXT_ONLY = [
+    "data=world", "model=tiny", "dit.width=32", "dit.depth=2", "dit.heads=2", "vae_path=", "vae_preset=tiny",
+    "buckets=32x32x1,32x32x5", "batch_size=4", "log_every=2", "ckpt_every=4", "sample_prompts=",
+    "warmup_steps=1", "lr=2e-3", "min_lr=2e-3", "threads=1", "max_steps=4", "layout_dropout=0.5",
+]
+GROUNDED = [*TEXT_ONLY, "dit.layout_dim=8"]
+
+
+def test_training_with_layouts_runs_and_the_pipeline_samples_a_plan(tmp_path: Path):
+    config = apply_overrides(TrainConfig(), [*GROUNDED, f"out_dir={tmp_path / 'run'}"])
+    summary = main(config)
+    assert np.isfinite(summary["loss"])
+    pipe = Pipeline.from_pretrained(tmp_path / "run" / "pipeline")
+    assert pipe.dit.config.layout_dim == 8
+    scene = parse_prompt("a large red square stays still on a black background")
+    plan = plan_from_scene(scene, width=32, height=32, fps=8, frames=5, seed=0)
+    with torch.no_grad():
+        pipe.dit.layout_embedder.weight.normal_(std=0.5)  # make the maps matter in a 4-step model
+    kwargs = dict(frames=5, width=32, height=32, seed=1, steps=2, guidance=2.0, progress=False)
+    planned = pipe.generate("a large red square", plans=[plan], **kwargs)[0]
+    again = pipe.generate("a large red square", plans=[plan], **kwargs)[0]
+    text_only = pipe.generate("a large red square", **kwargs)[0]
+    assert planned.shape == (5, 32, 32, 3)
+    assert np.array_equal(planned, again)  # deterministic per seed
+    assert not np.array_equal(planned, text_only)  # the plan reaches the model
+
+
+def test_layouts_are_checked_at_the_edge(tmp_path: Path):
+    config = apply_overrides(TrainConfig(), [*TEXT_ONLY, f"out_dir={tmp_path / 'plain'}", "max_steps=1"])
+    main(config)
+    pipe = Pipeline.from_pretrained(tmp_path / "plain" / "pipeline")
+    plan = plan_from_scene(parse_prompt("a large red square"), width=32, height=32, fps=8, frames=1, seed=0)
+    with pytest.raises(InvalidParameter, match="layout-grounded"):
+        pipe.generate("x", frames=1, width=32, height=32, steps=1, plans=[plan], progress=False)
+    with pytest.raises(InvalidParameter, match="plans"):
+        pipe.generate(["x", "y"], frames=1, width=32, height=32, steps=1, plans=[None, None, None], progress=False)
+    with pytest.raises(InvalidParameter, match="layout_dropout"):
+        apply_overrides(TrainConfig(), ["layout_dropout=1.5"])
