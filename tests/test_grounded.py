@@ -108,3 +108,24 @@ def test_layouts_are_checked_at_the_edge(tmp_path: Path):
         pipe.generate(["x", "y"], frames=1, width=32, height=32, steps=1, plans=[None, None, None], progress=False)
     with pytest.raises(InvalidParameter, match="layout_dropout"):
         apply_overrides(TrainConfig(), ["layout_dropout=1.5"])
+
+
+def test_the_studio_plans_for_a_grounded_model_and_records_the_plan(studio_config, tmp_path: Path):
+    # The one request path: a layout-grounded model folder reads plans, so the app plans the
+    # prompt with the world planner, the model gets the plan, and the ledger keeps it.
+    from cinepatch.app import Studio, VideoRequest
+    from cinepatch.backends.embedded import EmbeddedBackend
+
+    main(apply_overrides(TrainConfig(), [*GROUNDED, f"out_dir={tmp_path / 'run'}", "max_steps=1"]))
+    folder = tmp_path / "run" / "pipeline"
+    assert EmbeddedBackend.from_pretrained(folder).takes_plan
+    studio_config.models["grounded"] = str(folder)
+    studio = Studio(studio_config)
+    request = dict(prompt="a large red square moves right on a black background", frames=5, width=32, height=32,
+                   fps=8, model="grounded", seed=2, steps=2)
+    result = studio.create(VideoRequest(**request), out=tmp_path / "planned.mp4")
+    assert result.plan is not None and result.plan.objects[0].phrase == "large red square"
+    assert result.plan.canvas.frames == 5
+    outside = studio.create(VideoRequest(**{**request, "prompt": "a chef slices a tomato"}), out=tmp_path / "text.mp4")
+    assert outside.path.exists() and outside.plan is None
+    assert any("from the text alone" in w for w in outside.warnings)

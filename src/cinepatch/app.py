@@ -208,7 +208,7 @@ class Studio:
         that reads plans, the planner's (chat when expansion uses an endpoint, else the world)."""
         from cinepatch.planning import PlanResult
 
-        takes_plan = getattr(backend, "takes_plan", False)
+        takes_plan = backend.takes_plan
         if request.plan is not None:
             if not takes_plan:
                 note = f"{backend.name} does not read scene plans; it is generated from the text"

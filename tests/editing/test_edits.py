@@ -35,6 +35,7 @@ class RecordingBackend:
     def __init__(self, max_frames: int | None = 33, latent_step: int = 4) -> None:
         self.max_frames = max_frames
         self.latent_step = latent_step
+        self.takes_plan = False
         self.passes: list[GenerationSpec] = []
 
     def check(self, spec: GenerationSpec) -> None:

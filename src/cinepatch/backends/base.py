@@ -86,6 +86,9 @@ class Backend(Protocol):
     frames and cut windows in whole groups of it, so every given latent frame is wholly known.
     1: each frame is its own latent frame."""
 
+    takes_plan: bool
+    """Whether ``generate`` draws ``spec.plan`` (a scene plan); the app plans only for these."""
+
     default_size: tuple[int, int]
     """(width, height) made when a request leaves the size open."""
 

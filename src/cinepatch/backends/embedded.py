@@ -42,6 +42,8 @@ class EmbeddedBackend:
         self.default_size = serving.default_size
         self.default_fps = serving.default_fps
         self.latent_step = serving.latent_step
+        # A layout-grounded DiT draws the scene plan the app gives it; a text-only one is given none.
+        self.takes_plan = pipeline.dit.config.layout_dim > 0
 
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> EmbeddedBackend:
@@ -109,6 +111,7 @@ class EmbeddedBackend:
             guidance=spec.guidance,
             negative=spec.negative or None,
             cond=cond,
+            plans=[spec.plan if self.takes_plan else None],
             init=init,
             noise_strength=spec.strength if init is not None else 1.0,
             progress=report if report is not None else False,

@@ -65,6 +65,7 @@ class DiffusersBackend:
     default_size: ClassVar[tuple[int, int]] = (832, 480)  # (width, height) when a request leaves it open
     default_fps: ClassVar[int] = 16
     max_frames: ClassVar[int | None] = None  # no stated limit: a request is made in one pass
+    takes_plan: ClassVar[bool] = False  # they read no box layouts: a user's plan is ignored, with a warning
 
     def __init__(self, pipe: Any, *, folder: Path, class_name: str, settings: DiffusersSettings) -> None:
         self.pipe = pipe
