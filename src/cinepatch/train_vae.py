@@ -26,6 +26,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -137,37 +138,47 @@ def lr_at(step: int, *, base: float, warmup: int, total: int, time_progress: flo
 # --------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Path:
-    """Train (or resume), store latent stats, and write ``args.out``; returns the folder.
+@dataclass
+class _Run:
+    """One training run's state: what the loop, the checkpoints and the final folder share."""
 
-    ``batcher(rng, batch, frames) -> (B, 3, T, H, W)`` replaces the world renderer (tests).
-    """
-    args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    args: argparse.Namespace
+    vae: CausalVAE
+    model: nn.Module  # what DDP wraps (the loss), or the loss module alone
+    opt: torch.optim.Optimizer
+    trained: list[nn.Parameter]
+    batcher: Batcher
+    ddp: bool
+    master: bool
+    step: int = 0
 
-    # ---- processes: alone, or one of several under torchrun -------------------------------
-    ddp = "RANK" in os.environ
+    def save_state(self) -> None:
+        if self.master:
+            with atomic_write(self.args.out / "train_state.pt") as tmp:
+                state = {"model": self.vae.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                         "args": vars(self.args)}
+                torch.save(state, tmp)
+
+
+def _start(args: argparse.Namespace, batcher: Batcher | None) -> _Run:
+    """Processes, model, optimiser, and the resume from ``OUT/train_state.pt`` if present."""
+    ddp = "RANK" in os.environ  # one of several processes under torchrun
     if ddp:
         dist.init_process_group("gloo")
-        rank, world = dist.get_rank(), dist.get_world_size()
-    else:
-        rank, world = 0, 1
-    master = rank == 0
+    master = not ddp or dist.get_rank() == 0
     if batcher is None:
 
         def batcher(rng: np.random.Generator, batch: int, frames: int) -> torch.Tensor:
             return world_batch(rng, batch, frames, size=args.size, crop=args.crop, fps=args.fps)
 
-    # ---- model, optimiser, resume ----------------------------------------------------------
     torch.manual_seed(args.seed)
     vae = CausalVAE.from_pretrained(args.init).train() if args.init else CausalVAE(PRESETS[args.preset])
     if args.decoder_only:
         vae.encoder.requires_grad_(False)
     trained = [p for p in vae.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(trained, lr=args.lr, betas=(0.9, 0.99), weight_decay=args.weight_decay)
-    state_path = args.out / "train_state.pt"
     step = 0
+    state_path = args.out / "train_state.pt"
     if state_path.is_file():
         state = torch.load(state_path, map_location="cpu", weights_only=False)
         vae.load_state_dict(state["model"])
@@ -178,82 +189,107 @@ def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Pa
     model: nn.Module = _LossModule(vae, decoder_only=args.decoder_only)
     if ddp:
         model = nn.parallel.DistributedDataParallel(model)
-    # A different stream of scenes per process and per resume, reproducible from the seed.
-    rng = np.random.default_rng([args.seed, rank, step])
     if master:
         n_params = sum(p.numel() for p in vae.parameters())
+        world = dist.get_world_size() if ddp else 1
         print(f"preset={args.preset} params={n_params / 1e6:.2f}M processes={world} out={args.out}", flush=True)
+    return _Run(args, vae, model, opt, trained, batcher, ddp, master, step)
 
-    def save_state() -> None:
-        if master:
-            with atomic_write(state_path) as tmp:
-                torch.save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step, "args": vars(args)}, tmp)
 
-    # ---- training loop --------------------------------------------------------------------
+def _time_progress(run: _Run, started: float) -> float:
+    """Share of the ``--minutes`` budget used; under DDP rank 0's clock, so all ranks stop together."""
+    if run.args.minutes is None:
+        return 0.0
+    progress = (time.monotonic() - started) / (60 * run.args.minutes)
+    if run.ddp:
+        shared = torch.tensor([progress])
+        dist.broadcast(shared, src=0)
+        progress = float(shared)
+    return progress
+
+
+def _train(run: _Run) -> None:
+    """The loop: until ``--steps`` or the time budget, whichever comes first."""
+    args, vae = run.args, run.vae
+    rank = dist.get_rank() if run.ddp else 0
+    # A different stream of scenes per process and per resume, reproducible from the seed.
+    rng = np.random.default_rng([args.seed, rank, run.step])
     vae.train()
     started = time.monotonic()
     window: list[dict[str, float]] = []
-    while step < args.steps:
-        time_progress = 0.0 if args.minutes is None else (time.monotonic() - started) / (60 * args.minutes)
-        if ddp and args.minutes is not None:
-            # Every process must stop at the same step (or DDP waits forever): take rank 0's clock.
-            shared = torch.tensor([time_progress])
-            dist.broadcast(shared, src=0)
-            time_progress = float(shared)
+    while run.step < args.steps:
+        time_progress = _time_progress(run, started)
         if time_progress >= 1.0:
-            if master:
-                print(f"time budget of {args.minutes} min reached at step {step}", flush=True)
+            if run.master:
+                print(f"time budget of {args.minutes} min reached at step {run.step}", flush=True)
             break
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, base=args.lr, warmup=args.warmup, total=args.steps, time_progress=time_progress)
+        for group in run.opt.param_groups:
+            group["lr"] = lr_at(run.step, base=args.lr, warmup=args.warmup, total=args.steps, time_progress=time_progress)
         if rng.random() < args.image_prob:
-            x = batcher(rng, 2 * args.batch, 1)  # single frames: an image is a 1-frame video
+            x = run.batcher(rng, 2 * args.batch, 1)  # single frames: an image is a 1-frame video
         else:
-            x = batcher(rng, args.batch, args.frames)
-        loss, parts = model(x)
-        opt.zero_grad(set_to_none=True)
+            x = run.batcher(rng, args.batch, args.frames)
+        loss, parts = run.model(x)
+        run.opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(trained, 1.0)
-        opt.step()
-        step += 1
+        torch.nn.utils.clip_grad_norm_(run.trained, 1.0)
+        run.opt.step()
+        run.step += 1
         window.append(parts)
-        if master and step % args.log_every == 0:
+        if run.master and run.step % args.log_every == 0:
             mean = {k: sum(p[k] for p in window) / len(window) for k in window[0]}
-            elapsed = time.monotonic() - started
             print(
-                f"step {step} l1 {mean['l1']:.4f} mse {mean['mse']:.5f} kl {mean['kl']:.2f} "
-                f"psnr {mean['psnr']:.2f} dB lr {opt.param_groups[0]['lr']:.2e} {elapsed / 60:.1f} min",
+                f"step {run.step} l1 {mean['l1']:.4f} mse {mean['mse']:.5f} kl {mean['kl']:.2f} "
+                f"psnr {mean['psnr']:.2f} dB lr {run.opt.param_groups[0]['lr']:.2e} "
+                f"{(time.monotonic() - started) / 60:.1f} min",
                 flush=True,
             )
             window.clear()
-        if step % args.ckpt_every == 0:
-            save_state()
-    save_state()
+        if run.step % args.ckpt_every == 0:
+            run.save_state()
+    run.save_state()
 
-    # ---- latent statistics and the final folder -------------------------------------------
-    if master:
-        vae.eval()
-        stats_rng = np.random.default_rng([args.seed, 10_000])  # fixed scenes: same stats on resume
-        batches = [batcher(stats_rng, args.batch, args.frames) for _ in range(args.stats_batches)]
-        if args.decoder_only:  # the encoder and its statistics are the DiT's: unchanged
-            shift, scale = vae.latent_shift.clone(), vae.latent_scale.clone()
-        else:
-            shift, scale = latent_stats(vae, batches)
-            vae.set_latent_stats(shift, scale)
-        with torch.no_grad():
-            mse = sum(float((vae.decode(vae.encode(x)) - x).pow(2).mean()) for x in batches) / len(batches)
-        vae.save_pretrained(args.out)
-        summary = {
-            "step": step,
-            "psnr_db": 10 * math.log10(4.0 / mse),
-            "latent_shift": shift.tolist(),
-            "latent_scale": scale.tolist(),
-            "minutes": (time.monotonic() - started) / 60,
-        }
-        with atomic_write(args.out / "train_summary.json") as tmp:
-            tmp.write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"saved {args.out}: step {step}, PSNR {summary['psnr_db']:.2f} dB on the stats clips", flush=True)
-    if ddp:
+
+def _finish(run: _Run, started: float) -> None:
+    """Latent statistics on fixed scenes, the ``from_pretrained`` folder and its summary."""
+    args, vae = run.args, run.vae
+    vae.eval()
+    stats_rng = np.random.default_rng([args.seed, 10_000])  # fixed scenes: same stats on resume
+    batches = [run.batcher(stats_rng, args.batch, args.frames) for _ in range(args.stats_batches)]
+    if args.decoder_only:  # the encoder and its statistics are the DiT's: unchanged
+        shift, scale = vae.latent_shift.clone(), vae.latent_scale.clone()
+    else:
+        shift, scale = latent_stats(vae, batches)
+        vae.set_latent_stats(shift, scale)
+    with torch.no_grad():
+        mse = sum(float((vae.decode(vae.encode(x)) - x).pow(2).mean()) for x in batches) / len(batches)
+    vae.save_pretrained(args.out)
+    summary = {
+        "step": run.step,
+        "psnr_db": 10 * math.log10(4.0 / mse),
+        "latent_shift": shift.tolist(),
+        "latent_scale": scale.tolist(),
+        "minutes": (time.monotonic() - started) / 60,
+    }
+    with atomic_write(args.out / "train_summary.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    print(f"saved {args.out}: step {run.step}, PSNR {summary['psnr_db']:.2f} dB on the stats clips", flush=True)
+
+
+def main(argv: list[str] | None = None, *, batcher: Batcher | None = None) -> Path:
+    """Train (or resume), store latent stats, and write ``args.out``; returns the folder.
+
+    ``batcher(rng, batch, frames) -> (B, 3, T, H, W)`` replaces the world renderer (tests).
+    """
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    run = _start(args, batcher)
+    _train(run)
+    if run.master:
+        _finish(run, started)
+    if run.ddp:
         dist.destroy_process_group()
     return args.out
 
