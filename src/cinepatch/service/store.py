@@ -215,6 +215,18 @@ _JOB_COLUMNS = (
 )
 
 
+def interrupted(now: float, *, attempts: int, progress: int, notes: str, reason: str, max_attempts: int) -> tuple[str, str | None]:
+    """What recovery writes for a running job whose worker is gone: its notes (JSON, with a
+    line saying when and why) and, past ``max_attempts``, the error that fails it (JSON)."""
+    note = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))} interrupted at {progress}%: {reason}"
+    notes = json.dumps([*json.loads(notes), note])
+    if attempts < max_attempts:
+        return notes, None
+    error = {"code": "interrupted", "message": f"generation was interrupted {attempts} time(s)"
+             f" and was not retried again; last: {reason}"}
+    return notes, json.dumps(error)
+
+
 def _job(row: sqlite3.Row | tuple) -> Job:
     (id_, seq, owner, status, progress, created, started, completed, model, seconds, size,
      prompt, kind, remixed, spec, result, error, attempts, claimed_by, token, notes, updated) = row
@@ -424,15 +436,14 @@ class SQLiteStore:
                 f"SELECT id, attempts, progress, notes FROM jobs WHERE status = 'in_progress' AND {where}", args
             ).fetchall()
             for video_id, attempts, progress, notes in rows:
-                note = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))} interrupted at {progress}%: {reason}"
-                notes = json.dumps([*json.loads(notes), note])
-                if attempts >= max_attempts:
-                    error = {"code": "interrupted", "message": f"generation was interrupted {attempts} time(s)"
-                             f" and was not retried again; last: {reason}"}
+                notes, error = interrupted(
+                    now, attempts=attempts, progress=progress, notes=notes, reason=reason, max_attempts=max_attempts
+                )
+                if error is not None:
                     db.execute(
                         "UPDATE jobs SET status = 'failed', completed_at = ?, error = ?, claim_token = NULL,"
                         " lease_until = NULL, notes = ?, updated = ? WHERE id = ?",
-                        (int(now), json.dumps(error), notes, now, video_id),
+                        (int(now), error, notes, now, video_id),
                     )
                     actions.append((video_id, "failed"))
                 else:

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from cinepatch.service.store import _DAY, ApiKey, Job, LimitExceeded, hash_key, new_key
+from cinepatch.service.store import _DAY, ApiKey, Job, LimitExceeded, hash_key, interrupted, new_key
 from cinepatch.service.store import _job as _row_to_job
 
 __all__ = ["PostgresStore", "MIGRATIONS", "CHANNEL"]
@@ -379,15 +379,14 @@ class PostgresStore:
                 args,
             ).fetchall()
             for video_id, attempts, progress, notes in rows:
-                note = f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(now))} interrupted at {progress}%: {reason}"
-                notes = json.dumps([*json.loads(notes), note])
-                if attempts >= max_attempts:
-                    error = {"code": "interrupted", "message": f"generation was interrupted {attempts} time(s)"
-                             f" and was not retried again; last: {reason}"}
+                notes, error = interrupted(
+                    now, attempts=attempts, progress=progress, notes=notes, reason=reason, max_attempts=max_attempts
+                )
+                if error is not None:
                     conn.execute(
                         "UPDATE jobs SET status = 'failed', completed_at = %s, error = %s, claim_token = NULL,"
                         " lease_until = NULL, notes = %s, updated = %s WHERE id = %s",
-                        (int(now), json.dumps(error), notes, now, video_id),
+                        (int(now), error, notes, now, video_id),
                     )
                     actions.append((video_id, "failed"))
                 else:
