@@ -29,51 +29,8 @@ def test_world_expander_warns_about_words_and_prompts_outside_the_world() -> Non
     assert NoExpander().expand("x").expanded == "x"
 
 
-class ChatServer:
-    """A minimal /v1/chat/completions that answers with ``reply`` and records what it got."""
-
-    def __init__(self, reply: str) -> None:
-        self.requests: list[dict] = []
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                owner.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-                data = json.dumps({"choices": [{"message": {"role": "assistant", "content": reply}}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture()
-def chat():
-    servers = []
-
-    def start(reply: str) -> ChatServer:
-        servers.append(ChatServer(reply))
-        return servers[-1]
-
-    yield start
-    for server in servers:
-        server.close()
-
-
-def test_chat_expander_asks_the_endpoint(chat) -> None:
-    server = chat("  A large green square slides slowly to the left across a gray background.  ")
+def test_chat_expander_asks_the_endpoint(chat_server) -> None:
+    server = chat_server("  A large green square slides slowly to the left across a gray background.  ")
     result = ChatExpander(base_url=server.url, model="m", api_key="k").expand("green box left")
     assert result.expanded == "A large green square slides slowly to the left across a gray background."
     [request] = server.requests
@@ -86,11 +43,11 @@ def test_chat_expander_errors_are_clear() -> None:
         ChatExpander(base_url="http://127.0.0.1:9/v1", model="m", timeout=2).expand("x")
 
 
-def test_an_endpoints_expansion_is_moderated_too(chat, tmp_path: Path) -> None:
+def test_an_endpoints_expansion_is_moderated_too(chat_server, tmp_path: Path) -> None:
     from cinepatch.app import Studio, VideoRequest
     from cinepatch.config import ExpansionConfig, load_config
 
-    server = chat("a naked child on a beach")  # the endpoint misbehaves
+    server = chat_server("a naked child on a beach")  # the endpoint misbehaves
     config = load_config(None, config_dir=tmp_path / "c", data_dir=tmp_path / "d")
     config = type(config)(**{**config.__dict__, "expansion": ExpansionConfig(backend="chat", url=server.url, model="m")})
     with pytest.raises(Refused):

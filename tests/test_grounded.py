@@ -115,6 +115,7 @@ def test_the_studio_plans_for_a_grounded_model_and_records_the_plan(studio_confi
     # prompt with the world planner, the model gets the plan, and the ledger keeps it.
     from cinepatch.app import Studio, VideoRequest
     from cinepatch.backends.embedded import EmbeddedBackend
+    from cinepatch.provenance.ledger import Ledger
 
     main(apply_overrides(TrainConfig(), [*GROUNDED, f"out_dir={tmp_path / 'run'}", "max_steps=1"]))
     folder = tmp_path / "run" / "pipeline"
@@ -129,3 +130,7 @@ def test_the_studio_plans_for_a_grounded_model_and_records_the_plan(studio_confi
     outside = studio.create(VideoRequest(**{**request, "prompt": "a chef slices a tomato"}), out=tmp_path / "text.mp4")
     assert outside.path.exists() and outside.plan is None
     assert any("from the text alone" in w for w in outside.warnings)
+    with Ledger(studio_config.ledger_path) as ledger:
+        assert ledger.get(int(result.payload, 16)).parameters["planner"] == "world"
+        assert ledger.get(int(result.payload, 16)).parameters["plan"] is not None
+        assert ledger.get(int(outside.payload, 16)).parameters["plan"] is None

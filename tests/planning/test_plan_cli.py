@@ -228,24 +228,3 @@ def test_a_model_that_reads_no_plans_says_so_and_still_makes_the_video(studio_co
         result = Studio(studio_config).create(request, out=tmp_path / "o.mp4")
     assert result.plan is None and read_video(tmp_path / "o.mp4").frames.shape == (5, 32, 48, 3)
 
-
-def test_a_model_that_reads_plans_gets_one_or_a_warning_and_always_a_video(
-    studio_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from cinepatch.app import Studio, VideoRequest
-
-    studio = Studio(studio_config)
-    backend, _ = studio.backend("tiny")
-    monkeypatch.setattr(backend, "takes_plan", True, raising=False)  # as a layout-grounded model declares
-    canvas = {"model": "tiny", "frames": 5, "fps": 6, "width": 48, "height": 32, "seed": 0}
-    planned = studio.create(VideoRequest(prompt="a red circle moves right", **canvas), out=tmp_path / "a.mp4")
-    assert planned.plan is not None and planned.plan.canvas.frames == 5
-    with pytest.warns(UserWarning) as caught:
-        unplanned = studio.create(VideoRequest(prompt="a portrait of a violinist", **canvas), out=tmp_path / "b.mp4")
-    said = [str(w.message) for w in caught]
-    assert "no planner could plan this prompt, so it is generated from the text alone" in said
-    assert any(m.startswith("the world planner cannot plan this prompt: 'a portrait") for m in said)
-    assert unplanned.plan is None and read_video(tmp_path / "b.mp4").frames.shape == (5, 32, 48, 3)
-    with Ledger(studio_config.ledger_path) as ledger:
-        assert ledger.get(int(planned.payload, 16)).parameters["planner"] == "world"
-        assert ledger.get(int(unplanned.payload, 16)).parameters["plan"] is None
