@@ -26,7 +26,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 import uuid
 from typing import Any
 

@@ -494,10 +494,24 @@ def _object_checks(
         unobs.append(f"{name}: count, shape, size and motion (no such object on screen)")
         return
 
-    # Count: the largest number of separate pieces seen on at least 15% of the sampled frames
-    # (objects of one colour may overlap for a while; a noisy frame must not add one). Frames
-    # where another colour covers this one are skipped; pieces touching the pillar count in
-    # pairs (one object seen on both of its sides).
+    count, per_frame, frames_counted = _count(meas, c, pillar, min_area, others)
+    comps = _clean_components(meas, c, pillar, min_area, occluded, others)
+    if k > 1:  # shapes and sizes only from frames where the twins are apart
+        comps = [(tc, x) for tc, x in comps if per_frame.get(int(round(tc * meas.fps))) == k]
+    checks.append(Check("count", name, str(k), str(count), count == k, {"frames": frames_counted}))
+    measured_shape = _shape_and_size(obj, members, comps, unit, name, checks, unobs)
+    if len(t) < 2:
+        unobs.append(f"{name}: motion (a single frame)")
+        return
+    _motion(obj, scene, meas, c, k, area, visible, occluded, cut, measured_shape, name, checks, unobs)
+    _start_exit_pillar(obj, scene, meas, c, k, area, visible, pillar, others, t, name, checks, unobs)
+
+
+def _count(meas: Measurements, c: int, pillar, min_area: float, others: list[int]) -> tuple[int, dict[int, int], int]:  # noqa: ANN001
+    """The largest number of separate pieces seen on at least 15% of the sampled frames
+    (objects of one colour may overlap for a while; a noisy frame must not add one), the pieces
+    per sampled frame, and how many frames counted. Frames where another colour covers this one
+    are skipped; pieces touching the pillar count in pairs (one object seen on both sides)."""
     clear, paired = [], []
     per_frame = {}
     by_others = _occluded(meas, c, None, others)
@@ -512,11 +526,14 @@ def _object_checks(
         counts = [n for n in per_frame.values() if n] or [0]
     values, freq = np.unique(counts, return_counts=True)
     count = int(max(v for v, f in zip(values, freq) if f >= max(1, 0.15 * len(counts))))
-    comps = _clean_components(meas, c, pillar, min_area, occluded, others)
-    if k > 1:  # shapes and sizes only from frames where the twins are apart
-        comps = [(tc, x) for tc, x in comps if per_frame.get(int(round(tc * meas.fps))) == k]
-    checks.append(Check("count", name, str(k), str(count), count == k, {"frames": len(counts)}))
+    return count, per_frame, len(counts)
 
+
+def _shape_and_size(
+    obj: SceneObject, members: list[SceneObject], comps: list, unit: float, name: str, checks: list[Check], unobs: list[str]
+) -> str:
+    """Shape and size checks from the object's clean views; returns the shape measured (the
+    claimed one when nothing clean was seen)."""
     if not comps:
         unobs.append(f"{name}: shape and size (always cut by the border or the pillar)")
         measured_shape = obj.shape
@@ -541,10 +558,16 @@ def _object_checks(
         checks.append(
             Check("size", name, "/".join(expected_sizes), measured_size, measured_size in expected_sizes, {"size": size0})
         )
+    return measured_shape
 
-    if len(t) < 2:
-        unobs.append(f"{name}: motion (a single frame)")
-        return
+
+def _motion(
+    obj: SceneObject, scene: Scene, meas: Measurements, c: int, k: int, area: np.ndarray, visible: np.ndarray,
+    occluded: np.ndarray, cut: np.ndarray, measured_shape: str, name: str, checks: list[Check], unobs: list[str],
+) -> None:
+    """Motion (and, for linear motions, speed) from the object's uncut, unoccluded frames."""
+    unit = meas.unit
+    t = np.arange(len(meas.area)) / meas.fps
     duration = t[-1]
     whole = visible & ~occluded & ~cut
     if whole.sum() < 2:
@@ -601,6 +624,12 @@ def _object_checks(
         measured_speed = _classify_speed(along)
         checks.append(Check("speed", name, obj.speed, measured_speed, measured_speed == obj.speed, {"speed": along}))
 
+
+def _start_exit_pillar(
+    obj: SceneObject, scene: Scene, meas: Measurements, c: int, k: int, area: np.ndarray, visible: np.ndarray,
+    pillar, others: list[int], t: np.ndarray, name: str, checks: list[Check], unobs: list[str],  # noqa: ANN001
+) -> None:
+    """Start position, entering/leaving, and reappearance behind the pillar."""
     # Start position (one object per colour only: twins share a colour and cannot be told apart).
     if obj.start is not None and k == 1:
         if visible[0]:
