@@ -45,7 +45,7 @@ from cinepatch.config import load_config
 from cinepatch.errors import Refused
 from cinepatch.io.video import read_video, write_image, write_video
 from cinepatch.world import Background, Scene, dense_caption, evaluate, random_scene, render
-from cinepatch.world.evaluate import _COLOURS, measure
+from cinepatch.world.pixels import COLOURS as _COLOURS, measure
 from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, SHAPES
 
 SEED = 7
