@@ -29,7 +29,6 @@ import numpy as np
 from cinepatch.errors import InvalidParameter
 from cinepatch.world.scene import (
     LINEAR_MOTIONS,
-    PAN_SPEED,
     PILLAR_PLACES,
     POSITIONS,
     SIZES,
@@ -37,10 +36,9 @@ from cinepatch.world.scene import (
     Scene,
     SceneObject,
 )
-from cinepatch.world.pixels import BACKGROUND_NAMES as _BGS
 from cinepatch.world.pixels import COLOURS as _COLOURS
 from cinepatch.world.pixels import FILL as _FILL
-from cinepatch.world.pixels import Measurements, measure
+from cinepatch.world.pixels import Measurements, background_of, measure, pan_of
 from cinepatch.world.pixels import classify_shape as _classify_shape
 from cinepatch.world.pixels import classify_size as _classify_size
 from cinepatch.world.pixels import pillar_span as _pillar
@@ -412,22 +410,16 @@ def evaluate(
     unit = meas.unit
 
     # Background colour and texture.
-    votes = meas.background_votes / max(meas.background_votes.sum(), 1)
-    background = _BGS[int(np.argmax(votes))]
+    background, texture, share = background_of(meas)
     checks.append(Check("background", "scene", scene.background.colour, background,
-                        background == scene.background.colour, {"share": float(votes.max())}))  # fmt: skip
-    if meas.dark_fraction < 0.15:
-        texture = "none"
-    else:
-        texture = "striped" if meas.stripe_score > 0.6 else "checkered"
+                        background == scene.background.colour, {"share": share}))  # fmt: skip
     checks.append(Check("texture", "scene", scene.background.texture, texture, texture == scene.background.texture,
                         {"dark_fraction": meas.dark_fraction, "stripe_score": meas.stripe_score}))  # fmt: skip
 
     # Camera pan: visible only on a textured background (WORLD.md); objects carry it anyway.
-    if texture != "none" and meas.texture_speed is not None:
-        v = meas.texture_speed
-        pan = "none" if abs(v) < PAN_SPEED / 2 else ("right" if v < 0 else "left")
-        checks.append(Check("pan", "camera", scene.pan, pan, pan == scene.pan, {"texture_speed": v}))
+    pan = pan_of(meas)
+    if pan is not None:
+        checks.append(Check("pan", "camera", scene.pan, pan, pan == scene.pan, {"texture_speed": meas.texture_speed}))
     else:
         unobs.append("camera pan on the background (plain background or one frame)")
 

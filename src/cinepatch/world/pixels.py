@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from cinepatch.world.render import background_rows
-from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, PILLAR_COLOUR, SIZES, TEXTURE_DARKEN, TEXTURE_PERIOD
+from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, PAN_SPEED, PILLAR_COLOUR, SIZES, TEXTURE_DARKEN, TEXTURE_PERIOD
 
 __all__ = [
     "COLOURS",
@@ -34,6 +34,8 @@ __all__ = [
     "classify_shape",
     "classify_size",
     "pillar_span",
+    "background_of",
+    "pan_of",
 ]
 
 COLOURS = list(OBJECT_COLOURS)
@@ -334,3 +336,25 @@ def pillar_span(meas: Measurements) -> tuple[float, float] | None:
     if len(cols) < max(2, 0.05 * meas.width):
         return None
     return float(cols.min()), float(cols.max() + 1)
+
+
+def background_of(meas: Measurements) -> tuple[str, str, float]:
+    """The background's ``(colour, texture, share)``: the most voted background, and its
+    texture from how much of it is the darker colour and whether that fills whole columns;
+    ``share`` is its fraction of the background-coloured pixels."""
+    votes = meas.background_votes / max(meas.background_votes.sum(), 1)
+    colour = BACKGROUND_NAMES[int(np.argmax(votes))]
+    if meas.dark_fraction < 0.15:
+        texture = "none"
+    else:
+        texture = "striped" if meas.stripe_score > 0.6 else "checkered"
+    return colour, texture, float(votes.max())
+
+
+def pan_of(meas: Measurements) -> str | None:
+    """The camera's pan from the texture's motion (``"none"``), or None when it cannot show:
+    a pan is visible only on a textured background, over two frames or more (WORLD.md)."""
+    if background_of(meas)[1] == "none" or meas.texture_speed is None:
+        return None
+    v = meas.texture_speed
+    return "none" if abs(v) < PAN_SPEED / 2 else ("right" if v < 0 else "left")
