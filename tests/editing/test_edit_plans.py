@@ -177,3 +177,31 @@ def test_plan_helpers_keep_the_format_valid() -> None:
     assert looped(plan, 4).frames == 12
     assert joined(plan, plan, 3).frames == 19
     assert window(plan, -3, 20).frames == 20  # held before and after
+
+
+def test_storyboard_carries_an_object_across_cards(studio: Studio, tmp_path: Path) -> None:
+    cards = [{"at": 0, "prompt": "a small red circle moves slowly right on a navy background"},
+             {"at": 1.5, "prompt": "a small red circle moves slowly down on a navy background"}]
+    result, frames = _make(studio, tmp_path, prompt=cards[0]["prompt"], edit="storyboard", seconds=3,
+                           params={"cards": cards})
+    track = read_frames(frames, fps=FPS).plan.objects[0].track
+    centre = (track[:, :2] + track[:, 2:]) / 2
+    steps = np.hypot(*np.diff(centre, axis=0).T)
+    assert steps.max() <= 2 * np.median(steps)  # one object: no jump where the second card starts
+    assert np.ptp(centre[:12, 0]) > 0.1 and np.ptp(centre[12:, 1]) > 0.1  # right, then down
+    assert len(result.plan.objects) == 1
+
+
+def test_each_window_of_a_long_video_continues_the_plan() -> None:
+    from cinepatch import editing
+    from cinepatch.backends.base import GenerationSpec
+    from cinepatch.backends.world import WorldOracle
+
+    plan = plan_prompt("a small red circle bounces and a blue square moves slowly left", width=64, height=64, fps=8,
+                       frames=60, seed=1)
+    spec = GenerationSpec(prompt="x", negative="", frames=60, width=64, height=64, fps=8, seed=0, steps=1,
+                          guidance=1.0, plan=plan)
+    made = editing.plan(None, spec, [], {}, window=17, latent_step=1)
+    assert len(made.specs) == 2 and made.scene is plan
+    frames = made.run(WorldOracle(), progress=lambda f: None)
+    assert np.array_equal(frames, render_plan(plan))  # every window drew its part of the one plan
