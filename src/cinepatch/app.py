@@ -41,6 +41,7 @@ from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.expand import ChatExpander, Expander, NoExpander, WorldExpander
 
 if TYPE_CHECKING:
+    from cinepatch import editing
     from cinepatch.planning import ChatPlanner, PlanResult, ScenePlan, WorldPlanner
 
 __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SECONDS"]
@@ -227,6 +228,21 @@ class Studio:
             return PlanResult(None, result.planner, (*result.warnings, note))
         return result
 
+    def _edit_planning(self, request: VideoRequest, backend: Backend, spec: GenerationSpec, planned: PlanResult,
+                       safety_config) -> tuple[editing.Planning | None, GenerationSpec]:  # noqa: ANN001
+        """What an edit plans with on a backend that reads plans (None otherwise), and the spec:
+        an edit's passes each get their window of the edit's plan, text-to-video the plan itself."""
+        from cinepatch import editing
+
+        if request.edit is None or not getattr(backend, "takes_plan", False):
+            return None, dataclasses.replace(spec, plan=planned.plan)
+        planning = editing.Planning(
+            prompt=None if planned.planner == "user" else planned.plan,
+            user=planned.plan if planned.planner == "user" else None,
+            plan_text=lambda text, count: self._plan_text(text, spec, count, safety_config),
+        )
+        return planning, dataclasses.replace(spec, plan=None)
+
     def _plan_text(self, text: str, spec: GenerationSpec, frames: int, safety_config) -> ScenePlan | None:  # noqa: ANN001
         """The planner's plan of another prompt an edit brings (a mix's, a card's) over ``frames``."""
         from cinepatch import safety
@@ -294,16 +310,7 @@ class Studio:
         planned = self._plan(request, backend, spec, request.prompt)
         for text in _phrases(planned.plan) if planned.planner == "chat" else ():
             safety.check_prompt(text, config=safety_config)  # an endpoint's words, like the user's
-        planning = None
-        if request.edit is not None and getattr(backend, "takes_plan", False):
-            planning = editing.Planning(
-                prompt=None if planned.planner == "user" else planned.plan,
-                user=planned.plan if planned.planner == "user" else None,
-                plan_text=lambda text, count: self._plan_text(text, spec, count, safety_config),
-            )
-            spec = dataclasses.replace(spec, plan=None)  # each pass gets its window of the edit's plan
-        else:
-            spec = dataclasses.replace(spec, plan=planned.plan)
+        planning, spec = self._edit_planning(request, backend, spec, planned, safety_config)
         plan = editing.plan(
             request.edit, spec, inputs, request.params,
             window=backend.max_frames,
