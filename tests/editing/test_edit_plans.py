@@ -205,3 +205,22 @@ def test_each_window_of_a_long_video_continues_the_plan() -> None:
     assert len(made.specs) == 2 and made.scene is plan
     frames = made.run(WorldOracle(), progress=lambda f: None)
     assert np.array_equal(frames, render_plan(plan))  # every window drew its part of the one plan
+
+
+def test_a_backend_without_plans_edits_as_before_with_one_warning(studio: Studio, tmp_path: Path) -> None:
+    from cinepatch.backends.world import WorldOracle
+
+    class NoPlans(WorldOracle):  # the oracle's pixels, but no layout support (like a diffusers family)
+        name = "no-plans"
+        takes_plan = False
+
+    studio._backends["no-plans"] = NoPlans()  # the Studio's cache of loaded backends
+    src, _ = _clip(tmp_path, "a small red circle moves slowly right on a navy background", start=(0.2, 0.5))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = studio.create(VideoRequest(prompt="a red circle stays still", model="no-plans", fps=FPS, width=SIZE,
+                                            height=SIZE, edit="extend", sources=(src,), params={"seconds": 1}),
+                               out=tmp_path / "np.mp4")
+    notes = [str(w.message) for w in seen if "scene plans" in str(w.message)]
+    assert len(notes) == 1 and "does not read scene plans" in notes[0]
+    assert result.plan is None and result.frames == 24
