@@ -190,7 +190,8 @@ def consistency(frames: np.ndarray, fps: float, scene: Scene) -> float | None:
     median size. Frames where the object touches the border or another object are not judged;
     a frame where it is missing between two sightings is (and fails). Never seen scores 0.
     """
-    from cinepatch.world.evaluate import _COLOURS, _cut_by_border  # the evaluator's colour order
+    from cinepatch.world.evaluate import _cut_by_border
+    from cinepatch.world.pixels import COLOURS as _COLOURS  # the evaluator's colour order
 
     if scene.pan != "none" or any(o.behind_pillar for o in scene.objects):
         return None

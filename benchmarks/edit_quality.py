@@ -3,23 +3,29 @@
     python benchmarks/edit_quality.py                        # the default model, 6 cases per edit
     python benchmarks/edit_quality.py --n 2 --only i2v,loop   # a quick look
     python benchmarks/edit_quality.py --long                  # + the 60 s vs 8 s memory run
-    python benchmarks/edit_quality.py --model world           # the oracle: checks the script itself
+    python benchmarks/edit_quality.py --model oracle          # the oracle: checks the script itself
 
 Sources are world scenes (one object, no exits, pillars or pans, so every measurement has one
 clear subject) rendered by the world's renderer at the model's native size and frame rate.
-Each edit goes through ``Studio.create`` — moderation, expansion, watermark and credentials as
+Each edit goes through ``Studio.create`` — which, on a model that reads scene plans, plans the
+edit from its sources (docs/plans.md) — — moderation, expansion, watermark and credentials as
 a user gets them — with the visible corner mark off, because the pixel comparisons below
 (image-to-video and re-cut PSNR) are about the edit, not the overlay. Figures:
 
 - image-to-video: PSNR of the output's first frame against the image (target ≥ 28 dB).
-- extend / loop / blend: at each seam, the mean absolute pixel change divided by the median
-  frame-to-frame change inside the clip (target ≤ 2); the evaluator on the new part.
+- extend (forward and backward) / loop / blend: at each seam, the mean absolute pixel change
+  divided by the median frame-to-frame change inside the clip (target ≤ 2); the evaluator on
+  the new part.
 - remix (default strength): one attribute (colour, shape or background) changed in the prompt;
-  how often the evaluator finds the new attribute (target ≥ 80 %) and the correlation of the
-  object's centroid path with the source's (target ≥ 0.9).
+  how often the evaluator finds the new attribute, the correlation of the object's centroid
+  path with the source's, and the cases with both (the attribute found and correlation ≥ 0.9:
+  target ≥ 5 of 6).
 - re-cut: PSNR of the kept frames against the source (target ≥ 28 dB); the evaluator on the
   whole result.
 - storyboard: each card's time span against that card's prompt (target ≥ 80 % pass).
+- drag: a video's stored plan with the object's end point moved by a quarter of the frame,
+  re-rendered with that plan; the share of frames on which the object (read from the pixels)
+  is within 10 % of the frame's width of the edited box centre (target ≥ 90 %).
 - long (``--long``): peak memory of a 60 s video against an 8 s one, each in its own process
   (target ≤ 1.25×), and the evaluator over the minute's 4 s windows (drift).
 """
@@ -45,12 +51,12 @@ from cinepatch.config import load_config
 from cinepatch.errors import Refused
 from cinepatch.io.video import read_video, write_image, write_video
 from cinepatch.world import Background, Scene, dense_caption, evaluate, random_scene, render
-from cinepatch.world.evaluate import _COLOURS, measure
+from cinepatch.world.pixels import COLOURS as _COLOURS, measure
 from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, SHAPES
 
 SEED = 7
-EDITS = ("i2v", "extend", "loop", "blend", "remix", "recut", "storyboard")
-_EDIT_KIND = {"i2v": "image"}  # the request's edit, where it differs from the benchmark's name
+EDITS = ("i2v", "extend", "loop", "blend", "remix", "recut", "storyboard", "drag")
+_EDIT_KIND = {"i2v": "image", "drag": "None"}  # the request's edit, where it differs from the benchmark's name
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -95,6 +101,7 @@ class Bench:
         self.fps = backend.default_fps
         self.rng = np.random.default_rng(SEED)
         self.count = 0
+        self.last = None  # the last VideoResult (its plan)
         self.withheld: Counter[str] = Counter()  # edit -> outputs the frame review withheld
 
     def scene(self) -> Scene:
@@ -116,7 +123,7 @@ class Bench:
             request = VideoRequest(prompt=prompt, model=self.model, fps=self.fps, seed=self.count,
                                    width=self.width, height=self.height, **kwargs)  # fmt: skip
             try:
-                self.studio.create(request, out=out)
+                self.last = self.studio.create(request, out=out)
             except Refused as exc:
                 if exc.stage != "output":
                     raise
@@ -146,16 +153,20 @@ def run_i2v(b: Bench, n: int) -> dict:
 
 
 def run_extend(b: Bench, n: int) -> dict:
-    seams, quality = [], []
+    seams: dict[str, list[float]] = {"forward": [], "backward": []}
+    quality = []
     for i in range(n):
-        scene = b.scene()
-        source, path = b.source(scene, 2, f"extend-{i}")
-        prompt = dense_caption(scene)
-        out = b.create(prompt, seconds=2, edit="extend", sources=(path,), params={"seconds": 2})
-        if out is None:
-            continue
-        seams += seam_ratios(out, [len(source)])
-        quality.append(b.judge(out[len(source) :], prompt))
+        for direction in seams:
+            scene = b.scene()
+            source, path = b.source(scene, 2, f"extend-{i}-{direction}")
+            prompt = dense_caption(scene)
+            out = b.create(prompt, seconds=2, edit="extend", sources=(path,), params={"seconds": 2, "direction": direction})
+            if out is None:
+                continue
+            joint = len(source) if direction == "forward" else len(out) - len(source)
+            seams[direction] += seam_ratios(out, [joint])
+            new = out[len(source) :] if direction == "forward" else out[:joint]
+            quality.append(b.judge(new, prompt))
     return {"seam_ratio": seams, "evaluator_new_part": quality}
 
 
@@ -204,6 +215,7 @@ def _changed(b: Bench, scene: Scene, attribute: str) -> tuple[Scene, str, str]:
 def run_remix(b: Bench, n: int) -> dict:
     found: dict[str, list[bool]] = {"colour": [], "shape": [], "background": []}
     correlations: list[float] = []
+    both: list[bool] = []
     for i in range(n):
         for attribute in found:
             scene = b.scene()
@@ -215,11 +227,14 @@ def run_remix(b: Bench, n: int) -> dict:
             if out is None:
                 continue
             report = evaluate(out, fps=b.fps, scene=new_scene)
-            found[attribute].append(all(c.passed for c in report.checks if c.name == check))
+            present = all(c.passed for c in report.checks if c.name == check)
+            found[attribute].append(present)
             r = path_correlation(source, out, b.fps, scene.objects[0].colour, colour)
             if r is not None:
                 correlations.append(r)
-    return {"new_attribute_found": {k: v for k, v in found.items()}, "path_correlation": correlations}
+            both.append(present and (r is None or r >= 0.9))  # a still source has no path to lose
+    return {"new_attribute_found": {k: v for k, v in found.items()}, "path_correlation": correlations,
+            "attribute_and_motion_kept": both}
 
 
 def run_recut(b: Bench, n: int) -> dict:
@@ -250,6 +265,41 @@ def run_storyboard(b: Bench, n: int) -> dict:
             passes.append(report.passed)
             scores.append(report.score)
     return {"card_passed": passes, "card_score": scores}
+
+
+def run_drag(b: Bench, n: int) -> dict:
+    """Trajectory control: move a video's end point, re-render its plan, follow the object."""
+    from cinepatch.editing.reading import read_frames
+
+    followed = []
+    for i in range(n):
+        scene = b.scene()
+        prompt = dense_caption(scene)
+        if b.create(prompt, seconds=4) is None or b.last.plan is None:
+            continue  # withheld, or a model that reads no plans: nothing to drag
+        plan = b.last.plan
+        obj = plan.objects[0]
+        track = obj.track.copy()
+        centre = (track[-1, :2] + track[-1, 2:]) / 2
+        # the end point a quarter of the frame towards the middle, faded in over the clip
+        shift = np.where(centre < 0.5, 0.25, -0.25)
+        ramp = np.linspace(0.0, 1.0, len(track))[:, None]
+        track += ramp * np.concatenate([shift, shift])[None, :]
+        moved = replace(plan, objects=(replace(obj, boxes=tuple(map(tuple, track.tolist()))), *plan.objects[1:]))
+        out = b.create(prompt, seconds=4, plan=moved)
+        if out is None:
+            continue
+        reading = read_frames(out, fps=b.fps).plan
+        colour = obj.phrase.split()[-2]
+        match = [o for o in (reading.objects if reading else ()) if colour in o.phrase]
+        if not match:
+            followed.append(0.0)
+            continue
+        got = match[0].track
+        distance = np.hypot(((got[:, 0] + got[:, 2]) - (track[:, 0] + track[:, 2])) / 2 * b.width,
+                            ((got[:, 1] + got[:, 3]) - (track[:, 1] + track[:, 3])) / 2 * b.height) / b.width
+        followed.append(float((distance <= 0.10).mean()))
+    return {"frames_within_10pct": followed}
 
 
 def run_long(model: str) -> dict:
@@ -316,7 +366,7 @@ def main() -> None:
         ap.error(f"--only: unknown edit(s) {sorted(unknown)}; choose from {', '.join(EDITS)}")
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(args.model, Path(tmp))
+        bench = Bench("world" if args.model == "oracle" else args.model, Path(tmp))  # "oracle": the world oracle
         print(f"model {args.model}: {bench.width}x{bench.height} at {bench.fps} fps, {args.n} cases per edit")
         for name in chosen:
             start = time.perf_counter()

@@ -41,6 +41,7 @@ from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.expand import ChatExpander, Expander, NoExpander, WorldExpander
 
 if TYPE_CHECKING:
+    from cinepatch import editing
     from cinepatch.planning import ChatPlanner, PlanResult, ScenePlan, WorldPlanner
 
 __all__ = ["VideoRequest", "VideoResult", "Studio", "MAX_PROMPT_CHARS", "MAX_SECONDS"]
@@ -71,7 +72,7 @@ class VideoRequest:
     edit: str | None = None  # None: text-to-video; else one of backends.base.EDITS
     sources: tuple[Path, ...] = ()
     params: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
-    plan: ScenePlan | None = None  # the user's own scene plan (text-to-video only)
+    plan: ScenePlan | None = None  # the user's own scene plan (of the output, edits included)
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -80,8 +81,6 @@ class VideoRequest:
 
             if not isinstance(self.plan, ScenePlan):
                 raise InvalidParameter("plan", type(self.plan).__name__, "a ScenePlan (cinepatch.planning)")
-        if self.plan is not None and self.edit is not None:
-            raise InvalidParameter("plan", "a scene plan", "none with an edit (plans are for text-to-video)")
         if not isinstance(self.prompt, str) or not self.prompt.strip():
             raise InvalidParameter("prompt", self.prompt, "a non-empty text")
         limits.check_text(self.prompt, name="prompt")  # valid Unicode, no NUL, not too long
@@ -213,15 +212,45 @@ class Studio:
             if not takes_plan:
                 note = f"{backend.name} does not read scene plans; it is generated from the text"
                 return PlanResult(None, "user", (note,))
+            if request.edit is not None:  # the edit knows its output's length and fits the plan to it
+                return PlanResult(_fit_canvas(request.plan, spec), "user")
             return PlanResult(_fit_plan(request.plan, spec), "user")
-        if request.edit is not None or not takes_plan:
+        if not takes_plan:
+            if request.edit is not None:
+                return PlanResult(None, "none", (f"{backend.name} does not read scene plans; the edit follows its sources alone",))
             return PlanResult(None, "none")
         canvas = {"width": spec.width, "height": spec.height, "fps": spec.fps, "frames": spec.frames}
         result = self.planner().plan(text, **canvas, seed=spec.seed)
+        if result.plan is None and request.edit is not None:
+            return PlanResult(None, "edit")  # an edit plans from its sources; the prompt may name nothing new
         if result.plan is None:
             note = "no planner could plan this prompt, so it is generated from the text alone"
             return PlanResult(None, result.planner, (*result.warnings, note))
         return result
+
+    def _edit_planning(self, request: VideoRequest, backend: Backend, spec: GenerationSpec, planned: PlanResult,
+                       safety_config) -> tuple[editing.Planning | None, GenerationSpec]:  # noqa: ANN001
+        """What an edit plans with on a backend that reads plans (None otherwise), and the spec:
+        an edit's passes each get their window of the edit's plan, text-to-video the plan itself."""
+        from cinepatch import editing
+
+        if request.edit is None or not getattr(backend, "takes_plan", False):
+            return None, dataclasses.replace(spec, plan=planned.plan)
+        planning = editing.Planning(
+            prompt=None if planned.planner == "user" else planned.plan,
+            user=planned.plan if planned.planner == "user" else None,
+            plan_text=lambda text, count: self._plan_text(text, spec, count, safety_config),
+        )
+        return planning, dataclasses.replace(spec, plan=None)
+
+    def _plan_text(self, text: str, spec: GenerationSpec, frames: int, safety_config) -> ScenePlan | None:  # noqa: ANN001
+        """The planner's plan of another prompt an edit brings (a mix's, a card's) over ``frames``."""
+        from cinepatch import safety
+
+        result = self.planner().plan(text, width=spec.width, height=spec.height, fps=spec.fps, frames=frames, seed=spec.seed)
+        for phrase in _phrases(result.plan) if result.planner == "chat" else ():
+            safety.check_prompt(phrase, config=safety_config)  # an endpoint's words, like the user's
+        return result.plan
 
     # -- the one entry -----------------------------------------------------------------------
 
@@ -281,14 +310,19 @@ class Studio:
         planned = self._plan(request, backend, spec, request.prompt)
         for text in _phrases(planned.plan) if planned.planner == "chat" else ():
             safety.check_prompt(text, config=safety_config)  # an endpoint's words, like the user's
-        spec = dataclasses.replace(spec, plan=planned.plan)
+        planning, spec = self._edit_planning(request, backend, spec, planned, safety_config)
         plan = editing.plan(
             request.edit, spec, inputs, request.params,
             window=backend.max_frames,
             latent_step=backend.latent_step,
             prompt=request.prompt,
             expand=lambda text: preset.decorate(expand(text).expanded),
+            planning=planning,
         )
+        if planning is not None:  # the plan stored with the output is the one the edit made
+            from cinepatch.planning import PlanResult
+
+            planned = PlanResult(plan.scene, "user" if planning.user is not None else "edit", planned.warnings)
         for step in plan.specs:
             backend.check(step)
         report(0.02)
@@ -379,6 +413,14 @@ def _frames_for(backend: Backend, request: VideoRequest) -> tuple[int, tuple[str
 
 def _phrases(plan: ScenePlan | None) -> list[str]:
     return [] if plan is None else [obj.phrase for obj in plan.objects]
+
+
+def _fit_canvas(plan: ScenePlan, spec: GenerationSpec) -> ScenePlan:
+    """``plan`` at ``spec``'s size and frame rate, keeping its duration (an edit's output length
+    is the edit's to fit)."""
+    if (plan.canvas.width, plan.canvas.height) != (spec.width, spec.height):
+        plan = plan.resized(width=spec.width, height=spec.height)
+    return plan if plan.canvas.fps == spec.fps else plan.resampled(fps=spec.fps)
 
 
 def _fit_plan(plan: ScenePlan, spec: GenerationSpec) -> ScenePlan:

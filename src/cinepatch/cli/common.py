@@ -132,8 +132,8 @@ def build_request(args: argparse.Namespace, *, prompt: str, seed: int | None, si
     )
 
 
-def create(studio, request, *, out: Path, label: str) -> None:
-    """Run one request with a progress bar and print what was written."""
+def create(studio, request, *, out: Path, label: str):  # noqa: ANN201 (VideoResult, imported lazily)
+    """Run one request with a progress bar, print what was written and return the result."""
     bar = progress_bar(label)
     try:
         result = studio.create(request, out=out, progress=bar)
@@ -145,6 +145,7 @@ def create(studio, request, *, out: Path, label: str) -> None:
         f"wrote {result.path} ({result.width}x{result.height}, {result.frames} frames at {result.fps} fps, "
         f"{result.seconds:g} s, seed {result.seed}, model {result.model}, watermark {result.payload})"
     )
+    return result
 
 
 def check_output(path: Path) -> None:

@@ -10,6 +10,10 @@
     cinepatch edit blend VIDEO_A VIDEO_B PROMPT [--transition 1] -o out.mp4
     cinepatch edit mix PROMPT --with PROMPT [--video VIDEO] -o out.mp4
     cinepatch edit storyboard BOARD.yaml [PROMPT] --seconds 8 -o out.mp4
+
+Every edit takes ``--plan-out plan.yaml`` (write the scene plan the edit made, beside the video)
+and ``--plan plan.yaml`` (render that plan, edited — a box or end point moved — instead of the
+one the edit would make): trajectory control on a model that reads plans (see docs/plans.md).
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from cinepatch.cli.common import (
     make_studio,
     show_warnings,
 )
+
+from cinepatch.errors import InvalidParameter
 
 __all__ = ["register"]
 
@@ -60,6 +66,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub = edits.add_parser(name, help=help, description=help)
         sub.add_argument("-o", "--output", type=Path, required=True, help="out.mp4, out.gif, or a folder for PNGs")
         sub.add_argument("--seed", type=int, help="default: random")
+        sub.add_argument("--plan", type=Path, help="render this scene plan of the output (YAML or JSON)")
+        sub.add_argument("--plan-out", type=Path, help="also write the output's scene plan here (.yaml or .json)")
         add_sampling_arguments(sub)
         add_studio_arguments(sub)
         sub.set_defaults(func=run, size=None)
@@ -160,7 +168,23 @@ def run(args: argparse.Namespace) -> int:
     edit, prompt, sources, params = _request_fields(args)
     size = args.size or _default_size(sources)
     request = build_request(args, prompt=prompt, seed=args.seed, size=size, edit=edit, sources=sources, params=params)
+    if args.plan is not None:
+        import dataclasses
+
+        from cinepatch.planning import read_plan
+
+        request = dataclasses.replace(request, plan=read_plan(args.plan))
+    if args.plan_out is not None and args.plan_out.suffix.lower() not in (".yaml", ".yml", ".json"):
+        raise InvalidParameter("--plan-out", str(args.plan_out), "a path ending in .yaml, .yml or .json")
     studio = make_studio(args)
     with show_warnings():
-        create(studio, request, out=args.output, label=edit)
+        result = create(studio, request, out=args.output, label=edit)
+    if args.plan_out is not None:
+        if result.plan is None:
+            print(f"no plan written: {result.model} reads no scene plans, or the sources showed none")
+            return 1
+        from cinepatch.planning import write_plan
+
+        write_plan(result.plan, args.plan_out)
+        print(f"wrote {args.plan_out} (the plan of {result.path}: {len(result.plan.objects)} object(s), {result.plan.frames} frames)")
     return 0

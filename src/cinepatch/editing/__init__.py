@@ -34,12 +34,13 @@ from cinepatch.editing.loop import loop
 from cinepatch.editing.plan import Plan
 from cinepatch.editing.recut import recut
 from cinepatch.editing.remix import remix
+from cinepatch.editing.scenes import Planning
 from cinepatch.editing.storyboard import read_storyboard, storyboard
 from cinepatch.editing.text import text_to_video
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video, read_media
 
-__all__ = ["Plan", "plan", "load_sources", "conform", "fit_frames", "resample_fps", "read_storyboard"]
+__all__ = ["Plan", "Planning", "plan", "load_sources", "conform", "fit_frames", "resample_fps", "read_storyboard"]
 
 MAX_SOURCE_BYTES = 512 * 1024**2
 MAX_SOURCE_PIXELS = 2**29  # decoded frames × width × height: 1.5 GiB of RGB at most
@@ -61,27 +62,30 @@ def plan(
     latent_step: int,
     prompt: str = "",
     expand: Callable[[str], str] = lambda text: text,
+    planning: Planning | None = None,
 ) -> Plan:
     """The passes that make ``edit`` of ``spec``; ``window`` is the backend's frames per pass
     and ``latent_step`` its frames per latent frame (see :class:`Backend`), ``prompt`` the
     words the person wrote and ``expand`` the prompt expander (for edits that bring prompts
-    of their own)."""
+    of their own). ``planning`` (for a backend that reads scene plans) makes every pass carry
+    its window of the output's plan, returned as ``Plan.scene`` (see :mod:`.scenes`)."""
     if edit is None:
         if inputs:
             raise InvalidParameter("sources", len(inputs), "none for text-to-video (name an edit)")
-        return text_to_video(spec, window=window, latent_step=latent_step)
+        return text_to_video(spec, window=window, latent_step=latent_step, planning=planning)
     if edit == "image":
-        return image_to_video(spec, inputs, params, window=window, latent_step=latent_step)
+        return image_to_video(spec, inputs, params, window=window, latent_step=latent_step, planning=planning)
     if edit == "extend":
-        return extend(spec, inputs, params, window=window, latent_step=latent_step)
+        return extend(spec, inputs, params, window=window, latent_step=latent_step, planning=planning)
     if edit == "remix":
-        return remix(spec, inputs, params, window=window)
+        return remix(spec, inputs, params, window=window, planning=planning)
     if edit == "recut":
-        return recut(spec, inputs, params, window=window, latent_step=latent_step)
+        return recut(spec, inputs, params, window=window, latent_step=latent_step, planning=planning)
     if edit == "loop":
-        return loop(spec, inputs, params, window=window, latent_step=latent_step)
+        return loop(spec, inputs, params, window=window, latent_step=latent_step, planning=planning)
     if edit == "blend":
-        return blend(spec, inputs, params, window=window, latent_step=latent_step, prompt=prompt or spec.prompt, expand=expand)
+        return blend(spec, inputs, params, window=window, latent_step=latent_step, prompt=prompt or spec.prompt, expand=expand,
+                     planning=planning)
     if edit == "storyboard":
-        return storyboard(spec, inputs, params, window=window, latent_step=latent_step, expand=expand)
+        return storyboard(spec, inputs, params, window=window, latent_step=latent_step, expand=expand, planning=planning)
     raise InvalidParameter("edit", edit, "image, extend, remix, recut, loop, blend or storyboard")

@@ -19,6 +19,9 @@ from cinepatch.editing.plan import (
     window_length,
 )
 from cinepatch.editing.params import ExtendParams
+from cinepatch.editing.scenes import Planning, continued, fitted, read, reversed_plan
+from cinepatch.editing.scenes import window as window_of
+from cinepatch.planning.schema import ScenePlan
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -26,12 +29,19 @@ __all__ = ["extend"]
 
 
 def extend(
-    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+    spec: GenerationSpec,
+    inputs: list[Video],
+    params: Mapping[str, object],
+    *,
+    window: int | None,
+    latent_step: int,
+    planning: Planning | None = None,
 ) -> Plan:
     """The source with ``seconds`` of new video after it (``direction='forward'``) or before it.
 
     Backwards is forwards on the time-reversed source, reversed back: the model continues the
     reversed clip, which for the world's motions is the same physics run backwards.
+    With ``planning``, the new frames continue the tracks read in the clip's last (first) second.
     """
     if len(inputs) != 1 or len(inputs[0].frames) < 2:
         raise InvalidParameter("sources", len(inputs), "exactly one video (two frames or more) to extend")
@@ -43,11 +53,30 @@ def extend(
     check_length(len(source) + new, spec.fps)
     length = window_length(window, spec.fps, latent_step)
     context = min(context_length(spec.fps, length, latent_step), whole_groups(len(source), latent_step))
-    check = placeholder(replace(spec, frames=min(length, context + new)), context, list(range(context)))
+    base = source if direction == "forward" else source[::-1]
+    scene, plan_notes = _scene(base, new, spec.fps, planning, backward=direction == "backward")
+    check = placeholder(
+        replace(spec, frames=min(length, context + new), plan=window_of(scene, len(base) - context, min(length, context + new))),
+        context, list(range(context)),
+    )  # fmt: skip
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:
-        base = source if direction == "forward" else source[::-1]
-        made = continue_video(backend, spec, base, new, window=length, progress=progress)
+        made = continue_video(backend, spec, base, new, window=length, progress=progress, scene=scene)
         return np.concatenate([source, made]) if direction == "forward" else np.concatenate([made[::-1], source])
 
-    return Plan(specs=(check,), runner=run, warnings=notes)
+    output = scene if direction == "forward" else reversed_plan(scene)
+    return Plan(specs=(check,), runner=run, warnings=notes + plan_notes, scene=output)
+
+
+def _scene(
+    base: np.ndarray, new: int, fps: int, planning: Planning | None, *, backward: bool
+) -> tuple[ScenePlan | None, tuple[str, ...]]:
+    """The plan of ``base`` then its ``new`` frames, in ``base``'s time (reversed when extending
+    backwards): the person's plan of the output (fitted), else ``base``'s tracks continued."""
+    if planning is None:
+        return None, ()
+    if planning.user is not None:
+        output = fitted(planning.user, len(base) + new)
+        return (reversed_plan(output) if backward else output), ()
+    read_plan, notes = read(base, fps)
+    return (None if read_plan is None else continued(read_plan, new)), notes

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from cinepatch.backends.base import GenerationSpec
 from cinepatch.editing.conform import conform
 from cinepatch.editing.plan import Plan, pinned
+from cinepatch.editing.scenes import Planning, animated, fitted, read
 from cinepatch.editing.text import text_to_video
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
@@ -15,8 +17,16 @@ __all__ = ["image_to_video"]
 
 
 def image_to_video(
-    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+    spec: GenerationSpec,
+    inputs: list[Video],
+    params: Mapping[str, object],
+    *,
+    window: int | None,
+    latent_step: int,
+    planning: Planning | None = None,
 ) -> Plan:
+    """The image pinned at ``at``; with ``planning``, the plan starts from the objects read in
+    the image and moves them as the prompt's plan moves the same objects."""
     if len(inputs) != 1 or len(inputs[0].frames) != 1:
         raise InvalidParameter("sources", len(inputs), "exactly one image for image-to-video")
     at = params.get("at", "start")
@@ -30,4 +40,13 @@ def image_to_video(
     else:
         raise InvalidParameter("at", at, f"'start', 'end', or 0 to {last / spec.fps:g} seconds")
     image, notes = conform(inputs[0], width=spec.width, height=spec.height, fps=spec.fps, name="the image")
-    return text_to_video(pinned(spec, image, [index]), window=window, latent_step=latent_step, warnings=notes)
+    scene = spec.plan
+    if planning is not None:
+        if planning.user is not None:
+            scene = fitted(planning.user, spec.frames)
+        else:
+            still, read_notes = read(image, spec.fps)
+            notes += read_notes
+            scene = planning.prompt if still is None else animated(still, planning.prompt, index, frames=spec.frames)
+    spec = replace(pinned(spec, image, [index]), plan=scene)
+    return text_to_video(spec, window=window, latent_step=latent_step, warnings=notes)

@@ -24,6 +24,9 @@ from cinepatch.editing.plan import (
     window_length,
 )
 from cinepatch.editing.params import LoopParams
+from cinepatch.editing.scenes import Planning, fitted, looped, read
+from cinepatch.editing.scenes import window as window_of
+from cinepatch.planning.schema import ScenePlan
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
 
@@ -31,8 +34,16 @@ __all__ = ["loop"]
 
 
 def loop(
-    spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None, latent_step: int
+    spec: GenerationSpec,
+    inputs: list[Video],
+    params: Mapping[str, object],
+    *,
+    window: int | None,
+    latent_step: int,
+    planning: Planning | None = None,
 ) -> Plan:
+    """The video (or a first pass from the prompt) and a bridge back into its opening; with
+    ``planning``, the bridge's tracks run every object from its last box back to its first."""
     if len(inputs) > 1:
         raise InvalidParameter("sources", len(inputs), "none (loop from the prompt) or one video")
     length = window_length(window, spec.fps, latent_step)
@@ -53,6 +64,10 @@ def loop(
             raise InvalidParameter("seconds", spec.seconds, f"at least {(2 * context + bridge) / spec.fps:g} for a loop")
         source = None
         first = replace(spec, frames=spec.frames - bridge)
+    scene, plan_notes = _scene(spec, source, bridge, planning)
+    notes += plan_notes
+    if first is not None:
+        first = replace(first, plan=window_of(scene, 0, first.frames))
     shape = placeholder(replace(spec, frames=2 * context + bridge), 2 * context,
                         list(range(context)) + list(range(context + bridge, 2 * context + bridge)))
 
@@ -61,9 +76,26 @@ def loop(
         if video is None:
             video = backend.generate(first, progress=lambda f: progress(0.6 * f))
         tail = video[:context]  # the opening the bridge must lead into
-        made = continue_video(backend, spec, video, bridge, window=length, tail=tail,
+        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=scene,
                               progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
         return np.concatenate([video, made])
 
     specs = (shape,) if first is None else (first, shape)
-    return Plan(specs=specs, runner=run, warnings=notes)
+    return Plan(specs=specs, runner=run, warnings=notes, scene=scene)
+
+
+def _scene(
+    spec: GenerationSpec, source: np.ndarray | None, bridge: int, planning: Planning | None
+) -> tuple[ScenePlan | None, tuple[str, ...]]:
+    """The loop's plan: the person's (fitted), else the source's (or the prompt's plan of the
+    first pass) followed by a bridge back to where every track started."""
+    if planning is None:
+        return None, ()
+    frames = spec.frames if source is None else len(source) + bridge
+    if planning.user is not None:
+        return fitted(planning.user, frames), ()
+    if source is None:
+        head, notes = (None if planning.prompt is None else fitted(planning.prompt, frames - bridge)), ()
+    else:
+        head, notes = read(source, spec.fps)
+    return (None if head is None else looped(head, bridge)), notes

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cinepatch.backends.base import Backend, GenerationSpec, Keyframes, Progress
+from cinepatch.editing.scenes import window as plan_window
 from cinepatch.errors import InvalidParameter
+
+if TYPE_CHECKING:
+    from cinepatch.planning import ScenePlan
 
 __all__ = [
     "Plan",
@@ -37,6 +42,7 @@ class Plan:
     specs: tuple[GenerationSpec, ...]
     runner: Callable[[Backend, Progress], np.ndarray]
     warnings: tuple[str, ...] = ()
+    scene: ScenePlan | None = None  # the output's scene plan, when the backend reads plans
 
     def run(self, backend: Backend, *, progress: Progress) -> np.ndarray:
         return self.runner(backend, progress)
@@ -107,6 +113,7 @@ def continue_video(
     window: int,
     progress: Progress,
     tail: np.ndarray | None = None,
+    scene: ScenePlan | None = None,
 ) -> np.ndarray:
     """Make ``new_frames`` frames that follow ``video``, window by window (memory stays flat).
 
@@ -114,6 +121,8 @@ def continue_video(
     its start. With ``tail``, the last window also pins those frames at its end, so the new part
     leads into them (loops, blends); the returned frames exclude both the context and ``tail``.
     Each pass is made on the backend's frame grid (``frame_step``) and cut to what is needed.
+    With ``scene`` — the plan of ``video`` followed by the new frames — each pass is given the
+    window of it that the pass makes (else no plan).
     """
     step, group = backend.frame_step, backend.latent_step
     context = context_length(spec.fps, window, group, sides=1 if tail is None else 2)
@@ -138,7 +147,8 @@ def continue_video(
             indices = list(range(len(ctx))) + list(range(total - pinned_tail, total))
         else:
             frames, indices = ctx, list(range(len(ctx)))
-        step_spec = pinned(replace(spec, frames=total), frames, indices)
+        start = len(video) + (new_frames - remaining) - len(ctx)  # the pass's first frame in ``scene``
+        step_spec = pinned(replace(spec, frames=total, plan=plan_window(scene, start, total)), frames, indices)
         out = backend.generate(step_spec, progress=lambda f, d=done: progress(min(1.0, (d + f) / passes)))
         new = out[len(ctx) : len(ctx) + take]
         made.append(new)

@@ -15,6 +15,7 @@ import numpy as np
 from cinepatch.backends.base import GenerationSpec
 from cinepatch.editing.conform import conform
 from cinepatch.editing.plan import Plan
+from cinepatch.editing.scenes import Planning, fitted, read, remixed
 from cinepatch.editing.params import DEFAULT_STRENGTH, RemixParams
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.video import Video
@@ -22,7 +23,17 @@ from cinepatch.io.video import Video
 __all__ = ["remix", "DEFAULT_STRENGTH"]
 
 
-def remix(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object], *, window: int | None) -> Plan:
+def remix(
+    spec: GenerationSpec,
+    inputs: list[Video],
+    params: Mapping[str, object],
+    *,
+    window: int | None,
+    planning: Planning | None = None,
+) -> Plan:
+    """The source re-noised to ``strength`` under the new prompt; with ``planning``, its plan
+    keeps the source's tracks and timing in the new prompt's words (the strength still decides
+    how much of the source's pixels survive)."""
     if len(inputs) != 1:
         raise InvalidParameter("sources", len(inputs), "exactly one video to remix")
     # a blend's mix hands over its own parameters, so only the strength is read here
@@ -32,5 +43,15 @@ def remix(spec: GenerationSpec, inputs: list[Video], params: Mapping[str, object
     if window is not None and frames > window:
         raise InvalidParameter("source length", f"{frames / spec.fps:g} s",
                                f"at most {window / spec.fps:g} s for this model's remix")
-    step = replace(spec, frames=frames, source=np.ascontiguousarray(source), strength=float(strength))
-    return Plan(specs=(step,), runner=lambda backend, progress: backend.generate(step, progress=progress), warnings=notes)
+    scene = None
+    if planning is not None:
+        if planning.user is not None:
+            scene = fitted(planning.user, frames)
+        else:
+            read_plan, read_notes = read(source, spec.fps)
+            notes += read_notes
+            prompt = None if planning.prompt is None else fitted(planning.prompt, frames)
+            scene = prompt if read_plan is None else remixed(read_plan, prompt)
+    step = replace(spec, frames=frames, source=np.ascontiguousarray(source), strength=float(strength), plan=scene)
+    return Plan(specs=(step,), runner=lambda backend, progress: backend.generate(step, progress=progress),
+                warnings=notes, scene=scene)

@@ -18,7 +18,10 @@ import yaml
 from cinepatch.backends.base import Backend, GenerationSpec, Progress
 from cinepatch.editing.conform import conform
 from cinepatch.editing.plan import Plan, context_length, continue_video, placeholder, window_length
+from cinepatch.editing.scenes import Planning, animated, carried, continued, fitted, joined, read
+from cinepatch.editing.scenes import window as window_of
 from cinepatch.errors import InvalidParameter
+from cinepatch.planning.schema import ScenePlan
 from cinepatch.io.video import Video
 
 __all__ = ["Card", "parse_cards", "read_storyboard", "storyboard"]
@@ -106,7 +109,11 @@ def storyboard(
     window: int | None,
     latent_step: int,
     expand: Callable[[str], str],
+    planning: Planning | None = None,
 ) -> Plan:
+    """Each card's part made in turn, continuing everything before it; with ``planning``, one
+    plan per card (its prompt's, or its image's or clip's objects) with an object the cards
+    share carried from one card into the next, all joined into the output's plan."""
     cards = parse_cards(params.get("cards"), duration=spec.seconds, sources=len(inputs))
     conformed = [conform(video, width=spec.width, height=spec.height, fps=spec.fps, name=f"source {i}")
                  for i, video in enumerate(inputs)]
@@ -118,7 +125,9 @@ def storyboard(
     prompts = [expand(card.prompt) if card.prompt else spec.prompt for card in cards]
     length = window_length(window, spec.fps, latent_step)
     context = context_length(spec.fps, length, latent_step)
-    shapes = (replace(spec, frames=min(length, starts[1])),
+    scene, plan_notes = _scene(cards, starts, conformed, spec, planning)
+    notes += plan_notes
+    shapes = (replace(spec, frames=min(length, starts[1]), plan=window_of(scene, 0, min(length, starts[1]))),
               placeholder(replace(spec, frames=length), context, list(range(context))))
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:
@@ -138,15 +147,41 @@ def storyboard(
                 keep = len(media) if card.seconds is None else max(1, round(card.seconds * spec.fps))
                 head = media[: min(n, keep)]
             elif len(video) == 0:
-                first = replace(part, frames=min(n, length))
+                first = replace(part, frames=min(n, length), plan=window_of(scene, 0, min(n, length)))
                 head = backend.generate(first, progress=lambda f, share=first.frames / n: report(share * f))
             else:
                 head = video[:0]
             rest = n - len(head)
             start = len(head) / n
-            made = continue_video(backend, part, np.concatenate([video, head]), rest, window=length,
+            made = continue_video(backend, part, np.concatenate([video, head]), rest, window=length, scene=scene,
                                   progress=lambda f, start=start: report(start + (1 - start) * f)) if rest else head[:0]
             video = np.concatenate([video, head, made])
         return video
 
-    return Plan(specs=shapes, runner=run, warnings=notes)
+    return Plan(specs=shapes, runner=run, warnings=notes, scene=scene)
+
+
+def _scene(
+    cards: list[Card], starts: list[int], conformed: list, spec: GenerationSpec, planning: Planning | None  # noqa: ANN001
+) -> tuple[ScenePlan | None, tuple[str, ...]]:
+    """The storyboard's plan: the person's (fitted), else each card's plan, carried and joined."""
+    if planning is None:
+        return None, ()
+    if planning.user is not None:
+        return fitted(planning.user, spec.frames), ()
+    whole: ScenePlan | None = None
+    notes: tuple[str, ...] = ()
+    for i, card in enumerate(cards):
+        n = starts[i + 1] - starts[i]
+        part = planning.plan_text(card.prompt, n) if card.prompt else window_of(planning.prompt, starts[i], n)
+        if card.source is not None:
+            media = conformed[card.source][0]
+            keep = min(n, len(media) if card.seconds is None else max(1, round(card.seconds * spec.fps)))
+            read_plan, found = read(media[:keep], spec.fps)
+            notes += found
+            if read_plan is not None:
+                part = animated(read_plan, part, 0, frames=n) if keep == 1 else continued(read_plan, n - keep)
+        if part is None:
+            return None, (*notes, f"card {i} could not be planned; the storyboard follows its cards alone")
+        whole = part if whole is None else joined(whole, carried(whole, part), 0)
+    return whole, notes

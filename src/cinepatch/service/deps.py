@@ -28,7 +28,7 @@ from cinepatch.errors import APIError, LimitExceeded, Refused
 from cinepatch.io.atomic import write_bytes
 from cinepatch.service.config import ServiceConfig
 from cinepatch.service.http import COOKIE, invalid, not_found
-from cinepatch.service.schemas import GenerationOptions
+from cinepatch.service.schemas import GenerationOptions, checked_plan
 from cinepatch.service.store import ANONYMOUS, Job, JobStore
 from cinepatch.service.supervisor import Supervisor
 
@@ -102,7 +102,8 @@ class Deps:
         if body.preset is not None and body.preset not in self.config.presets:
             raise invalid("preset", f"preset={body.preset!r} is invalid: allowed one of {list(self.config.presets)}")
         return {"seed": body.seed, "fps": body.fps, "steps": body.steps, "guidance": body.guidance,
-                "negative": self.prompt(body.negative, required=False, param="negative"), "preset": body.preset}
+                "negative": self.prompt(body.negative, required=False, param="negative"), "preset": body.preset,
+                "plan": checked_plan(body.plan)}
 
     def base_spec(self, body: GenerationOptions, prompt: str, seconds: float) -> tuple[dict[str, Any], str, str]:
         """(a text-to-video spec, the model name sent, the size label) from a typed body."""
@@ -119,6 +120,7 @@ class Deps:
         options = self.options(body)
         spec.update({k: v for k, v in options.items() if v not in (None, "")})
         spec["seed"] = options["seed"]
+        spec["plan"] = options["plan"]  # the source's plan is stored with the source, not inherited
         return spec, float(spec["seconds"])
 
     # -- videos -------------------------------------------------------------------------------

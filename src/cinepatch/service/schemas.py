@@ -29,6 +29,7 @@ __all__ = [
     "GenerationOptions", "CreateVideo", "RemixVideo", "EditBody", "ExtendVideo", "EditVideo", "LoopVideo",
     "RecutVideo", "BlendVideos", "StoryboardVideo", "StudioLogin", "VideoRef", "ErrorBody", "VideoObject",
     "VideoList",
+    "checked_plan",
 ]
 
 _PLAIN_INT = re.compile(r"[0-9]{1,19}", re.ASCII)
@@ -122,6 +123,29 @@ Range = Annotated[list[_limited(limits.RANGE_SECONDS)], Field(min_length=2, max_
 Name = Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
+def checked_plan(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A body's scene plan (docs/plans.md) read strictly; a bad field raises InvalidParameter
+    naming ``plan.<field>`` (a 400 whose ``param`` is that field). Checked where the route
+    reads the options rather than inside pydantic, whose error would name only ``plan``."""
+    if value is None:
+        return None
+    from cinepatch.planning import ScenePlan
+
+    try:
+        return ScenePlan.from_dict(value).to_dict()
+    except InvalidParameter as exc:
+        name = exc.name if exc.name.startswith("plan") else f"plan.{exc.name}"
+        raise InvalidParameter(name, exc.value, exc.allowed) from None
+
+
+Plan = Annotated[
+    dict[str, Any],
+    BeforeValidator(_json_text),
+    WithJsonSchema({"type": "object", "description": "a scene plan of the output (docs/plans.md): version, canvas, "
+                    "objects with boxes or keyframes; the video follows it on a model that reads plans"}),
+]
+
+
 class GenerationOptions(_Strict):
     """cinepatch's own knobs beside the OpenAI fields (``extra_body`` in the SDK)."""
 
@@ -133,6 +157,7 @@ class GenerationOptions(_Strict):
     guidance: Guidance | None = None
     negative: Negative | None = None
     preset: Name | None = None
+    plan: Plan | None = None
 
 
 class CreateVideo(GenerationOptions):

@@ -77,6 +77,12 @@ def source_paths(store: JobStore, config: ServiceConfig, spec: dict[str, Any]) -
 
 def build_request(generator: Generator, store: JobStore, config: ServiceConfig, spec: dict[str, Any]) -> Any:
     fields = {k: v for k, v in spec.items() if k not in ("sources", "params")}
+    if fields.get("plan") is not None:  # stored as the JSON the API received, read strictly again
+        from cinepatch.planning import ScenePlan
+
+        fields["plan"] = ScenePlan.from_dict(fields["plan"])
+    else:
+        fields.pop("plan", None)  # a generator without plans never sees the field
     return request_type(generator)(
         **fields, sources=source_paths(store, config, spec), params=dict(spec.get("params", {}))
     )
@@ -116,6 +122,8 @@ def _result_dict(result: Any, sprite: dict[str, Any]) -> dict[str, Any]:
     if isinstance(seconds, (int, float)):
         out["seconds_label"] = f"{round(float(seconds), 2):g}"
     out["warnings"] = [str(w) for w in getattr(result, "warnings", ())]
+    plan = getattr(result, "plan", None)
+    out["plan"] = plan.to_dict() if plan is not None else None  # GET /v1/videos/{id}/plan
     out.update(sprite)
     return out
 

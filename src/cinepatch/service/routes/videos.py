@@ -153,6 +153,21 @@ def provenance(video_id: str, who: Caller = Depends(caller), deps: Deps = Depend
     return {"object": "video.provenance", "video_id": video_id, "report": report}
 
 
+@router.get("/{video_id}/plan", responses=errors(404, 409))
+def scene_plan(video_id: str, who: Caller = Depends(caller), deps: Deps = Depends(get_deps)) -> dict[str, Any]:
+    """The scene plan the video was made with (docs/plans.md): edit it and send it back as
+    ``plan`` on a create or an edit to re-render it."""
+    job = deps.owned(video_id, who)
+    if job.status != "completed":
+        raise APIError(409, f"video '{video_id}' is {job.status}; its plan is available once completed",
+                       param="video_id", code="video_not_ready")
+    plan = (job.result or {}).get("plan")
+    if plan is None:
+        raise APIError(404, f"video '{video_id}' has no scene plan (its model reads none)", param="video_id",
+                       code="not_found")
+    return {"object": "video.plan", "video_id": video_id, "plan": plan}
+
+
 @router.get("/{video_id}/events", response_class=StreamingResponse, responses={
     200: {"content": {"text/event-stream": {}}, "description": "Server-sent events: video, done"}, **errors(404)})
 async def events(video_id: str, request: Request, who: Caller = Depends(caller),

@@ -342,6 +342,7 @@ function renderDetail(video) {
       $("#download").href = src;
       $("#download").download = `${video.id}.mp4`;
       loadProvenance(video);
+      loadPlan(video);
       const seconds = Number(video.seconds) || 1;
       $("#recut-end").value = Math.min(seconds, Number($("#recut-start").value) + seconds / 2).toFixed(2);
     }
@@ -587,3 +588,175 @@ async function start() {
 }
 
 start();
+
+// ------------------------------------------------------------------------------------------
+// Scene plan overlay: the plan the video was made with (GET /v1/videos/{id}/plan), drawn over
+// the player and scrubbing with it; drag a box at the current frame, or a path's end point,
+// then Regenerate renders the moved plan (POST /v1/videos with `plan`).
+// ------------------------------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const PLAN_COLOURS = ["#ffd166", "#06d6a0", "#ef476f"];
+const plan = { video: null, data: null, tracks: [], anchors: [], moved: false, drag: null };
+state.plan = plan;
+
+function svg(tag, attrs) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+}
+
+// One box per frame from `boxes` or `keyframes` (linear between keyframes, held outside them),
+// as docs/plans.md reads them; the anchors are the frames a person placed (kept when dragging).
+function expandTrack(obj, frames) {
+  if (obj.boxes) return { boxes: obj.boxes.map((b) => b.slice()), anchors: [0, frames - 1] };
+  const keys = obj.keyframes;
+  const boxes = [];
+  for (let t = 0; t < frames; t++) {
+    let i = 0;
+    while (i < keys.length - 1 && keys[i + 1].frame <= t) i++;
+    const a = keys[i], b = keys[Math.min(i + 1, keys.length - 1)];
+    const u = b.frame > a.frame ? Math.min(1, Math.max(0, (t - a.frame) / (b.frame - a.frame))) : 0;
+    boxes.push(a.box.map((v, k) => v + u * (b.box[k] - v)));
+  }
+  return { boxes, anchors: [...new Set([0, ...keys.map((k) => k.frame), frames - 1])].sort((x, y) => x - y) };
+}
+
+async function loadPlan(video) {
+  plan.video = video; plan.data = null; plan.moved = false;
+  $("#plan-overlay").toggleAttribute("hidden", true);  // an SVG element has no `hidden` property
+  $("#plan-act").hidden = true;
+  try {
+    const reply = await api("GET", `/v1/videos/${video.id}/plan`);
+    if (plan.video !== video) return;
+    plan.data = reply.plan;
+  } catch { return; }  // a model that reads no plans: no overlay
+  const frames = plan.data.canvas.frames;
+  const expanded = plan.data.objects.map((o) => expandTrack(o, frames));
+  plan.tracks = expanded.map((e) => e.boxes);
+  plan.anchors = expanded.map((e) => e.anchors);
+  $("#plan-overlay").toggleAttribute("hidden", false);
+  $("#plan-act").hidden = false;
+  $("#regen-go").disabled = true;
+  drawPlan();
+}
+
+function currentFrame() {
+  const player = $("#player");
+  const { fps, frames } = plan.data.canvas;
+  return Math.max(0, Math.min(frames - 1, Math.floor(player.currentTime * fps + 1e-3)));
+}
+
+// The overlay covers the player; its viewBox is the video's canvas, letterboxed like the video.
+function placeOverlay() {
+  const player = $("#player"), overlay = $("#plan-overlay");
+  overlay.style.left = `${player.offsetLeft}px`;
+  overlay.style.top = `${player.offsetTop}px`;
+  overlay.style.width = `${player.clientWidth}px`;
+  overlay.style.height = `${player.clientHeight}px`;
+  const { width, height } = plan.data.canvas;
+  overlay.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  overlay.setAttribute("preserveAspectRatio", "xMidYMid meet");
+}
+
+function drawPlan() {
+  if (!plan.data) return;
+  placeOverlay();
+  const { width, height } = plan.data.canvas;
+  const t = currentFrame();
+  const nodes = [];
+  plan.tracks.forEach((boxes, n) => {
+    const colour = PLAN_COLOURS[n % PLAN_COLOURS.length];
+    const points = boxes.map((b) => `${((b[0] + b[2]) / 2) * width},${((b[1] + b[3]) / 2) * height}`).join(" ");
+    nodes.push(svg("polyline", { class: `path${plan.moved ? " moved" : ""}`, points, stroke: colour }));
+    const b = boxes[t];
+    nodes.push(svg("rect", { class: "box", "data-object": n, x: b[0] * width, y: b[1] * height,
+      width: (b[2] - b[0]) * width, height: (b[3] - b[1]) * height, stroke: colour }));
+    const e = boxes[boxes.length - 1];
+    nodes.push(svg("circle", { class: "end", "data-object": n, cx: ((e[0] + e[2]) / 2) * width,
+      cy: ((e[1] + e[3]) / 2) * height, r: Math.max(3, Math.min(width, height) * 0.035), fill: colour }));
+  });
+  $("#plan-overlay").replaceChildren(...nodes);
+}
+
+// Redrawn when the frame shown or the player's size changes (not every animation frame, so
+// the nodes under the pointer stay the same between frames).
+let drawn = "";
+function tick() {
+  if (plan.data && !plan.drag) {
+    const player = $("#player");
+    const key = `${plan.video.id}|${currentFrame()}|${player.clientWidth}x${player.clientHeight}`;
+    if (key !== drawn) { drawn = key; drawPlan(); }
+  }
+  requestAnimationFrame(tick);
+}
+requestAnimationFrame(tick);
+window.addEventListener("resize", () => drawPlan());
+
+function toCanvas(event) {
+  const overlay = $("#plan-overlay");
+  const point = new DOMPoint(event.clientX, event.clientY).matrixTransform(overlay.getScreenCTM().inverse());
+  return [point.x / plan.data.canvas.width, point.y / plan.data.canvas.height];
+}
+
+// Moving frame f by d keeps the other anchors: the move fades linearly to nothing at the
+// anchors before and after f, so the path bends through the new point.
+function moveTrack(n, f, d) {
+  const boxes = plan.tracks[n], anchors = plan.anchors[n];
+  const before = Math.max(...anchors.filter((a) => a < f), f === 0 ? 0 : 0);
+  const afterList = anchors.filter((a) => a > f);
+  const after = afterList.length ? Math.min(...afterList) : null;
+  boxes.forEach((b, t) => {
+    let w = 0;
+    if (t === f) w = 1;
+    else if (t < f && t > before) w = (t - before) / (f - before);
+    else if (t > f && after !== null && t < after) w = (after - t) / (after - f);
+    else if (t > f && after === null) w = 1;
+    b[0] += w * d[0]; b[2] += w * d[0]; b[1] += w * d[1]; b[3] += w * d[1];
+  });
+  if (!anchors.includes(f)) { anchors.push(f); anchors.sort((x, y) => x - y); }
+}
+
+$("#plan-overlay").addEventListener("pointerdown", (event) => {
+  const target = event.target;
+  if (!plan.data || !target.dataset || target.dataset.object === undefined) return;
+  event.preventDefault();
+  $("#player").pause();
+  const n = Number(target.dataset.object);
+  const frame = target.classList.contains("end") ? plan.data.canvas.frames - 1 : currentFrame();
+  plan.drag = { n, frame, from: toCanvas(event) };
+  $("#plan-overlay").setPointerCapture(event.pointerId);
+});
+$("#plan-overlay").addEventListener("pointermove", (event) => {
+  if (!plan.drag) return;
+  const at = toCanvas(event);
+  moveTrack(plan.drag.n, plan.drag.frame, [at[0] - plan.drag.from[0], at[1] - plan.drag.from[1]]);
+  plan.drag.from = at;
+  plan.moved = true;
+  drawPlan();
+});
+$("#plan-overlay").addEventListener("pointerup", () => {
+  if (!plan.drag) return;
+  plan.drag = null;
+  $("#regen-go").disabled = !plan.moved;
+  drawPlan();
+});
+
+function movedPlan() {
+  const round = (v) => Math.round(v * 1e6) / 1e6;
+  const objects = plan.data.objects.map((o, n) => {
+    const { keyframes, boxes, ...rest } = o;
+    return { ...rest, boxes: plan.tracks[n].map((b) => b.map(round)) };
+  });
+  return { ...plan.data, objects };
+}
+
+$("#regen-go").addEventListener("click", () => {
+  const video = plan.video;
+  const { width, height, fps, frames } = plan.data.canvas;
+  edit($("#regen-go"), "/v1/videos", {
+    prompt: video.prompt, size: `${width}x${height}`, fps, seconds: frames / fps,
+    model: video.cinepatch.requested_model || $("#model").value,
+    seed: video.cinepatch.seed, plan: movedPlan(),
+  });
+});

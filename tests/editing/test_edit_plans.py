@@ -1,0 +1,226 @@
+"""Every edit plans its output, on the world oracle (which draws a plan exactly).
+
+Each test makes a real MP4 through :class:`Studio` and reads it back: the stored plan is the one
+the edit made, and what the oracle drew follows it (extensions continue the source's motion,
+loops end where they start, a remix keeps the source's path in the new prompt's colour …).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cinepatch.app import Studio, VideoRequest
+from cinepatch.editing.reading import read_frames
+from cinepatch.editing.scenes import joined, looped, window
+from cinepatch.io.video import read_video, write_image, write_video
+from cinepatch.planning import ScenePlan, plan_prompt, render_plan
+from cinepatch.provenance import Ledger
+
+FPS = 8
+SIZE = 128
+
+
+@pytest.fixture
+def studio(tmp_path: Path) -> Studio:
+    from cinepatch.config import load_config
+
+    return Studio(load_config(None, config_dir=tmp_path / "config", data_dir=tmp_path / "data"))
+
+
+def _clip(
+    tmp_path: Path, prompt: str, seconds: float = 2, name: str = "src.mp4", seed: int = 0, start: tuple | None = None
+) -> tuple[Path, ScenePlan]:
+    """An oracle clip of ``prompt``; ``start`` moves the first object's track to start centred
+    there (so a test can keep it on the canvas through the edit)."""
+    plan = plan_prompt(prompt, width=SIZE, height=SIZE, fps=FPS, frames=round(seconds * FPS), seed=seed)
+    if start is not None:
+        from dataclasses import replace
+
+        track = plan.objects[0].track
+        shift = np.array(start) - (track[0, :2] + track[0, 2:]) / 2
+        moved = track + np.concatenate([shift, shift])
+        plan = replace(plan, objects=(replace(plan.objects[0], boxes=tuple(map(tuple, moved.tolist()))), *plan.objects[1:]))
+    path = tmp_path / name
+    write_video(path, render_plan(plan), fps=FPS)
+    return path, plan
+
+
+def _make(studio: Studio, tmp_path: Path, **kw) -> tuple[object, np.ndarray]:
+    kw.setdefault("model", "world")
+    kw.setdefault("fps", FPS)
+    kw.setdefault("width", SIZE)
+    kw.setdefault("height", SIZE)
+    kw.setdefault("seed", 0)
+    out = tmp_path / f"out-{kw.get('edit')}.mp4"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = studio.create(VideoRequest(**kw), out=out)
+    return result, read_video(out).frames
+
+
+def _centre_x(plan: ScenePlan, n: int = 0) -> np.ndarray:
+    track = plan.objects[n].track
+    return (track[:, 0] + track[:, 2]) / 2
+
+
+def _measured_x(frames: np.ndarray, colour: str) -> np.ndarray:
+    reading = read_frames(frames, fps=FPS)
+    (obj,) = [o for o in reading.plan.objects if colour in o.phrase]
+    return (obj.track[:, 0] + obj.track[:, 2]) / 2
+
+
+def test_extend_forward_continues_the_source_motion(studio: Studio, tmp_path: Path) -> None:
+    src, source_plan = _clip(tmp_path, "a small red circle moves slowly right on a navy background", start=(0.15, 0.5))
+    result, frames = _make(studio, tmp_path, prompt="a red circle", edit="extend", sources=(src,), seconds=1,
+                           params={"seconds": 1.5})
+    assert len(frames) == 16 + 12 and result.plan is not None and result.plan.frames == len(frames)
+    x = _measured_x(frames, "red")
+    step = np.diff(_centre_x(source_plan)).mean()  # the source's speed per frame
+    assert np.allclose(np.diff(x[16:]), step, atol=0.01)  # the new frames keep it
+    assert abs((x[16] - x[15]) - step) < 0.01  # and the seam is one ordinary step
+    with Ledger(studio.config.ledger_path) as ledger:
+        entry = ledger.get(int(result.payload, 16))
+    assert entry.parameters["planner"] == "edit"  # stored with the video, to re-plan and re-render
+    stored = ScenePlan.from_dict(entry.parameters["plan"])  # written compact: rounded to 1e-6
+    assert np.allclose(stored.objects[0].track, result.plan.objects[0].track, atol=1e-6)
+
+
+def test_extend_backward_runs_the_tracks_back(studio: Studio, tmp_path: Path) -> None:
+    src, source_plan = _clip(tmp_path, "a small blue square moves slowly down on a gray background", start=(0.5, 0.5))
+    result, frames = _make(studio, tmp_path, prompt="a blue square", edit="extend", sources=(src,), seconds=1,
+                           params={"seconds": 1, "direction": "backward"})
+    assert len(frames) == 8 + 16
+    track = read_frames(frames, fps=FPS).plan.objects[0].track
+    y = (track[:, 1] + track[:, 3]) / 2
+    step = np.diff((source_plan.objects[0].track[:, 1] + source_plan.objects[0].track[:, 3]) / 2).mean()
+    assert np.allclose(np.diff(y), step, atol=0.02)  # one straight move through the seam (±1 px per frame)
+
+
+def test_loop_ends_where_it_starts(studio: Studio, tmp_path: Path) -> None:
+    src, _ = _clip(tmp_path, "a medium green triangle moves right on a black background")
+    result, frames = _make(studio, tmp_path, prompt="a green triangle", edit="loop", sources=(src,), seconds=1, params={"bridge": 1})
+    x = _measured_x(frames, "green")
+    steps = np.abs(np.diff(np.concatenate([x, x[:1]])))  # the last frame back to the first too
+    assert steps.max() <= 2 * np.median(steps)  # the bar's loop seam: no step over twice the usual, the wrap included
+
+
+def test_remix_keeps_the_source_path_in_the_new_colour(studio: Studio, tmp_path: Path) -> None:
+    src, source_plan = _clip(tmp_path, "a medium red circle moves right on a navy background")
+    result, frames = _make(studio, tmp_path, prompt="a blue square on a forest background", edit="remix",
+                           sources=(src,), seconds=2, params={"strength": 0.8})
+    reading = read_frames(frames, fps=FPS).plan
+    assert [o.phrase for o in reading.objects] == ["medium blue square"] and reading.background.colour == "forest"
+    assert np.allclose(_centre_x(reading), _centre_x(source_plan), atol=0.02)
+
+
+def test_image_to_video_moves_the_image_objects_as_the_prompt_says(studio: Studio, tmp_path: Path) -> None:
+    still = plan_prompt("a large yellow circle stays still on a brown background", width=SIZE, height=SIZE, fps=FPS,
+                        frames=1, seed=5)
+    image = tmp_path / "still.png"
+    write_image(image, render_plan(still)[0])
+    result, frames = _make(studio, tmp_path, prompt="a yellow circle moves left", edit="image", sources=(image,),
+                           seconds=2)
+    x = _measured_x(frames, "yellow")
+    assert abs(x[0] - _centre_x(still)[0]) < 0.01  # starts where the image has it
+    assert np.all(np.diff(x) < 0)  # and moves left
+
+
+def test_recut_keeps_the_kept_tracks_and_continues_them(studio: Studio, tmp_path: Path) -> None:
+    src, source_plan = _clip(tmp_path, "a small white circle moves slowly right on a navy background", seconds=3, start=(0.1, 0.5))
+    result, frames = _make(studio, tmp_path, prompt="a white circle", edit="recut", sources=(src,), seconds=3,
+                           params={"ranges": [[1, 2]], "at": 1})
+    x = _measured_x(frames, "white")
+    assert np.allclose(x[8:16], _centre_x(source_plan)[8:16], atol=0.01)  # kept in place
+    assert np.allclose(np.diff(x), np.diff(_centre_x(source_plan)).mean(), atol=0.01)  # one move throughout
+
+
+def test_blend_join_carries_an_object_across(studio: Studio, tmp_path: Path) -> None:
+    a, _ = _clip(tmp_path, "a small red circle moves right on a navy background", name="a.mp4", start=(0.2, 0.5))
+    b, _ = _clip(tmp_path, "a small red circle moves left on a navy background", name="b.mp4", start=(0.8, 0.3))
+    result, frames = _make(studio, tmp_path, prompt="a red circle", edit="blend", sources=(a, b), seconds=1,
+                           params={"transition": 1})
+    x = _measured_x(frames, "red")
+    assert np.abs(np.diff(x)).max() < 0.08  # no jump: the bridge carries it from A's end to B's start
+
+
+def test_mix_plans_both_prompts(studio: Studio, tmp_path: Path) -> None:
+    result, frames = _make(studio, tmp_path, prompt="a red circle moves right", edit="blend", seconds=1,
+                           params={"mode": "mix", "with": "a blue square moves left"})
+    phrases = sorted(o.phrase.split(maxsplit=1)[1] for o in read_frames(frames, fps=FPS).plan.objects)
+    assert phrases == ["blue square", "red circle"]
+
+
+def test_a_users_plan_of_an_edit_is_drawn(studio: Studio, tmp_path: Path) -> None:
+    src, source_plan = _clip(tmp_path, "a small red circle moves slowly right on a navy background", start=(0.2, 0.3))
+    first, _ = _make(studio, tmp_path, prompt="a red circle", edit="extend", sources=(src,), params={"seconds": 1})
+    plan = first.plan
+    # drag the end of the new part down: the last keyframe's box moves by 0.3 of the height
+    track = plan.objects[0].track.copy()
+    track[16:, [1, 3]] += np.linspace(0, 0.3, 8)[:, None]
+    from dataclasses import replace
+
+    edited = replace(plan, objects=(replace(plan.objects[0], boxes=tuple(map(tuple, track.tolist()))),))
+    result, frames = _make(studio, tmp_path, prompt="a red circle", edit="extend", sources=(src,), params={"seconds": 1},
+                           plan=edited)
+    got = read_frames(frames, fps=FPS).plan.objects[0].track
+    centre = lambda t: (t[:, :2] + t[:, 2:]) / 2  # noqa: E731
+    assert np.abs(centre(got)[16:] - centre(track)[16:]).max() < 0.02
+    assert np.allclose(result.plan.objects[0].track, track, atol=1e-6)  # the plan stored is the one drawn
+
+
+def test_plan_helpers_keep_the_format_valid() -> None:
+    plan = plan_prompt("a red circle moves right and a blue square moves left", width=64, height=64, fps=8, frames=8, seed=0)
+    assert looped(plan, 4).frames == 12
+    assert joined(plan, plan, 3).frames == 19
+    assert window(plan, -3, 20).frames == 20  # held before and after
+
+
+def test_storyboard_carries_an_object_across_cards(studio: Studio, tmp_path: Path) -> None:
+    cards = [{"at": 0, "prompt": "a small red circle moves slowly right on a navy background"},
+             {"at": 1.5, "prompt": "a small red circle moves slowly down on a navy background"}]
+    result, frames = _make(studio, tmp_path, prompt=cards[0]["prompt"], edit="storyboard", seconds=3,
+                           params={"cards": cards})
+    track = read_frames(frames, fps=FPS).plan.objects[0].track
+    centre = (track[:, :2] + track[:, 2:]) / 2
+    steps = np.hypot(*np.diff(centre, axis=0).T)
+    assert steps.max() <= 2 * np.median(steps)  # one object: no jump where the second card starts
+    assert np.ptp(centre[:12, 0]) > 0.1 and np.ptp(centre[12:, 1]) > 0.1  # right, then down
+    assert len(result.plan.objects) == 1
+
+
+def test_each_window_of_a_long_video_continues_the_plan() -> None:
+    from cinepatch import editing
+    from cinepatch.backends.base import GenerationSpec
+    from cinepatch.backends.world import WorldOracle
+
+    plan = plan_prompt("a small red circle bounces and a blue square moves slowly left", width=64, height=64, fps=8,
+                       frames=60, seed=1)
+    spec = GenerationSpec(prompt="x", negative="", frames=60, width=64, height=64, fps=8, seed=0, steps=1,
+                          guidance=1.0, plan=plan)
+    made = editing.plan(None, spec, [], {}, window=17, latent_step=1)
+    assert len(made.specs) == 2 and made.scene is plan
+    frames = made.run(WorldOracle(), progress=lambda f: None)
+    assert np.array_equal(frames, render_plan(plan))  # every window drew its part of the one plan
+
+
+def test_a_backend_without_plans_edits_as_before_with_one_warning(studio: Studio, tmp_path: Path) -> None:
+    from cinepatch.backends.world import WorldOracle
+
+    class NoPlans(WorldOracle):  # the oracle's pixels, but no layout support (like a diffusers family)
+        name = "no-plans"
+        takes_plan = False
+
+    studio._backends["no-plans"] = NoPlans()  # the Studio's cache of loaded backends
+    src, _ = _clip(tmp_path, "a small red circle moves slowly right on a navy background", start=(0.2, 0.5))
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        result = studio.create(VideoRequest(prompt="a red circle stays still", model="no-plans", fps=FPS, width=SIZE,
+                                            height=SIZE, edit="extend", sources=(src,), params={"seconds": 1}),
+                               out=tmp_path / "np.mp4")
+    notes = [str(w.message) for w in seen if "scene plans" in str(w.message)]
+    assert len(notes) == 1 and "does not read scene plans" in notes[0]
+    assert result.plan is None and result.frames == 24
