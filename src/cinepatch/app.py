@@ -202,6 +202,58 @@ class Studio:
             return ChatPlanner(base_url=settings.url, model=settings.model, api_key=settings.api_key)
         return WorldPlanner()
 
+    def _passes(self, request: VideoRequest, backend: Backend, spec: GenerationSpec, inputs: list, *,
+                expand: Callable[[str], str], safety_config) -> tuple:  # -> (editing.Plan, PlanResult)
+        """The scene plan (the planner's, the user's or the edit's) and the passes that make the
+        video; a chat planner's phrases are moderated like the user's words."""
+        from cinepatch import editing, safety
+        from cinepatch.planning import PlanResult
+
+        planned = self._plan(request, backend, spec, request.prompt)
+        for text in _phrases(planned.plan) if planned.planner == "chat" else ():
+            safety.check_prompt(text, config=safety_config)  # an endpoint's words, like the user's
+        planning, spec = self._edit_planning(request, backend, spec, planned, safety_config)
+        plan = editing.plan(
+            request.edit, spec, inputs, request.params, window=backend.max_frames, latent_step=backend.latent_step,
+            prompt=request.prompt, expand=expand, planning=planning,
+        )
+        if planning is not None:  # the plan stored with the output is the one the edit made
+            planned = PlanResult(plan.scene, "user" if planning.user is not None else "edit", planned.warnings)
+        return plan, planned
+
+    def _moderate(self, request: VideoRequest):  # -> safety.SafetyConfig
+        """Check every text of ``request`` (prompt, negative, edit texts, plan phrases); raise
+        :class:`Refused` on the first refused one. Returns the settings later checks reuse."""
+        from cinepatch import safety
+
+        moderation = self.config.moderation
+        safety_config = safety.SafetyConfig(
+            endpoint=moderation.url or None,
+            api_key=moderation.api_key or None,
+            model=moderation.model or None,
+            fail_closed=moderation.fail_closed,
+        )
+        for text in (request.prompt, request.negative, *_texts(request.params), *_phrases(request.plan)):
+            if text:
+                safety.check_prompt(text, config=safety_config)
+        return safety_config
+
+    def _finish(self, frames: np.ndarray, *, fps: int, out: Path, record) -> int:  # record: provenance.Record
+        """Mark, watermark, write, sign and record ``frames``; returns the watermark payload."""
+        from cinepatch import provenance
+
+        with provenance.Ledger(self.config.ledger_path) as ledger:
+            payload = ledger.new_payload()  # 32 bits, unused in this installation's ledger
+        settings = provenance.Settings(
+            visible_mark=self.config.visible_mark,
+            keys_dir=self.config.keys_dir,
+            cert=self.config.c2pa_cert,
+            key=self.config.c2pa_key,
+            ledger=self.config.ledger_path,
+        )
+        provenance.finish(frames, fps=fps, out=out, payload=payload, settings=settings, record=record)
+        return payload
+
     def _plan(self, request: VideoRequest, backend: Backend, spec: GenerationSpec, text: str) -> PlanResult:
         """The scene plan for ``spec``: the user's, fitted to its canvas; else, for a backend
         that reads plans, the planner's (chat when expansion uses an endpoint, else the world)."""
@@ -265,16 +317,7 @@ class Studio:
         report = progress or (lambda fraction: None)
 
         # 1. Moderation comes first: a refused prompt costs nothing and writes nothing.
-        moderation = self.config.moderation
-        safety_config = safety.SafetyConfig(
-            endpoint=moderation.url or None,
-            api_key=moderation.api_key or None,
-            model=moderation.model or None,
-            fail_closed=moderation.fail_closed,
-        )
-        for text in (request.prompt, request.negative, *_texts(request.params), *_phrases(request.plan)):
-            if text:
-                safety.check_prompt(text, config=safety_config)
+        safety_config = self._moderate(request)
 
         # 2. Inputs are read and reviewed before any compute.
         inputs = editing.load_sources(request.sources)
@@ -307,22 +350,10 @@ class Studio:
             steps=request.steps,
             guidance=request.guidance,
         )
-        planned = self._plan(request, backend, spec, request.prompt)
-        for text in _phrases(planned.plan) if planned.planner == "chat" else ():
-            safety.check_prompt(text, config=safety_config)  # an endpoint's words, like the user's
-        planning, spec = self._edit_planning(request, backend, spec, planned, safety_config)
-        plan = editing.plan(
-            request.edit, spec, inputs, request.params,
-            window=backend.max_frames,
-            latent_step=backend.latent_step,
-            prompt=request.prompt,
-            expand=lambda text: preset.decorate(expand(text).expanded),
-            planning=planning,
+        plan, planned = self._passes(
+            request, backend, spec, inputs, expand=lambda text: preset.decorate(expand(text).expanded),
+            safety_config=safety_config,
         )
-        if planning is not None:  # the plan stored with the output is the one the edit made
-            from cinepatch.planning import PlanResult
-
-            planned = PlanResult(plan.scene, "user" if planning.user is not None else "edit", planned.warnings)
         for step in plan.specs:
             backend.check(step)
         report(0.02)
@@ -333,36 +364,22 @@ class Studio:
         report(0.92)
 
         # 5. Provenance: visible mark → invisible watermark → atomic write → C2PA → ledger.
-        with provenance.Ledger(self.config.ledger_path) as ledger:
-            payload = ledger.new_payload()  # 32 bits, unused in this installation's ledger
-        provenance.finish(
-            frames,
-            fps=request.frame_rate,
-            out=out,
-            payload=payload,
-            settings=provenance.Settings(
-                visible_mark=self.config.visible_mark,
-                keys_dir=self.config.keys_dir,
-                cert=self.config.c2pa_cert,
-                key=self.config.c2pa_key,
-                ledger=self.config.ledger_path,
-            ),
-            record=provenance.Record(
-                prompt=request.prompt,
-                expanded_prompt=expansion.expanded,
-                model=backend.name,
-                software=f"cinepatch {__version__}",
-                action="c2pa.edited" if request.sources else "c2pa.created",  # a loop from a prompt is made, not edited
-                edit=request.edit,
-                sources=tuple(str(path) for path in request.sources),
-                parameters={
-                    **_parameters(request, seed),
-                    # The plan the model was given, so the video can be re-planned or re-rendered.
-                    "plan": None if planned.plan is None else planned.plan.to_dict(),
-                    "planner": planned.planner,
-                },
-            ),
+        record = provenance.Record(
+            prompt=request.prompt,
+            expanded_prompt=expansion.expanded,
+            model=backend.name,
+            software=f"cinepatch {__version__}",
+            action="c2pa.edited" if request.sources else "c2pa.created",  # a loop from a prompt is made, not edited
+            edit=request.edit,
+            sources=tuple(str(path) for path in request.sources),
+            parameters={
+                **_parameters(request, seed),
+                # The plan the model was given, so the video can be re-planned or re-rendered.
+                "plan": None if planned.plan is None else planned.plan.to_dict(),
+                "planner": planned.planner,
+            },
         )
+        payload = self._finish(frames, fps=request.frame_rate, out=out, record=record)
         report(1.0)
         all_warnings = notes + frame_notes + expansion.warnings + planned.warnings + plan.warnings
         for message in all_warnings:
