@@ -251,3 +251,22 @@ def test_decoder_only_keeps_the_encoder_and_its_statistics(tmp_path) -> None:
     assert after < before
     with pytest.raises(SystemExit):
         train_vae.parse_args(["--out", str(tmp_path / "x"), "--decoder-only"])  # needs --init
+
+
+def test_the_committed_world_vae_keeps_a_128px_world_clip_at_35_db() -> None:
+    # checkpoints/vae-world-128 is the planned model's VAE; its bar is 35 dB at 128×128.
+    import math
+    from pathlib import Path
+
+    import numpy as np
+
+    from cinepatch.io.video import to_tensor
+    from cinepatch.world import parse_prompt, render
+
+    folder = Path(__file__).resolve().parents[2] / "checkpoints" / "vae-world-128"
+    vae = CausalVAE.from_pretrained(folder).eval()
+    scene = parse_prompt("a small white triangle moves right and a large red circle bounces on a striped navy background")
+    x = to_tensor(np.ascontiguousarray(render(scene, width=128, height=128, fps=8, frames=5, seed=1)))
+    with torch.no_grad():
+        mse = float((vae.decode(vae.encode(x)) - x).pow(2).mean())
+    assert 10 * math.log10(4.0 / mse) >= 35.0
