@@ -38,3 +38,17 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def real(server_factory, tmp_path):
+    """A server whose jobs run the real Studio on the world oracle (the default model alias)."""
+    return server_factory(
+        studio_config_dir=str(tmp_path / "studio-config"),
+        studio_data_dir=str(tmp_path / "studio-data"),
+        generator="cinepatch.service.generator:default_studio",
+        prompt_check="cinepatch.service.generator:check_prompt",
+        models={"sora-2": "world", "world": "world"},
+        default_model="sora-2",
+        lease_seconds=60.0,
+    )

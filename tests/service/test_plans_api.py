@@ -16,19 +16,6 @@ from cinepatch.io.video import read_video
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture
-def real(server_factory, tmp_path):
-    return server_factory(
-        studio_config_dir=str(tmp_path / "studio-config"),
-        studio_data_dir=str(tmp_path / "studio-data"),
-        generator="cinepatch.service.generator:default_studio",
-        prompt_check="cinepatch.service.generator:check_prompt",
-        models={"sora-2": "world", "world": "world"},
-        default_model="sora-2",
-        lease_seconds=60.0,
-    )
-
-
 def _done(client: httpx.Client, video: dict) -> dict:
     assert "id" in video, video
     for _ in range(600):

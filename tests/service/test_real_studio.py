@@ -13,19 +13,6 @@ import pytest
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
-@pytest.fixture
-def real(server_factory, tmp_path):
-    return server_factory(
-        studio_config_dir=str(tmp_path / "studio-config"),
-        studio_data_dir=str(tmp_path / "studio-data"),
-        generator="cinepatch.service.generator:default_studio",
-        prompt_check="cinepatch.service.generator:check_prompt",
-        models={"sora-2": "world", "world": "world"},
-        default_model="sora-2",
-        lease_seconds=60.0,
-    )
-
-
 def test_real_studio_end_to_end(real):
     client = openai.OpenAI(base_url=f"{real.url}/v1", api_key=real.new_key(), max_retries=0, timeout=120)
     with pytest.raises(openai.BadRequestError) as info:
