@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cinepatch import limits
 from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.planning.raster import rasterize
 from cinepatch.planning.schema import ScenePlan
@@ -628,10 +629,8 @@ def _check_settings(
 ) -> None:
     if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
         raise InvalidParameter("fps", fps, "1 to 120")
-    if not isinstance(steps, int) or not 1 <= steps <= 1000:
-        raise InvalidParameter("steps", steps, "an int from 1 to 1000")
-    if not isinstance(guidance, (int, float)) or not 0 <= guidance <= 30:
-        raise InvalidParameter("guidance", guidance, "0 to 30 (1 = no guidance)")
+    limits.STEPS.check(steps)
+    limits.GUIDANCE.check(guidance)
     if not isinstance(noise_strength, (int, float)) or not 0 < noise_strength <= 1:
         raise InvalidParameter("noise_strength", noise_strength, "0 < strength ≤ 1")
     if noise_strength < 1 and init is None:
