@@ -58,6 +58,7 @@ def body(model: type[BaseModel], *, files: tuple[str, ...] = (), form: bool = Tr
     if form:
         multipart = copy.deepcopy(schema)
         multipart["title"] = f"{model.__name__}Form"
+        multipart["properties"].pop("plan", None)  # a plan is an object: it travels in JSON bodies only
         for name in files:
             multipart["properties"][name] = {"type": "string", "format": "binary"}
         content["multipart/form-data"] = {"schema": multipart}
