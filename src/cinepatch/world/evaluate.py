@@ -4,14 +4,8 @@ It never sees the renderer's layout; it measures the frames the way any outside 
 could, in fractions of the canvas (so any size, any fps, after H.264 and downscaling). Steps 1
 and 2 live in :mod:`cinepatch.world.pixels`, shared with the product's plan reader:
 
-1. **Label** every pixel with its nearest reference colour — the 8 object colours, the
-   pillar, and every background's base and textured (25 darker) colour per row (the sky is a
-   gradient). Nearest-colour labelling splits anti-aliased edges at about half coverage, so
-   areas and extents come out unbiased. A 3×3 opening removes the one-pixel rings that
-   blended edges (and H.264 ringing) leave in other colours.
-2. **Measure** per frame and colour: area, centroid, bounding box; the pillar's columns;
-   the background's colour, texture and (from the texture's phase) its horizontal motion.
-   On a few sampled frames, connected components give counts, shapes and sizes.
+1. **Label** every pixel with its nearest reference colour, and
+2. **measure** per frame and colour (see :mod:`cinepatch.world.pixels`).
 3. **Check** every attribute the scene implies, each with its measured evidence.
 
 Motion is judged on screen: an object's expected screen velocity is its own plus the pan
