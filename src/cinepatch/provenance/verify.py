@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from cinepatch.errors import MediaError, ProvenanceError
+from cinepatch.io.video import rgb_array
 from cinepatch.provenance import watermark
 from cinepatch.provenance.c2pa_sign import ManifestReport, read_manifest
 from cinepatch.provenance.ledger import Ledger, LedgerEntry, sha256_file
@@ -114,7 +115,7 @@ def read_frames(path: Path, *, max_frames: int = MAX_FRAMES, max_side: int = MAX
                     frame = frame.reformat(
                         width=max(2, round(frame.width * scale)), height=max(2, round(frame.height * scale))
                     )
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(rgb_array(frame))
                 if len(frames) >= max_frames:
                     break
     except av.error.FFmpegError as exc:
