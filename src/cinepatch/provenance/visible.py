@@ -2,7 +2,8 @@
 ("cp" on frames too narrow for the word).
 
 Drawn with Pillow's built-in bitmap font (no font files), white with a dark outline so it reads
-on any background, at about 1/24 of the frame height (never under the font's native size).
+on any background, at about 1/24 of the frame height (never under the font's native size), and
+never over 3 % of the frame's area where the short label fits that.
 Applied before the invisible watermark, which is then embedded over it.
 """
 
@@ -18,6 +19,7 @@ from cinepatch.errors import InvalidParameter
 __all__ = ["CORNERS", "apply_visible_mark"]
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
+MAX_AREA = 0.03  # of the frame: the label's box, outline included
 
 
 @lru_cache(maxsize=8)
@@ -36,6 +38,12 @@ def _glyph(text: str) -> np.ndarray:
     return np.stack([f, outline], -1)
 
 
+def _scaled(glyph: np.ndarray, height: int) -> np.ndarray:
+    """``glyph`` enlarged by whole pixels to about 1/24 of ``height``."""
+    scale = max(1, round(height / 24 / glyph.shape[0]))
+    return glyph.repeat(scale, 0).repeat(scale, 1) if scale > 1 else glyph
+
+
 def apply_visible_mark(
     frames: np.ndarray,
     *,
@@ -46,7 +54,8 @@ def apply_visible_mark(
 ) -> np.ndarray:
     """Return a copy of ``frames`` ((T, H, W, 3) uint8) with the label drawn in ``corner``.
 
-    Where ``text`` would be wider than half the frame, ``short`` is drawn instead.
+    Where ``text`` would be wider than half the frame or cover more than ``MAX_AREA`` of it,
+    ``short`` is drawn instead.
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
@@ -56,12 +65,9 @@ def apply_visible_mark(
     if not 0.0 < opacity <= 1.0:
         raise InvalidParameter("opacity", opacity, "0 < opacity ≤ 1")
     height, width = frames.shape[1:3]
-    glyph = _glyph(text)
-    if glyph.shape[1] > width / 2 and short:
-        glyph = _glyph(short)  # a small frame gets the short form rather than a banner across it
-    scale = max(1, round(height / 24 / glyph.shape[0]))
-    if scale > 1:
-        glyph = glyph.repeat(scale, 0).repeat(scale, 1)
+    glyph = _scaled(_glyph(text), height)
+    if short and (glyph.shape[1] > width / 2 or glyph.shape[0] * glyph.shape[1] > MAX_AREA * height * width):
+        glyph = _scaled(_glyph(short), height)  # a small frame gets the short form, not a banner
     gh, gw = glyph.shape[:2]
     margin = max(2, height // 64)
     if gh + 2 * margin > height or gw + 2 * margin > width:
