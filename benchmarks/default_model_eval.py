@@ -3,8 +3,12 @@ checked by the world evaluator.
 
     python benchmarks/default_model_eval.py                       # the default model, default variant
     python benchmarks/default_model_eval.py --variant all          # + 16:9, 9:16, 1 s and 8 s
-    python benchmarks/default_model_eval.py --model world          # the oracle: checks the suite itself
+    python benchmarks/default_model_eval.py --model oracle         # the oracle: checks the suite itself
     python benchmarks/default_model_eval.py --limit 20 --json out.json
+    python benchmarks/default_model_eval.py --model checkpoints/world-64 --size 64   # a 64² model
+
+Videos are 128×128 (what a user gets by default) unless ``--size`` says otherwise; the
+variants are 16:9 and 9:16 (7:4, multiples of 16), 1 s and 8 s around that size.
 
 The suite (``suite()``) is 210 prompts in wordings of this file's own — synonyms and word orders
 the world's captioner does not use — over scenes drawn with a fixed seed. 30 of them show a
@@ -70,13 +74,18 @@ TEXTURE = {"none": ["untextured", "uniform"], "striped": ["pinstriped", "stripy"
            "checkered": ["checkerboard-patterned", "checked"]}  # fmt: skip
 PAN = {"left": "while the camera sweeps left", "right": "while the camera sweeps right"}
 
-VARIANTS = {
-    "default": dict(width=64, height=64, seconds=4.0),
-    "wide": dict(width=112, height=64, seconds=4.0),  # 16:9 rounded to multiples of 16 (7:4)
-    "tall": dict(width=64, height=112, seconds=4.0),
-    "short": dict(width=64, height=64, seconds=1.0),
-    "long": dict(width=64, height=64, seconds=8.0),
-}
+VARIANTS = ("default", "wide", "tall", "short", "long")
+
+
+def variant_shape(variant: str, size: int) -> dict:
+    """The request shape of a variant around the default ``size``: 16:9 and 9:16 are rounded to
+    multiples of 16 (7:4 at 64 and 128), 1 s and 8 s keep the square."""
+    long_side = (size * 16 // 9 + 8) // 16 * 16
+    return {"default": dict(width=size, height=size, seconds=4.0),
+            "wide": dict(width=long_side, height=size, seconds=4.0),
+            "tall": dict(width=size, height=long_side, seconds=4.0),
+            "short": dict(width=size, height=size, seconds=1.0),
+            "long": dict(width=size, height=size, seconds=8.0)}[variant]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -231,10 +240,10 @@ def consistency(frames: np.ndarray, fps: float, scene: Scene) -> float | None:
     return float(np.mean(scores)) if scores else None
 
 
-def run(model: str, variant: str, cases: list[Case], *, fps: int, steps: int | None, workdir: Path) -> dict:
+def run(model: str, variant: str, cases: list[Case], *, size: int, fps: int, steps: int | None, workdir: Path) -> dict:
     config = load_config(None, config_dir=workdir / "config", data_dir=workdir / "data")
     studio = Studio(config)
-    shape = VARIANTS[variant]
+    shape = variant_shape(variant, size)
     per_check: dict[str, list[bool]] = defaultdict(list)
     per_tag: dict[str, list[float]] = defaultdict(list)
     consistent: list[float] = []
@@ -289,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--variant", default="default", choices=[*VARIANTS, "all"])
+    parser.add_argument("--size", type=int, default=128, help="the default variant's side (128: what a user gets)")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--steps", type=int)
     parser.add_argument("--limit", type=int, help="first N prompts only (a quick look)")
@@ -308,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = list(VARIANTS) if args.variant == "all" else [args.variant]
     with tempfile.TemporaryDirectory() as tmp:
         for variant in variants:
-            result = run(args.model, variant, cases, fps=args.fps, steps=args.steps, workdir=Path(tmp))
+            result = run(args.model, variant, cases, size=args.size, fps=args.fps, steps=args.steps, workdir=Path(tmp))
             results.append(result)
             printable = {k: v for k, v in result.items() if k != "failures"}
             print(json.dumps(printable, indent=1))

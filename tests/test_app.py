@@ -36,7 +36,7 @@ class _nothing:
 
 def test_world_oracle_video_is_marked_signed_and_recorded(studio_config, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
-    result, seen = make(studio_config, out, prompt=PROMPT, seconds=2, width=128, height=128, fps=8, model="world", seed=3)
+    result, seen = make(studio_config, out, prompt=PROMPT, seconds=2, width=128, height=128, fps=8, model="oracle", seed=3)
     assert seen[-1] == 1.0 and seen == sorted(seen)
     video = read_video(out)
     assert video.frames.shape == (16, 128, 128, 3) and video.fps == pytest.approx(8)

@@ -24,6 +24,7 @@ __all__ = ["StudioConfig", "ExpansionConfig", "ModerationConfig", "default_dirs"
 DEFAULT_MODELS: dict[str, str] = {
     "default": "embedded",
     "cinepatch-1": "embedded",
+    "oracle": "world",  # the world's renderer drawing the parsed prompt: a reference, not a model
     "world": "world",
     # Names OpenAI's clients send, mapped to the local default so they work unmodified.
     "sora-2": "embedded",
