@@ -26,6 +26,14 @@ def test_world_expander_warns_about_words_and_prompts_outside_the_world() -> Non
     assert NoExpander().expand("x").expanded == "x"
 
 
+def test_a_scene_the_world_cannot_hold_is_kept_as_written() -> None:
+    """Two objects of one colour need one shape in the world; such a prompt (a blend's "A, then
+    B" among others) is generated as written, with a warning, not refused."""
+    result = WorldExpander().expand("a red circle moves left, then a red square moves up")
+    assert result.expanded == "a red circle moves left, then a red square moves up"
+    assert "one shape per colour" in result.warnings[0]
+
+
 def test_chat_expander_asks_the_endpoint(chat_server) -> None:
     server = chat_server("  A large green square slides slowly to the left across a gray background.  ")
     result = ChatExpander(base_url=server.url, model="m", api_key="k").expand("green box left")

@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 
-from cinepatch.errors import CinepatchError, UnknownPrompt
+from cinepatch.errors import CinepatchError, InvalidParameter, UnknownPrompt
 
 __all__ = ["Expansion", "Expander", "WorldExpander", "ChatExpander", "NoExpander", "chat_completion"]
 
@@ -52,6 +52,10 @@ class WorldExpander:
                 prompt=prompt,
                 expanded=prompt,
                 warnings=(f"the default model only knows its procedural world; {exc}",),
+            )
+        except InvalidParameter as exc:  # words the world knows, in a scene it cannot hold
+            return Expansion(
+                prompt=prompt, expanded=prompt, warnings=(f"the prompt is kept as written: {exc}",)
             )
         warnings: tuple[str, ...] = ()
         ignored = unknown_words(prompt)
