@@ -64,15 +64,25 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def seam_ratios(frames: np.ndarray, joints: list[int]) -> list[float]:
+def seam_ratios(frames: np.ndarray, joints: list[int], floor: float = 0.5) -> list[float]:
     """Change across each joint (frame j-1 → j) over the median change inside the clip.
 
-    The median is floored at 0.5 levels: a still scene's frames differ by the watermark's
-    rounding alone, and a seam that small is no seam."""
+    The median is floored at ``floor`` levels: a still scene's frames differ by the watermark's
+    rounding alone, and a seam that small is no seam. Where the output keeps frames of an
+    encoded source, the floor is what one more H.264 generation changes in them
+    (`generation_loss`): kept frames are encoded once more than new ones, and a seam no larger
+    than re-encoding alone makes is no seam either."""
     diffs = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))  # (T-1,)
     inside = np.delete(diffs, [j - 1 for j in joints])
-    typical = max(float(np.median(inside)), 0.5)
+    typical = max(float(np.median(inside)), floor, 0.5)
     return [float(diffs[j - 1]) / typical for j in joints]
+
+
+def generation_loss(frames: np.ndarray, fps: float, workdir: Path) -> float:
+    """Median per-frame mean absolute change when ``frames`` (already decoded) are encoded and
+    decoded once more, as an edit does to the source frames it keeps."""
+    again = read_video(write_video(workdir / "generation.mp4", frames, fps=fps)).frames
+    return float(np.median(np.abs(again.astype(np.float32) - frames).mean(axis=(1, 2, 3))))
 
 
 def path_correlation(source: np.ndarray, output: np.ndarray, fps: float, colour_a: str, colour_b: str) -> float | None:
@@ -164,7 +174,7 @@ def run_extend(b: Bench, n: int) -> dict:
             if out is None:
                 continue
             joint = len(source) if direction == "forward" else len(out) - len(source)
-            seams[direction] += seam_ratios(out, [joint])
+            seams[direction] += seam_ratios(out, [joint], generation_loss(source, b.fps, b.workdir))
             new = out[len(source) :] if direction == "forward" else out[:joint]
             quality.append(b.judge(new, prompt))
     return {"seam_ratio": seams, "evaluator_new_part": quality}
@@ -194,7 +204,8 @@ def run_blend(b: Bench, n: int) -> dict:
         if out is None:
             continue
         bridge = len(out) - len(first) - len(second)
-        seams += seam_ratios(out, [len(first), len(first) + bridge])
+        floor = max(generation_loss(first, b.fps, b.workdir), generation_loss(second, b.fps, b.workdir))
+        seams += seam_ratios(out, [len(first), len(first) + bridge], floor)
         quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
     return {"seam_ratio": seams, "evaluator_transition_vs_second": quality}
 
