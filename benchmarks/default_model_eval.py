@@ -17,7 +17,8 @@ no prompt appears verbatim among a large sample of training captions, and report
 
 Figures: per-attribute adherence (colour, shape, size, count, background, texture, motion and
 the others the evaluator checks), object permanence behind the pillar, temporal consistency of
-each object's size (grow/shrink excluded), and wall time per video. Each video is made by
+each object's size (grow/shrink excluded), wall time per video, and how many of ten everyday
+prompts outside the world (``EVERYDAY``) still give a video with a warning. Each video is made by
 ``Studio.create`` — moderation, visible mark, watermark and credentials included — so what is
 measured is what a user gets.
 """
@@ -240,6 +241,29 @@ def consistency(frames: np.ndarray, fps: float, scene: Scene) -> float | None:
     return float(np.mean(scores)) if scores else None
 
 
+# Prompts a newcomer types that name nothing in the world: each must give a video and a warning.
+EVERYDAY = ("a chef slices a tomato", "a golden retriever runs on a beach at sunset",
+            "timelapse of clouds over a mountain lake", "a cup of coffee steaming on a wooden table",
+            "a child flies a kite in a park", "rain falling on a city street at night",
+            "a drone shot over a forest in autumn", "a cat sleeping on a windowsill",
+            "waves crashing against a lighthouse", "a paper boat floating down a stream")  # fmt: skip
+
+
+def everyday(model: str, workdir: Path) -> dict:
+    """How many everyday prompts give a video, how many of those warn, and the errors."""
+    studio = Studio(load_config(None, config_dir=workdir / "config", data_dir=workdir / "data"))
+    videos, warned, errors = 0, 0, []
+    for i, prompt in enumerate(EVERYDAY):
+        try:
+            result = studio.create(VideoRequest(prompt=prompt, model=model, seed=i), out=workdir / f"everyday-{i}.mp4")
+        except Exception as exc:  # noqa: BLE001 — any failure is what this counts
+            errors.append(f"{prompt!r} ({exc.__class__.__name__})")
+            continue
+        videos += 1
+        warned += bool(result.warnings)
+    return {"prompts": len(EVERYDAY), "videos": videos, "with_warning": warned, "errors": errors}
+
+
 def run(model: str, variant: str, cases: list[Case], *, size: int, fps: int, steps: int | None, workdir: Path) -> dict:
     config = load_config(None, config_dir=workdir / "config", data_dir=workdir / "data")
     studio = Studio(config)
@@ -322,8 +346,12 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             printable = {k: v for k, v in result.items() if k != "failures"}
             print(json.dumps(printable, indent=1))
+        outside = everyday(args.model, Path(tmp))
+        print(f"everyday prompts outside the world: {outside['videos']} of {outside['prompts']} made a video, "
+              f"{outside['with_warning']} with a warning; errors: {outside['errors'] or 'none'}")
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "overlap": overlap, "results": results}, indent=1))
+        args.json.write_text(json.dumps({"model": args.model, "overlap": overlap, "results": results,
+                                         "everyday": outside}, indent=1))
     return 0
 
 
