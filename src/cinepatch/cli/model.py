@@ -62,16 +62,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     recut = commands.add_parser(
         "recut",
-        help="re-cut a model's patches or prediction to start another training run",
+        help="re-cut a model's patches, prediction or cell head to start another training run",
         description="Write a model folder whose DiT starts from RUN's with smaller patches (each "
-        "new side a divisor of the old: more tokens, finer detail) and/or another prediction "
-        "(the output layer starts again from zero). Train from it with --set init_from=OUT and "
-        "the same dit.patch / dit.prediction.",
+        "new side a divisor of the old: more tokens, finer detail), another prediction "
+        "(the output layer starts again from zero) and/or a per-cell layout head (starts at zero). "
+        "Train from it with --set init_from=OUT and the same dit.patch / dit.prediction / "
+        "dit.layout_head.",
     )
     recut.add_argument("run", type=Path, help="a training run folder, or a model folder")
     recut.add_argument("--out", type=Path, required=True, help="the model folder to write")
     recut.add_argument("--patch", help="new patch size T,H,W, e.g. 2,2,2")
     recut.add_argument("--prediction", choices=("v", "x"), help="what the new output layer predicts")
+    recut.add_argument("--layout-head", type=int, help="width of a per-cell layout head (0: none)")
     recut.set_defaults(func=run_recut)
 
 
@@ -165,8 +167,8 @@ def run_recut(args: argparse.Namespace) -> int:
     from cinepatch.models.dit import recut
     from cinepatch.pipeline import Pipeline
 
-    if args.patch is None and args.prediction is None:
-        raise InvalidParameter("--patch/--prediction", None, "at least one of them")
+    if args.patch is None and args.prediction is None and args.layout_head is None:
+        raise InvalidParameter("--patch/--prediction/--layout-head", None, "at least one of them")
     patch = None
     if args.patch is not None:
         try:
@@ -176,11 +178,12 @@ def run_recut(args: argparse.Namespace) -> int:
         if len(patch) != 3 or min(patch) < 1:
             raise InvalidParameter("--patch", args.patch, "three positive whole numbers T,H,W")
     pipe = Pipeline.from_pretrained(_model_folder(args.run))
-    dit = recut(pipe.dit, patch=patch, prediction=args.prediction)
+    dit = recut(pipe.dit, patch=patch, prediction=args.prediction, layout_head=args.layout_head)
     Pipeline(
         dit=dit, vae=pipe.vae, text_encoder=pipe.text_encoder, text_spec=pipe.text_spec, sampler=pipe.sampler,
         metadata=pipe.metadata, serving=pipe.serving,
     ).save_pretrained(args.out)
     patch_text = "×".join(str(p) for p in dit.config.patch)
-    print(f"wrote {args.out}: patches {patch_text}, predicts {dit.config.prediction}")
+    head = f", a {dit.config.layout_head}-wide cell head" if dit.config.layout_head else ""
+    print(f"wrote {args.out}: patches {patch_text}, predicts {dit.config.prediction}{head}")
     return 0

@@ -93,6 +93,12 @@ class DiTConfig:
     # Layout grounding (scene plans): width of each object's phrase projection in the box maps
     # the model reads beside its latents; 0 builds a text-only DiT. See DiT.forward.
     layout_dim: int = 0
+    # Width of the per-cell head of a layout-grounded DiT (0: none). A token covers
+    # p_t × p_h × p_w latent cells, and the final linear paints all of them from the token alone;
+    # the head adds, per cell, a small MLP over the token's features and that cell's own box maps
+    # (phrase and position in the box), so an outline inside a box (a circle, not a box-shaped
+    # blob) is a function of the cell's place in the box rather than of a whole token.
+    layout_head: int = 0
 
     def __post_init__(self) -> None:
         # JSON gives lists; keep the dataclass hashable and comparable.
@@ -114,6 +120,8 @@ class DiTConfig:
             raise InvalidParameter("prediction", self.prediction, "'v' (velocity) or 'x' (clean latents)")
         if not 0 < self.t_floor < 1:
             raise InvalidParameter("t_floor", self.t_floor, "between 0 and 1")
+        if self.layout_head < 0 or (self.layout_head and not self.layout_dim):
+            raise InvalidParameter("layout_head", self.layout_head, "0, or a positive width with layout_dim > 0")
 
     @property
     def head_dim(self) -> int:
@@ -378,9 +386,33 @@ class FinalLayer(nn.Module):
         self.linear = nn.Linear(width, out_features)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
 
-    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+    def features(self, x: Tensor, c: Tensor) -> Tensor:
+        """The normalised, modulated tokens the output linear reads: ``(B, N, D)``."""
         shift, scale = self.adaLN_modulation(c)[:, None].chunk(2, dim=-1)  # 2 × (B, 1, D)
-        return self.linear(modulate(self.norm(x), shift, scale))  # (B, N, p_t·p_h·p_w·C)
+        return modulate(self.norm(x), shift, scale)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        return self.linear(self.features(x, c))  # (B, N, p_t·p_h·p_w·C)
+
+
+class CellHead(nn.Module):
+    """Per latent cell: an MLP over the cell's share of its token's features and the cell's box
+    maps, added to the final layer's output. Its last layer starts at zero (the DiT unchanged)."""
+
+    CELL_FEATURES = 16  # each cell's slice of its token
+
+    def __init__(self, width: int, patch_volume: int, maps: int, hidden: int, out_channels: int) -> None:
+        super().__init__()
+        self.token_to_cells = nn.Linear(width, self.CELL_FEATURES * patch_volume)
+        self.mlp = nn.Sequential(
+            nn.Linear(self.CELL_FEATURES + maps, hidden), nn.SiLU(), nn.Linear(hidden, out_channels)
+        )
+
+    def forward(self, features: Tensor, maps: Tensor, grid: tuple[int, int, int], patch: tuple[int, int, int]) -> Tensor:
+        """``features (B, N, D)``, ``maps (B, M, t, h, w)`` → ``(B, C, t, h, w)``."""
+        cells = unpatchify(self.token_to_cells(features), grid, patch, maps.shape[2])  # (B, F, t, h, w)
+        x = torch.cat([cells, maps.to(cells.dtype)], dim=1).movedim(1, -1)  # (B, t, h, w, F + M)
+        return self.mlp(x).movedim(-1, 1)  # (B, C, t, h, w)
 
 
 # ------------------------------------------------------------------------------------------
@@ -412,6 +444,8 @@ class DiT(nn.Module):
             # starts unchanged and the layout's influence is learned from zero.
             self.layout_phrase = nn.Linear(config.text_dim, config.layout_dim)
             self.layout_embedder = nn.Linear((config.layout_dim + 3) * config.patch_volume, d)
+        if config.layout_head:
+            self.cell_head = CellHead(d, config.patch_volume, config.layout_dim + 3, config.layout_head, c)
         self.initialize_weights()
 
     def initialize_weights(self) -> None:
@@ -442,6 +476,9 @@ class DiT(nn.Module):
         if self.config.layout_dim:
             nn.init.zeros_(self.layout_embedder.weight)
             nn.init.zeros_(self.layout_embedder.bias)
+        if self.config.layout_head:
+            nn.init.zeros_(self.cell_head.mlp[-1].weight)
+            nn.init.zeros_(self.cell_head.mlp[-1].bias)
 
     def forward(
         self,
@@ -487,8 +524,10 @@ class DiT(nn.Module):
         inp = torch.cat([x, cond_latents.to(x.dtype), mask], dim=1)  # (B, 2C+1, t, h, w)
         tokens, grid = patchify(inp, cfg.patch)  # (B, N, input_channels·p_t·p_h·p_w)
         x = self.x_embedder(tokens)  # (B, N, D)
+        maps = None
         if layout_occupancy is not None:
-            x = x + self._embed_layout(layout_occupancy, layout_uv, layout_phrases, x.dtype)  # (B, N, D)
+            maps = self._layout_maps(layout_occupancy, layout_uv, layout_phrases, x.dtype)  # (B, k+3, t, h, w)
+            x = x + self.layout_embedder(patchify(maps, cfg.patch)[0])  # (B, N, D)
         rope = rope_angles(grid_positions(grid, x.device), cfg.head_dim, cfg.rope_theta)
         # rope: (N, head_dim / 2) complex
 
@@ -508,13 +547,19 @@ class DiT(nn.Module):
                 x = checkpoint(block, x, c_vec, context, context_mask, rope, use_reentrant=False)
             else:
                 x = block(x, c_vec, context, context_mask, rope)  # (B, N, D)
-        out = unpatchify(self.final_layer(x, c_vec), grid, cfg.patch, frames)  # (B, C, t, h, w)
+        features = self.final_layer.features(x, c_vec)  # (B, N, D)
+        out = unpatchify(self.final_layer.linear(features), grid, cfg.patch, frames)  # (B, C, t, h, w)
+        if cfg.layout_head:  # text-only mode: the cells' maps are zeros
+            if maps is None:
+                maps = x.new_zeros(b, cfg.layout_dim + 3, frames, h, w)
+            out = out + self.cell_head(features, maps, grid, cfg.patch)
         if cfg.prediction == "x":  # out is x̂₀; x_t = (1 − t)·x₀ + t·noise gives v = (x_t − x̂₀) / t
             return (x_t - out) / t.to(out.dtype).clamp_min(cfg.t_floor).view(-1, 1, 1, 1, 1)
         return out
 
-    def _embed_layout(self, occupancy: Tensor, uv: Tensor | None, phrases: Tensor | None, dtype: torch.dtype) -> Tensor:
-        """Box maps → one addition per token ``(B, N_tokens, D)``."""
+    def _layout_maps(self, occupancy: Tensor, uv: Tensor | None, phrases: Tensor | None, dtype: torch.dtype) -> Tensor:
+        """Box maps → per cell, summed over objects, occupancy × [projected phrase, u, v, 1]:
+        ``(B, k + 3, t, h, w)``."""
         cfg = self.config
         if not cfg.layout_dim:
             raise InvalidParameter("layout_occupancy", "box maps", "None: this DiT was built without layout_dim")
@@ -530,7 +575,7 @@ class DiT(nn.Module):
             ],
             dim=1,
         )  # (B, k + 3, t, h, w)
-        return self.layout_embedder(patchify(maps, cfg.patch)[0])
+        return maps
 
 
 # ------------------------------------------------------------------------------------------
@@ -631,17 +676,26 @@ def _split_patches(state: dict[str, Tensor], old: tuple[int, ...], new: tuple[in
     return state
 
 
-def recut(model: DiT, *, patch: tuple[int, int, int] | None = None, prediction: str | None = None) -> DiT:
+def recut(
+    model: DiT, *, patch: tuple[int, int, int] | None = None, prediction: str | None = None, layout_head: int | None = None
+) -> DiT:
     """A new DiT that starts from ``model``'s weights with smaller patches (see
-    ``_split_patches``) and/or another ``prediction``. A changed prediction starts the output
-    layer from zero again, as a new one: the body's features carry over, what the last layer
-    drew from them does not."""
+    ``_split_patches``), another ``prediction`` and/or a per-cell ``layout_head``. A changed
+    prediction starts the output layer from zero again, as a new one: the body's features carry
+    over, what the last layer drew from them does not. A new head starts at zero: the model's
+    output is unchanged until it trains."""
     old = model.config
-    config = replace(old, patch=tuple(patch) if patch is not None else old.patch, prediction=prediction or old.prediction)
+    config = replace(
+        old, patch=tuple(patch) if patch is not None else old.patch, prediction=prediction or old.prediction,
+        layout_head=old.layout_head if layout_head is None else layout_head,
+    )
     state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     if config.patch != old.patch:
         state = _split_patches(state, old.patch, config.patch, old.in_channels)
     new = DiT(config)
+    if config.layout_head != old.layout_head:  # a new head (its own init), or none
+        state = {k: v for k, v in state.items() if not k.startswith("cell_head.")}
+        state.update({k: v for k, v in new.state_dict().items() if k.startswith("cell_head.")})
     new.load_state_dict(state)
     if config.prediction != old.prediction:
         final = new.final_layer
