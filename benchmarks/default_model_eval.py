@@ -5,7 +5,7 @@ checked by the world evaluator.
     python benchmarks/default_model_eval.py --variant all          # + 16:9, 9:16, 1 s and 8 s
     python benchmarks/default_model_eval.py --model oracle         # the oracle: checks the suite itself
     python benchmarks/default_model_eval.py --limit 20 --json out.json
-    python benchmarks/default_model_eval.py --model checkpoints/world-64 --size 64   # a 64² model
+    python benchmarks/default_model_eval.py --no-plan              # text only: what the plan adds
 
 Videos are 128×128 (what a user gets by default) unless ``--size`` says otherwise; the
 variants are 16:9 and 9:16 (7:4, multiples of 16), 1 s and 8 s around that size.
@@ -264,9 +264,12 @@ def everyday(model: str, workdir: Path) -> dict:
     return {"prompts": len(EVERYDAY), "videos": videos, "with_warning": warned, "errors": errors}
 
 
-def run(model: str, variant: str, cases: list[Case], *, size: int, fps: int, steps: int | None, workdir: Path) -> dict:
+def run(model: str, variant: str, cases: list[Case], *, size: int, fps: int, steps: int | None, workdir: Path,
+        plan: bool = True) -> dict:
     config = load_config(None, config_dir=workdir / "config", data_dir=workdir / "data")
     studio = Studio(config)
+    if not plan:  # the same request path with the backend reading no plans: text only
+        studio.backend(model)[0].takes_plan = False
     shape = variant_shape(variant, size)
     per_check: dict[str, list[bool]] = defaultdict(list)
     per_tag: dict[str, list[float]] = defaultdict(list)
@@ -325,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="the default variant's side (128: what a user gets)")
     parser.add_argument("--fps", type=int, default=8)
     parser.add_argument("--steps", type=int)
+    parser.add_argument("--no-plan", action="store_true", help="generate from the text alone (what the plan adds)")
     parser.add_argument("--limit", type=int, help="first N prompts only (a quick look)")
     parser.add_argument("--sample", type=int, help="N prompts drawn with numpy's default_rng(7) (a quick, spread look)")
     parser.add_argument("--json", type=Path, help="write the full results here")
@@ -342,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     variants = list(VARIANTS) if args.variant == "all" else [args.variant]
     with tempfile.TemporaryDirectory() as tmp:
         for variant in variants:
-            result = run(args.model, variant, cases, size=args.size, fps=args.fps, steps=args.steps, workdir=Path(tmp))
+            result = run(args.model, variant, cases, size=args.size, fps=args.fps, steps=args.steps, workdir=Path(tmp),
+                         plan=not args.no_plan)
             results.append(result)
             printable = {k: v for k, v in result.items() if k != "failures"}
             print(json.dumps(printable, indent=1))
