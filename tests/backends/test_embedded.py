@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from cinepatch.backends.embedded import EmbeddedBackend
+from cinepatch.backends.embedded import SHIPPED_MODEL, EmbeddedBackend
 from cinepatch.backends.world import WorldOracle
 from cinepatch.errors import InvalidParameter, ModelError
 from cinepatch.pipeline import Pipeline, ServingConfig
 
-WORLD_64 = Path(__file__).resolve().parents[2] / "checkpoints" / "world-64"
 
 
 def facts(backend) -> tuple:
@@ -31,9 +30,10 @@ def _copy(folder: Path, to: Path, edit) -> Path:
 
 
 def test_the_shipped_checkpoint_states_what_it_serves():
-    backend = EmbeddedBackend.from_pretrained(WORLD_64)
+    backend = EmbeddedBackend.from_pretrained(SHIPPED_MODEL)
     # Its VAE keeps every frame: any count is made and frames are pinned one by one.
-    assert facts(backend) == ("cinepatch-world-64", (64, 64), 8, 33, 1, 1)
+    assert facts(backend) == ("cinepatch-world-128", (128, 128), 8, 65, 1, 1)
+    assert backend.takes_plan  # it reads scene plans
     assert backend.pipeline.vae.config.temporal_compression == backend.latent_step
 
 

@@ -1,20 +1,19 @@
-"""The committed training checkpoint (checkpoints/world-64) loads and samples deterministically.
-
-It is not the shipped default (docs/default_model.md says why); the test guards the artefact the
-next training run resumes from.
-"""
+"""The default model the package ships (src/cinepatch/weights/default) loads, samples
+deterministically and draws a few world prompts as their plans say."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from cinepatch.pipeline import Pipeline
+from cinepatch.planning.world import plan_prompt
+from cinepatch.world import parse_prompt
+from cinepatch.world.evaluate import evaluate
 
-CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "world-64"
+from cinepatch.backends.embedded import SHIPPED_MODEL as CHECKPOINT
 
 
 @pytest.fixture(scope="module")
@@ -24,30 +23,34 @@ def pipe() -> Pipeline:
 
 def test_checkpoint_loads_with_its_stated_shape(pipe: Pipeline) -> None:
     config = json.loads((CHECKPOINT / "config.json").read_text(encoding="utf-8"))
-    assert config["dit"]["prediction"] == "x" and list(config["dit"]["patch"]) == [2, 4, 4]
-    assert sum(p.numel() for p in pipe.dit.parameters()) > 20_000_000  # the 20.8 M DiT, not a tiny one
+    assert config["dit"]["layout_dim"] == 32 and config["dit"]["layout_head"] == 64
+    assert list(config["dit"]["patch"]) == [2, 4, 4] and config["serving"]["default_size"] == [128, 128]
+    assert sum(p.numel() for p in pipe.dit.parameters()) > 9_000_000  # the 9.7 M DiT, not a tiny one
+
+
+def _draw(pipe: Pipeline, prompt: str, seed: int, frames: int = 9) -> np.ndarray:
+    plan = plan_prompt(prompt, width=128, height=128, fps=8, frames=frames, seed=0)
+    return pipe.generate(prompt, frames=frames, width=128, height=128, fps=8, seed=seed, steps=8, plans=[plan],
+                         progress=False)[0]
 
 
 def test_checkpoint_generates_deterministically_for_a_seed(pipe: Pipeline) -> None:
-    kwargs = dict(frames=9, width=64, height=64, fps=8, steps=4, guidance=4.0, progress=False)
-    a = pipe.generate("a red circle moves right on a navy background", seed=3, **kwargs)[0]
-    b = pipe.generate("a red circle moves right on a navy background", seed=3, **kwargs)[0]
-    c = pipe.generate("a red circle moves right on a navy background", seed=4, **kwargs)[0]
-    assert a.shape == (9, 64, 64, 3) and a.dtype == np.uint8
+    prompt = "a red circle moves right on a navy background"
+    a, b, c = _draw(pipe, prompt, 3), _draw(pipe, prompt, 3), _draw(pipe, prompt, 4)
+    assert a.shape == (9, 128, 128, 3) and a.dtype == np.uint8
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 
 
-@pytest.mark.parametrize("background", ["navy", "forest", "brown", "gray"])
-def test_checkpoint_draws_the_background_the_prompt_names(pipe: Pipeline, background: str) -> None:
-    """The background check of the world evaluator, through the same prompt expansion as
-    ``generate`` (an earlier world-64 checkpoint failed it for 3 of these 4)."""
-    from cinepatch.expand import WorldExpander
-    from cinepatch.world import parse_prompt
-    from cinepatch.world.evaluate import evaluate
-
-    prompt = f"a large red circle stays still on a plain {background} background"
-    video = pipe.generate(WorldExpander().expand(prompt).expanded, frames=9, width=64, height=64, fps=8,
-                          seed=0, steps=12, guidance=5.0, progress=False)[0]
+@pytest.mark.parametrize("prompt", [
+    "a large yellow triangle stays still on a plain gray background",
+    "two small red circles move right on a plain navy background",
+    "a medium green square moves up on a plain brown background",
+    "a large blue circle and a small white triangle on a plain black background",
+])
+def test_checkpoint_draws_what_its_plan_says(pipe: Pipeline, prompt: str) -> None:
+    """Colour, count, size and background of a few suite-like prompts, planned as `generate`
+    plans them (the evaluator reads the pixels)."""
+    video = _draw(pipe, prompt, 0)
     checks = {c.name.split(":")[0]: c.passed for c in evaluate(video, fps=8, scene=parse_prompt(prompt)).checks}
-    assert checks["background"], checks
+    assert all(checks[k] for k in ("colour", "count", "size", "background") if k in checks), checks

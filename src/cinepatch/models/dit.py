@@ -587,12 +587,14 @@ class DiT(nn.Module):
 # tiny: a CPU model. Few tokens (2×2 spatial patches on 8×-compressed latents: a 64×64 clip of
 # 17 frames is 5×4×4 = 80 tokens) and fixed 3D RoPE positions, so a few-million parameter model
 # can afford many steps and still see the whole clip in every attention.
-# world: the shipped world model (checkpoints/world-64) on the world VAE's latents (8 channels,
-# 4× in space, every frame kept): 2×4×4 patches keep a 64×64 clip of 33 frames at 17×4×4
-# tokens; a patch holds 256 numbers, close to the width, so it predicts clean latents ("x").
+# world: the shipped default model on the world VAE's latents (8 channels, 4× in space, every
+# frame kept): 2×4×4 patches keep a 128×128 clip of 33 frames at 17×8×8 tokens; a patch holds
+# 256 numbers, the width, so it predicts clean latents ("x"); it reads scene plans as box maps
+# (layout_dim) and draws each latent cell of a box with its cell head (layout_head).
 PRESETS: dict[str, DiTConfig] = {
     "tiny": DiTConfig(16, (1, 2, 2), width=256, depth=6, heads=4, text_dim=384, qk_norm=False),
-    "world": DiTConfig(8, (2, 4, 4), width=384, depth=6, heads=6, text_dim=384, qk_norm=True, prediction="x"),
+    "world": DiTConfig(8, (2, 4, 4), width=256, depth=6, heads=4, text_dim=384, qk_norm=True, prediction="x",
+                       layout_dim=32, layout_head=64),
     "small": DiTConfig(16, (1, 2, 2), width=384, depth=12, heads=6, text_dim=384, qk_norm=False),
     "base": DiTConfig(16, (1, 2, 2), width=768, depth=12, heads=12, text_dim=768),
     "large": DiTConfig(16, (1, 2, 2), width=1024, depth=24, heads=16, text_dim=4096),
