@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cinepatch.errors import InvalidParameter
-from cinepatch.planning import Canvas, PlanObject, ScenePlan, plan_prompt, rasterize
+from cinepatch.planning import Canvas, Occluder, PlanObject, ScenePlan, plan_prompt, rasterize
 
 
 def one_box(box, frames: int = 1, phrase: str = "red square") -> ScenePlan:
@@ -69,6 +69,34 @@ def test_a_world_plan_rasterises_every_object_and_frame_fast() -> None:
     for _ in range(20):
         rasterize(plan, grid=(16, 16))
     assert (time.perf_counter() - start) / 20 < 0.005
+
+
+def test_a_pillar_is_an_entry_of_its_own_and_cuts_the_objects_behind_it() -> None:
+    # A box over the left half; a pillar over columns 1..2 of 4 stands in front of it.
+    plan = ScenePlan(canvas=Canvas(width=64, height=64, fps=8, frames=1),
+                     objects=(PlanObject(phrase="red square", boxes=((0.0, 0.0, 0.5, 1.0),)),),
+                     occluders=(Occluder(box=(0.375, 0.0, 0.625, 1.0)),))
+    maps = rasterize(plan, grid=(4, 4))
+    assert maps.phrases == ("red square", "a pillar")
+    assert np.allclose(maps.occupancy[0, 0], [[1, 0.5, 0, 0]] * 4)  # only what the pillar leaves
+    assert np.allclose(maps.occupancy[1, 0], [[0, 0.5, 0.5, 0]] * 4)
+    assert np.allclose(maps.uv[0, 0, 0, 0], [0.25, 0.75, 1.0, 1.0])  # uv still spans the whole box
+    # Behind it on every frame, an object leaves nothing.
+    hidden = ScenePlan(canvas=plan.canvas, objects=(PlanObject(phrase="red square", boxes=((0.4, 0.2, 0.6, 0.4),)),),
+                       occluders=plan.occluders)
+    assert rasterize(hidden, grid=(8, 8)).occupancy[0].max() == 0
+
+
+def test_a_world_plan_with_a_pillar_carries_it_on_every_frame() -> None:
+    plan = plan_prompt("a red circle moves right and passes behind the pillar", width=128, height=128, fps=8,
+                       frames=32, seed=0)
+    assert plan is not None and plan.occluders
+    maps = rasterize(plan, grid=(32, 32))
+    pillar = maps.occupancy[1]
+    assert maps.phrases[-1] == "a pillar" and np.allclose(pillar, pillar[0])  # it stands still
+    # The circle is never where the pillar fully covers a cell, and shows again past it.
+    assert (maps.occupancy[0][:, pillar[0] == 1.0] == 0).all()
+    assert maps.occupancy[0, 0].sum() > 0 and maps.occupancy[0, 20].sum() > 0
 
 
 @pytest.mark.parametrize("grid", [(0, 4), (4,), [4, 4], (4.0, 4), (True, 4)])

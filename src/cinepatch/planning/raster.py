@@ -8,8 +8,12 @@ spans ``[j/w, (j+1)/w] × [i/h, (i+1)/h]`` in normalised coordinates):
 - ``uv[n, :, t, i, j]``: where the cell's centre lies inside the box, ``(u, v)`` in 0..1 from
   its left/top edge, clipped — so a model can tell the parts of an object apart.
 
-Boxes overlap freely: occlusion, like shape and colour, is the model's job. A box is separable
-in x and y, so each map is an outer product of two 1-D profiles per (object, frame).
+Occluders follow the objects as entries of their own (phrase ``"a pillar"``), and since an
+occluder stands in front of every object, an object's occupancy counts only the part of its box
+no occluder covers: a model sees where the pillar is drawn and that the object is behind it,
+while its ``uv`` still spans the whole box. Objects overlap each other freely (which of two is
+in front is the model's job). A box is separable in x and y, so each map is an outer product
+of two 1-D profiles per (entry, frame).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ __all__ = ["LayoutMaps", "rasterize"]
 class LayoutMaps:
     occupancy: np.ndarray  # (N, T, h, w) float32, 0..1
     uv: np.ndarray  # (N, 2, T, h, w) float32, 0..1: u (x) then v (y)
-    phrases: tuple[str, ...]  # (N,), the objects' phrases in the plan's order
+    phrases: tuple[str, ...]  # (N,): the objects' phrases in the plan's order, then the occluders'
 
 
 def _profile(lo: np.ndarray, hi: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,7 +43,7 @@ def _profile(lo: np.ndarray, hi: np.ndarray, cells: int) -> tuple[np.ndarray, np
     cover = np.minimum(hi[..., None], right) - np.maximum(lo[..., None], left)
     cover = np.clip(cover * cells, 0.0, 1.0)
     centres = (left + right) / 2
-    inside = np.clip((centres - lo[..., None]) / (hi - lo)[..., None], 0.0, 1.0)
+    inside = np.clip((centres - lo[..., None]) / np.maximum(hi - lo, 1e-9)[..., None], 0.0, 1.0)
     return cover, inside
 
 
@@ -52,10 +56,18 @@ def rasterize(plan: ScenePlan, *, grid: tuple[int, int]) -> LayoutMaps:
     ):
         raise InvalidParameter("grid", grid, "(h, w), two whole numbers from 1 to 4096")
     h, w = grid
-    boxes = np.stack([obj.track for obj in plan.objects])  # (N, T, 4)
-    cover_x, u = _profile(boxes[..., 0], boxes[..., 2], w)  # (N, T, w)
-    cover_y, v = _profile(boxes[..., 1], boxes[..., 3], h)  # (N, T, h)
-    occupancy = cover_y[..., :, None] * cover_x[..., None, :]  # (N, T, h, w)
+    frames = plan.canvas.frames
+    objects = np.stack([obj.track for obj in plan.objects])  # (n, T, 4)
+    screens = np.zeros((len(plan.occluders), frames, 4))  # (m, T, 4): an occluder stands still
+    screens[:] = np.asarray([o.box for o in plan.occluders]).reshape(-1, 1, 4)
+    boxes = np.concatenate([objects, screens])  # (N, T, 4): objects, then occluders
+    occupancy = _cover(boxes, h, w)  # (N, T, h, w)
+    for screen in screens:  # in front of every object: only the part no occluder covers shows
+        overlap = np.concatenate([np.maximum(objects[..., :2], screen[:, :2]), np.minimum(objects[..., 2:], screen[:, 2:])], -1)
+        occupancy[: len(objects)] -= _cover(overlap, h, w)
+    occupancy = np.clip(occupancy, 0.0, 1.0)
+    _, u = _profile(boxes[..., 0], boxes[..., 2], w)  # (N, T, w)
+    _, v = _profile(boxes[..., 1], boxes[..., 3], h)  # (N, T, h)
     n, t = boxes.shape[:2]
     uv = np.empty((n, 2, t, h, w), np.float32)
     uv[:, 0] = u[..., None, :]  # u varies along x, the same on every row
@@ -63,5 +75,13 @@ def rasterize(plan: ScenePlan, *, grid: tuple[int, int]) -> LayoutMaps:
     return LayoutMaps(
         occupancy=occupancy.astype(np.float32),
         uv=uv,
-        phrases=tuple(obj.phrase for obj in plan.objects),
+        phrases=tuple(obj.phrase for obj in plan.objects) + tuple(f"a {o.kind}" for o in plan.occluders),
     )
+
+
+def _cover(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The share of each cell of an ``h × w`` grid that each box ``(..., 4)`` covers (an empty
+    box, ``x1 <= x0`` or ``y1 <= y0``, covers nothing): ``(..., h, w)``."""
+    cover_x, _ = _profile(boxes[..., 0], np.maximum(boxes[..., 2], boxes[..., 0]), w)
+    cover_y, _ = _profile(boxes[..., 1], np.maximum(boxes[..., 3], boxes[..., 1]), h)
+    return cover_y[..., :, None] * cover_x[..., None, :]
