@@ -128,6 +128,25 @@ def test_remix_hands_the_source_and_strength_to_the_backend() -> None:
             plan("remix", spec(), [source], {"strength": bad})
 
 
+def test_remix_without_a_strength_re_imagines_fully_only_when_a_plan_keeps_the_motion() -> None:
+    from cinepatch.editing.scenes import Planning
+    from cinepatch.planning import plan_prompt, render_plan
+
+    world = plan_prompt("a medium red circle moves right on a navy background", width=64, height=64, fps=FPS,
+                        frames=12, seed=0)
+    readable = Video(frames=render_plan(world), fps=FPS)
+    planning = Planning(prompt=plan_prompt("a blue circle", width=64, height=64, fps=FPS, frames=12, seed=0))
+    strengths = {}
+    for name, source, with_plan in (("planned", readable, planning), ("unreadable", clip(12, size=64), planning),
+                                    ("no planning", readable, None)):
+        p = plan("remix", spec(prompt="a blue circle"), [source], {}, planning=with_plan)
+        strengths[name] = (p.specs[0].strength, p.scene is not None)
+    # unreadable: the prompt's own plan guides it, but only the pixels carry the source's motion
+    assert strengths == {"planned": (1.0, True), "unreadable": (0.7, True), "no planning": (0.7, False)}
+    given = plan("remix", spec(prompt="a blue circle"), [readable], {"strength": 0.5}, planning=planning)
+    assert given.specs[0].strength == 0.5  # a strength the person gives always applies
+
+
 def test_recut_keeps_ranges_reordered_at_the_chosen_time() -> None:
     source = clip(32)  # values 0..31, one per frame
     out, _, _ = run("recut", spec(4), [source], {"ranges": [[2, 3], [0, 0.5]], "at": 1.0})

@@ -4,7 +4,7 @@
 
     cinepatch edit image PROMPT --image still.png [--at start|end|SECONDS] -o out.mp4
     cinepatch edit extend VIDEO PROMPT --add 2 [--backward] -o out.mp4
-    cinepatch edit remix VIDEO PROMPT [--strength 0.7] -o out.mp4
+    cinepatch edit remix VIDEO PROMPT [--strength S] -o out.mp4
     cinepatch edit recut VIDEO PROMPT --range 1:2 [--range 0:0.5] [--at 1] --seconds 6 -o out.mp4
     cinepatch edit loop PROMPT [--video VIDEO] [--bridge 1] -o out.mp4
     cinepatch edit blend VIDEO_A VIDEO_B PROMPT [--transition 1] -o out.mp4
@@ -87,7 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = edit("remix", "re-imagine a video with a new prompt, keeping layout and motion")
     sub.add_argument("video", type=Path)
     sub.add_argument("prompt")
-    sub.add_argument("--strength", type=float, default=0.7, help="0 light touch … 1 full re-imagining (default 0.7)")
+    sub.add_argument("--strength", type=float, default=None,
+                     help="0 light touch … 1 full re-imagining (default: 1 when the video's plan can be read, "
+                     "since the plan keeps its motion; else 0.7)")
 
     sub = edit("recut", "keep time ranges of a video and regenerate around them")
     sub.add_argument("video", type=Path)
@@ -135,7 +137,7 @@ def _raw_fields(args: argparse.Namespace) -> tuple[str, str, tuple[Path, ...], d
     if name == "extend":
         return "extend", args.prompt, (args.video,), {"seconds": args.add, "direction": "backward" if args.backward else "forward"}
     if name == "remix":
-        return "remix", args.prompt, (args.video,), {"strength": args.strength}
+        return "remix", args.prompt, (args.video,), {} if args.strength is None else {"strength": args.strength}
     if name == "recut":
         return "recut", args.prompt, (args.video,), {"ranges": args.ranges, "at": args.at}
     if name == "loop":

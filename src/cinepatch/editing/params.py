@@ -21,6 +21,8 @@ from cinepatch.errors import InvalidParameter
 __all__ = [
     "ExtendParams",
     "RemixParams",
+    "DEFAULT_STRENGTH",
+    "PLANNED_STRENGTH",
     "RecutParams",
     "LoopParams",
     "BlendParams",
@@ -29,7 +31,12 @@ __all__ = [
     "parse_params",
 ]
 
+# A remix's strength when none is given: with a plan (read from the source or given), the
+# plan carries the tracks and timing, so the source is re-imagined fully under it (a new
+# background colour survives any lower strength); without one, only the source's pixels carry
+# the motion, and 0.7 keeps it.
 DEFAULT_STRENGTH = 0.7
+PLANNED_STRENGTH = 1.0
 DEFAULT_BRIDGE = 1.0
 
 
@@ -88,10 +95,11 @@ class ExtendParams(_Params):
 
 @dataclass(frozen=True)
 class RemixParams(_Params):
-    strength: float = DEFAULT_STRENGTH
+    strength: float | None = None  # None: PLANNED_STRENGTH with a plan, else DEFAULT_STRENGTH
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "strength", float(limits.STRENGTH.check(self.strength)))
+        if self.strength is not None:
+            object.__setattr__(self, "strength", float(limits.STRENGTH.check(self.strength)))
 
 
 @dataclass(frozen=True)
