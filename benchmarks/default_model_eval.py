@@ -330,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int)
     parser.add_argument("--no-plan", action="store_true", help="generate from the text alone (what the plan adds)")
     parser.add_argument("--limit", type=int, help="first N prompts only (a quick look)")
+    parser.add_argument("--only", choices=["one", "two", "three", "held-out", "pillar", "pan"],
+                        help="one group of the suite (e.g. pillar: the 20 permanence prompts)")
     parser.add_argument("--sample", type=int, help="N prompts drawn with numpy's default_rng(7) (a quick, spread look)")
     parser.add_argument("--json", type=Path, help="write the full results here")
     args = parser.parse_args(argv)
     cases = suite()
+    if args.only:
+        cases = [c for c in cases if args.only in c.tags]
     if args.limit:
         cases = cases[: args.limit]
     if args.sample:
@@ -351,9 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             printable = {k: v for k, v in result.items() if k != "failures"}
             print(json.dumps(printable, indent=1))
-        outside = everyday(args.model, Path(tmp))
-        print(f"everyday prompts outside the world: {outside['videos']} of {outside['prompts']} made a video, "
-              f"{outside['with_warning']} with a warning; errors: {outside['errors'] or 'none'}")
+        outside = None if args.only else everyday(args.model, Path(tmp))  # a group alone is a quick look
+        if outside is not None:
+            print(f"everyday prompts outside the world: {outside['videos']} of {outside['prompts']} made a video, "
+                  f"{outside['with_warning']} with a warning; errors: {outside['errors'] or 'none'}")
     if args.json:
         args.json.write_text(json.dumps({"model": args.model, "overlap": overlap, "results": results,
                                          "everyday": outside}, indent=1))
