@@ -46,6 +46,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", nargs="?", type=Path, default=DEFAULT, help="a model folder (default: the shipped one)")
     parser.add_argument("--n", type=int, default=8, help="still scenes (default 8)")
+    parser.add_argument("--steps", type=int, help="sampler steps (default: the model's own)")
     args = parser.parse_args()
     pipe = Pipeline.from_pretrained(args.model)
     inside, outside = [], []
@@ -54,7 +55,7 @@ def main() -> None:
         prompt = dense_caption(scene)
         plan = plan_from_scene(scene, width=SIZE, height=SIZE, fps=FPS, frames=FRAMES, seed=0)
         video = pipe.generate(prompt, frames=FRAMES, width=SIZE, height=SIZE, fps=FPS, seed=0, plans=[plan],
-                              progress=False)[0].astype(np.float32)
+                              steps=args.steps, progress=False)[0].astype(np.float32)
         change = np.abs(np.diff(video, axis=0)).mean(axis=(0, 3))  # (H, W) levels per frame
         box = rasterize(plan, grid=(SIZE, SIZE)).occupancy[0].max(axis=0) > 0
         inside.append(float(change[box].mean()))
