@@ -566,7 +566,7 @@ class _Meter:
 @dataclass(frozen=True)
 class LatentLayout:
     """A plan on a latent grid: ``occupancy (N, t, h, w)``, ``uv (N, 2, t, h, w)`` and the
-    objects' phrases (see :func:`cinepatch.planning.raster.rasterize`)."""
+    entries' phrases, objects then occluders (see :func:`cinepatch.planning.raster.rasterize`)."""
 
     occupancy: torch.Tensor
     uv: torch.Tensor

@@ -438,10 +438,11 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(DiTBlock(config) for _ in range(config.depth))
         self.final_layer = FinalLayer(d, c * config.patch_volume)
         if config.layout_dim:
-            # Box maps in, ControlNet style: per cell, the sum over objects of occupancy ×
-            # [projected phrase, position in the box (u, v), 1], patchified like the latents and
-            # added to the tokens through a zero-initialised linear, so a text-only checkpoint
-            # starts unchanged and the layout's influence is learned from zero.
+            # Box maps in, ControlNet style: per cell, the sum over the plan's entries (objects,
+            # then occluders) of occupancy × [projected phrase, position in the box (u, v), 1],
+            # patchified like the latents and added to the tokens through a zero-initialised
+            # linear, so a text-only checkpoint starts unchanged and the layout's influence is
+            # learned from zero.
             self.layout_phrase = nn.Linear(config.text_dim, config.layout_dim)
             self.layout_embedder = nn.Linear((config.layout_dim + 3) * config.patch_volume, d)
         if config.layout_head:
@@ -500,9 +501,9 @@ class DiT(nn.Module):
         (default all True); ``text_pooled (B, text_dim)`` (default: the masked mean of the
         states); ``cond_mask (B, t)`` in {0, 1} and ``cond_latents (B, C, t, h, w)`` (default:
         nothing conditioned). A layout-grounded model (``layout_dim > 0``) also takes box maps
-        (:func:`cinepatch.planning.maps.box_maps`): ``layout_occupancy (B, N, t, h, w)``,
-        ``layout_uv (B, N, 2, t, h, w)`` and the objects' pooled phrase embeddings
-        ``layout_phrases (B, N, text_dim)``; none given (or all occupancy zero) is the text-only
+        (:func:`cinepatch.planning.raster.rasterize`): ``layout_occupancy (B, N, t, h, w)``,
+        ``layout_uv (B, N, 2, t, h, w)`` and the entries' (objects', then occluders') pooled phrase
+        embeddings ``layout_phrases (B, N, text_dim)``; none given (or all occupancy zero) is the text-only
         mode. Returns ``(B, C, t, h, w)``.
         """
         cfg = self.config
