@@ -87,7 +87,7 @@ class TrainConfig:
     # data: "world" (rendered on the fly) or a folder with captions.jsonl / captions.csv
     data: str = "world"
     buckets: tuple[str, ...] = ("128x128x17", "128x128x1")
-    image_fraction: float = 0.2  # share of batches that are still images (world data)
+    image_fraction: float = 0.5  # share of batches that are still images (world data)
     holdout: bool = True  # world data: leave out cinepatch.data.world.HOLDOUT combinations
     fps: int = 8
     caption_dropout: float = 0.1  # empty caption → the model learns the unconditional velocity
@@ -114,8 +114,8 @@ class TrainConfig:
     object_weight: float = 4.0
     # optimisation
     batch_size: int = 8  # global: split evenly across ranks
-    lr: float = 3e-4
-    min_lr: float = 3e-5
+    lr: float = 1e-4
+    min_lr: float = 2e-5
     warmup_steps: int = 50
     weight_decay: float = 0.0
     beta1: float = 0.9
