@@ -61,13 +61,14 @@ def rasterize(plan: ScenePlan, *, grid: tuple[int, int]) -> LayoutMaps:
     screens = np.zeros((len(plan.occluders), frames, 4))  # (m, T, 4): an occluder stands still
     screens[:] = np.asarray([o.box for o in plan.occluders]).reshape(-1, 1, 4)
     boxes = np.concatenate([objects, screens])  # (N, T, 4): objects, then occluders
-    occupancy = _cover(boxes, h, w)  # (N, T, h, w)
+    cover_x, u = _profile(boxes[..., 0], boxes[..., 2], w)  # (N, T, w)
+    cover_y, v = _profile(boxes[..., 1], boxes[..., 3], h)  # (N, T, h)
+    occupancy = cover_y[..., :, None] * cover_x[..., None, :]  # (N, T, h, w)
     for screen in screens:  # in front of every object: only the part no occluder covers shows
-        overlap = np.concatenate([np.maximum(objects[..., :2], screen[:, :2]), np.minimum(objects[..., 2:], screen[:, 2:])], -1)
+        top_left, bottom_right = np.maximum(objects[..., :2], screen[:, :2]), np.minimum(objects[..., 2:], screen[:, 2:])
+        overlap = np.concatenate([top_left, bottom_right], -1)  # (n, T, 4), empty where they miss
         occupancy[: len(objects)] -= _cover(overlap, h, w)
     occupancy = np.clip(occupancy, 0.0, 1.0)
-    _, u = _profile(boxes[..., 0], boxes[..., 2], w)  # (N, T, w)
-    _, v = _profile(boxes[..., 1], boxes[..., 3], h)  # (N, T, h)
     n, t = boxes.shape[:2]
     uv = np.empty((n, 2, t, h, w), np.float32)
     uv[:, 0] = u[..., None, :]  # u varies along x, the same on every row
@@ -81,7 +82,7 @@ def rasterize(plan: ScenePlan, *, grid: tuple[int, int]) -> LayoutMaps:
 
 def _cover(boxes: np.ndarray, h: int, w: int) -> np.ndarray:
     """The share of each cell of an ``h × w`` grid that each box ``(..., 4)`` covers (an empty
-    box, ``x1 <= x0`` or ``y1 <= y0``, covers nothing): ``(..., h, w)``."""
+    box — an overlap that is none, ``x1 <= x0`` or ``y1 <= y0`` — covers nothing): ``(..., h, w)``."""
     cover_x, _ = _profile(boxes[..., 0], np.maximum(boxes[..., 2], boxes[..., 0]), w)
     cover_y, _ = _profile(boxes[..., 1], np.maximum(boxes[..., 3], boxes[..., 1]), h)
     return cover_y[..., :, None] * cover_x[..., None, :]
