@@ -159,3 +159,17 @@ def test_p_value_is_the_stated_bound(marked: np.ndarray) -> None:
 def test_informed_embedding_still_round_trips(clip: np.ndarray) -> None:
     out = wm.embed(clip, PAYLOAD, informed=2)
     assert wm.psnr(out, clip) >= 38.0 and wm.detect(out, search=False).payload == PAYLOAD
+
+
+def test_a_long_video_is_marked_and_measured_in_chunks_with_the_same_result():
+    # embed and psnr walk a video CHUNK frames at a time (flat memory for minute-long videos):
+    # the mark is the same in every frame, so a frame is marked alike wherever it sits.
+    rng = np.random.default_rng(5)
+    clip = (rng.integers(0, 64, (2 * wm.CHUNK + 3, 48, 64, 3)) + 96).astype(np.uint8)
+    marked = wm.embed(clip, PAYLOAD, informed=0)
+    alone = wm.embed(clip[-1:], PAYLOAD, informed=0)
+    assert np.array_equal(marked[-1], alone[0])
+    mse = np.mean((marked.astype(np.float64) - clip) ** 2)
+    assert wm.psnr(marked, clip) == pytest.approx(10 * np.log10(255.0**2 / mse), rel=1e-12)
+    with pytest.raises(InvalidParameter, match="frames"):
+        wm.psnr(marked, clip[:-1])

@@ -69,6 +69,7 @@ N_CHIPS = GRID * GRID  # 1024, a power of two for the Hadamard carriers
 N_SYNC, PAYLOAD_BITS, N_CRC = 16, 32, 16
 N_BITS = N_SYNC + PAYLOAD_BITS + N_CRC  # 64 carriers
 WORK = 128  # detection works on the luma resized to WORK × WORK
+CHUNK = 16  # frames per step where a video is processed frame by frame (flat memory)
 DEFAULT_PSNR = 38.5  # target PSNR of the mark (dB); rounding to uint8 costs < 0.05 dB
 FALSE_POSITIVE_BOUND = 1e-6  # `found` needs the search-wide p-value to be at most this
 MAX_SYNC_ERRORS = 2
@@ -326,8 +327,7 @@ def embed(
         mean_w = 1.0
         for _ in range(informed):
             _, s = scale(weights)
-            seen = host + s * _upsample(weights, code, WORK, WORK)[None]
-            v = _sample(_residual_from_work(seen), identity)[0]
+            v = _sample(_residual_from_work(host, mark=s * _upsample(weights, code, WORK, WORK)), identity)[0]
             z = code.carriers @ v / (math.sqrt(float(v @ v)) + 1e-9)
             margin = bits * z
             z_sync = float(_sync_z(v[None], code)[0])
@@ -347,13 +347,23 @@ def embed(
             mean_w = float(np.mean(np.abs(weights[data])))
 
     base, s = scale(weights)
-    out = frames.astype(np.float32) + (s * base[None])[..., None]
-    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    mark = (s * base)[..., None].astype(np.float32)  # (H, W, 1)
+    out = np.empty_like(frames)
+    for start in range(0, len(frames), CHUNK):  # chunks keep memory flat on long videos
+        chunk = frames[start : start + CHUNK].astype(np.float32) + mark
+        out[start : start + CHUNK] = np.clip(np.rint(chunk), 0, 255)
+    return out
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB between two uint8 arrays of the same shape."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    """PSNR in dB between two uint8 arrays of the same shape (videos: ``CHUNK`` frames at a time)."""
+    if a.shape != b.shape:
+        raise InvalidParameter("frames", f"{a.shape} and {b.shape}", "two arrays of the same shape")
+    total = sum(
+        float(np.sum((a[i : i + CHUNK].astype(np.float64) - b[i : i + CHUNK].astype(np.float64)) ** 2))
+        for i in range(0, max(len(a), 1), CHUNK)
+    )
+    mse = total / max(a.size, 1)
     return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
@@ -367,17 +377,22 @@ def _work_luma(frames: np.ndarray) -> np.ndarray:
     t, height, width, _ = frames.shape
     ry, rx = _resample_matrix(height, WORK), _resample_matrix(width, WORK)
     out = np.empty((t, WORK, WORK), np.float32)
-    for start in range(0, t, 16):  # chunks keep memory flat on long, large videos
-        out[start : start + 16] = ry @ _luma(frames[start : start + 16]) @ rx.T
+    for start in range(0, t, CHUNK):  # chunks keep memory flat on long, large videos
+        out[start : start + CHUNK] = ry @ _luma(frames[start : start + CHUNK]) @ rx.T
     return out
 
 
-def _residual_from_work(y: np.ndarray) -> np.ndarray:
-    """Frame-averaged, contrast-normalised high-pass of (T, WORK, WORK) luma."""
+def _residual_from_work(y: np.ndarray, mark: np.ndarray | None = None) -> np.ndarray:
+    """Frame-averaged, contrast-normalised high-pass of (T, WORK, WORK) luma, with ``mark``
+    (WORK, WORK) added to every frame; ``CHUNK`` frames at a time."""
     g = _gauss_matrix(WORK, 2.0)
-    hp = y - g @ y @ g.T
-    hp /= hp.std(axis=(1, 2), keepdims=True) + 0.5
-    acc = _local_normalise(hp.mean(0))
+    total = np.zeros((WORK, WORK))
+    for start in range(0, len(y), CHUNK):
+        chunk = y[start : start + CHUNK] if mark is None else y[start : start + CHUNK] + mark
+        hp = chunk - g @ chunk @ g.T
+        hp /= hp.std(axis=(1, 2), keepdims=True) + 0.5
+        total += hp.sum(0)
+    acc = _local_normalise(total / len(y))
     # Whiten the spectrum (divide by the locally smoothed magnitude): periodic textures —
     # stripes, checkerboards — are narrow peaks there and shrink, the broadband mark does not.
     # Normalising first keeps one strong feature (the visible mark's letters) from ringing
