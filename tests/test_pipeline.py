@@ -74,6 +74,28 @@ def test_progress_and_callback_once_per_step(pipe):
     _gen(pipe, progress=True)  # a tqdm bar, to stderr
 
 
+def test_the_dit_samples_whole_temporal_patches_and_the_held_frame_has_noise_of_its_own(encoder):
+    # A DiT with 2-frame patches trains on clips held to whole patches (a still is a held
+    # two-frame clip), so the sampler gives it the same: one more latent frame, its own noise.
+    torch.manual_seed(0)
+    dit = DiT(DiTConfig(in_channels=4, width=32, depth=2, heads=2, text_dim=encoder.dim, patch=(2, 2, 2)))
+    with torch.no_grad():
+        for p in dit.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    pipe = Pipeline(dit=dit, vae=CausalVAE(VAE_PRESETS["tiny"]), text_encoder=encoder, sampler=SamplerConfig(steps=2))
+    seen, given = [], []
+    forward = dit.forward
+    dit.forward = lambda x, t, **kw: (seen.append(x.clone()), forward(x, t, **kw))[1]
+    video = _gen(pipe, frames=9, steps=2, guidance=1.0, callback=lambda i, t, z: given.append(z.shape))[0]
+    assert video.shape == (9, 32, 32, 3)  # 3 latent frames, sampled as 4
+    assert seen[0].shape[2] == 4 and not torch.equal(seen[0][:, :, 3], seen[0][:, :, 2])
+    assert given == [(1, 4, 3, 4, 4)] * 2  # a step's latents are the video's own frames
+    # The video's own frames start from the same noise as without the held one.
+    own = torch.randn((4, 3, 4, 4), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(seen[0][0, :, :3], own)
+    assert _gen(pipe, frames=1, steps=2, guidance=1.0)[0].shape == (1, 32, 32, 3)
+
+
 def test_bad_parameters_raise_invalid_parameter(pipe):
     cases = {
         "frames": dict(frames=6),

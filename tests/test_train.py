@@ -194,6 +194,30 @@ def test_a_grounded_dit_gets_each_clips_box_maps_and_dropped_clips_get_none(tmp_
     assert len(seen) == 1 and torch.equal(seen[0], batches[0].inputs["layout_occupancy"])
 
 
+def test_clips_are_held_to_whole_temporal_patches_before_noise(tmp_path):
+    # With 2-frame patches a still trains as a held two-frame clip and a 9-frame clip as 10
+    # frames (3 latent frames → 4): the held copy has its own noise and is in the loss.
+    config = apply_overrides(TrainConfig(), [*TINY, "data=world", "buckets=32x32x9,32x32x1", "latent_cache=0",
+                                             "dit.patch=[2,2,2]", "dit.layout_dim=4", "object_weight=2",
+                                             f"out_dir={tmp_path}"])
+    ranks = setup_ranks(config)
+    models = build_models(config, ranks)
+    latents = Latents(config, ranks, models)
+    lengths = set()
+    for step in range(6):
+        plan = latents.stream.plan(step)
+        clips = latents.get(plan)
+        for clip in clips:
+            t = clip.latent.shape[1]
+            lengths.add(t)
+            assert t % 2 == 0 and torch.equal(clip.latent[:, -1], clip.latent[:, -2])
+            assert torch.equal(clip.weight[-1], clip.weight[-2]) and clip.weight.shape[0] == t
+            assert clip.layout.occupancy.shape[1] == t
+        batch = make_batch(config, step, plan, latents, models.text_encoder)
+        assert not torch.equal(batch.noise[:, :, -1], batch.noise[:, :, -2])
+    assert lengths == {2, 4}  # stills and clips
+
+
 def test_lr_schedule_and_conditioning_masks():
     cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_steps=10, max_steps=110)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)

@@ -306,6 +306,15 @@ class Pipeline:
         shape = self.latent_shape(frames, height, width)
         cond_mask, cond_latents = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
         source = self._init_latents(init, shape, frames=frames, width=width, height=height)
+        from cinepatch.models.dit import pad_time
+
+        # Sample whole temporal patches, as the DiT trained: the last latent frame held, with
+        # noise of its own, and cropped before decoding.
+        pt = self.dit.config.patch[0]
+        cond_mask, cond_latents = pad_time(cond_mask, pt, dim=0), pad_time(cond_latents, pt, dim=1)
+        source = None if source is None else pad_time(source, pt, dim=1)
+        padded = (shape[0], cond_mask.shape[0], *shape[2:])
+        held = (shape[0], padded[1] - shape[1], *shape[2:])
         # Remix: the sampler runs only the last noise_strength share of the clock (see _sample).
         strength = float(noise_strength)
         run_steps = max(1, round(steps * strength))
@@ -313,26 +322,24 @@ class Pipeline:
         # -- sample, a batch at a time -------------------------------------------------------------
         batches = [range(i, min(i + batch_size, len(prompts))) for i in range(0, len(prompts), batch_size)]
         total = run_steps * len(batches)
-        meter = _Meter(progress, total, callback, strength)
+        meter = _Meter(progress, total, callback, strength, frames=shape[1])
         videos: list[np.ndarray] = []
         try:
             for batch in batches:
                 b = len(batch)
-                noise = torch.stack(
-                    [torch.randn(shape, generator=torch.Generator().manual_seed(seeds[i])) for i in batch]
-                ).to(self.device)  # (b, C, t, h, w)
+                noise = torch.stack([_noise(shape, held, seeds[i]) for i in batch]).to(self.device)  # (b, C, t', h, w)
                 x = noise if source is None else (1 - strength) * source[None] + strength * noise
                 text = self.encode_text([prompts[i] for i in batch])
                 neg = self.encode_text([negatives[i] for i in batch])
                 if self.dit.config.layout_dim:
-                    text.update(self.encode_plans([plans[i] for i in batch], shape[1:]))
-                    neg.update(self.encode_plans([None] * b, shape[1:]))
+                    text.update(self.encode_plans([plans[i] for i in batch], padded[1:]))
+                    neg.update(self.encode_plans([None] * b, padded[1:]))
 
                 z = self._sample(
                     x, text, neg if guidance != 1 else None, steps=run_steps, guidance=float(guidance),
-                    cond_mask=cond_mask[None].expand(b, -1), cond_latents=cond_latents[None].expand(b, *shape),
+                    cond_mask=cond_mask[None].expand(b, -1), cond_latents=cond_latents[None].expand(b, *padded),
                     strength=strength, callback=meter.step,
-                )
+                )[:, :, : shape[1]]
                 videos.extend(self.decode_latents(z))
         finally:
             meter.close()
@@ -538,10 +545,14 @@ def _load_weights(module: torch.nn.Module, path: Path) -> None:
 
 class _Meter:
     """Reports sampler steps: a tqdm bar (``progress`` None: when stderr is a terminal; True:
-    always), or ``progress(done, total)``, and ``callback(step, t, latents)`` on the real clock."""
+    always), or ``progress(done, total)``, and ``callback(step, t, latents)`` on the real clock
+    with the video's own ``frames`` latent frames (the held padding cropped)."""
 
-    def __init__(self, progress: bool | Progress | None, total: int, callback: StepCallback | None, strength: float) -> None:
+    def __init__(
+        self, progress: bool | Progress | None, total: int, callback: StepCallback | None, strength: float, frames: int
+    ) -> None:
         self.progress, self.total, self.callback, self.strength = progress, total, callback, strength
+        self.frames = frames
         self.done = 0
         self.bar = None
         if progress is None or progress is True:
@@ -556,7 +567,7 @@ class _Meter:
         if callable(self.progress) and self.progress is not True:
             self.progress(self.done, self.total)
         if self.callback is not None:
-            self.callback(i, self.strength * u_next, z)
+            self.callback(i, self.strength * u_next, z[:, :, : self.frames])
 
     def close(self) -> None:
         if self.bar is not None:
@@ -646,6 +657,13 @@ def _as_frames(name: str, frames: Any) -> np.ndarray:
     if arr.ndim != 4 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
         raise InvalidParameter(name, f"{arr.dtype}{tuple(arr.shape)}", "uint8 frames (T, H, W, 3) or an image (H, W, 3)")
     return np.ascontiguousarray(arr)
+
+
+def _noise(shape: tuple[int, ...], held: tuple[int, ...], seed: int) -> torch.Tensor:
+    """A video's initial noise: the frames' own (the same draw whatever the padding), then the
+    held frames' from the same generator."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.cat([torch.randn(shape, generator=gen), torch.randn(held, generator=gen)], dim=1)
 
 
 def _seeds(seed: int | Sequence[int], n: int) -> list[int]:

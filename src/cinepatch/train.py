@@ -55,7 +55,7 @@ from cinepatch.data import BatchStream, FolderSource, WorldSource, parse_buckets
 from cinepatch.errors import InvalidParameter
 from cinepatch.io.atomic import atomic_dir
 from cinepatch.models.dit import PRESETS as DIT_PRESETS
-from cinepatch.models.dit import DiT, DiTConfig, forward_flops
+from cinepatch.models.dit import DiT, DiTConfig, forward_flops, pad_time
 from cinepatch.models.text import load_text_encoder
 from cinepatch.models.vae import PRESETS as VAE_PRESETS
 from cinepatch.models.vae import CausalVAE, VAEConfig
@@ -495,6 +495,7 @@ class Latents:
             self.source, batch_size=config.batch_size, seed=config.seed, rank=ranks.rank, world_size=ranks.world
         )
         self.config, self.vae, self.device = config, models.vae, ranks.device
+        self.frames_multiple = patch[0]  # clips are held to whole temporal patches (pad_time)
         self.cache: dict[tuple[Any, int], Encoded] = {}
         if config.latent_cache:  # the cached clips' captions come back too: keep their embeddings
             encoder = models.text_encoder
@@ -516,8 +517,12 @@ class Latents:
         weight = None
         if self.config.object_weight:  # else plain MSE: no per-cell weights stored at all
             weight = cell_weights(clip.focus, tuple(latent.shape[1:]), self.config.object_weight).to(self.device)
+            weight = pad_time(weight, self.frames_multiple, dim=0)
+        # The last frame held to a whole temporal patch, before any noise: the held copy gets
+        # noise of its own and a loss like any frame (a still trains both frames of a patch).
+        latent = pad_time(latent, self.frames_multiple, dim=1)
         layout = None
-        if self.layout:
+        if self.layout:  # the plan's last frame holds too (latent_layout clamps to it)
             layout = latent_layout(clip.plan, tuple(latent.shape[1:]), frame_step=self.vae.config.temporal_compression)
         return Encoded(latent, clip.caption, weight, layout)
 

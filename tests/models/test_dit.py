@@ -17,6 +17,7 @@ from cinepatch.models.dit import (
     count_params,
     forward_flops,
     grid_positions,
+    pad_time,
     patchify,
     recut,
     rope_angles,
@@ -62,6 +63,15 @@ def test_patchify_groups_one_spacetime_patch_per_token_and_pads_with_last_frame(
     assert grid == (2, 1, 1)
     assert torch.equal(tokens[0, 0], x[0, 0, :2].reshape(-1))  # frames 0-1, all of h×w
     assert torch.equal(tokens[0, 1], torch.cat([x[0, 0, 2].reshape(-1)] * 2))  # frame 2, repeated
+
+
+def test_pad_time_holds_the_last_frame_up_to_whole_patches():
+    x = torch.randn(2, 3, 5, 4, 4)
+    held = pad_time(x, 2)
+    assert held.shape == (2, 3, 6, 4, 4) and torch.equal(held[:, :, :5], x) and torch.equal(held[:, :, 5], x[:, :, 4])
+    assert pad_time(x, 5) is x  # already whole
+    mask = torch.tensor([1.0, 0.0, 0.0])
+    assert pad_time(mask, 2, dim=0).tolist() == [1.0, 0.0, 0.0, 0.0]
 
 
 def test_patchify_rejects_sizes_that_do_not_divide():

@@ -46,6 +46,7 @@ __all__ = [
     "DiTConfig",
     "PRESETS",
     "DiT",
+    "pad_time",
     "patchify",
     "unpatchify",
     "rope_axis_dims",
@@ -173,22 +174,30 @@ def _grid(latent: tuple[int, int, int], patch: tuple[int, int, int]) -> tuple[in
     return -(-t // pt), h // ph, w // pw
 
 
+def pad_time(x: Tensor, multiple: int, dim: int = 2) -> Tensor:
+    """``x`` padded along ``dim`` (time) at the end up to a multiple of ``multiple`` frames by
+    repeating its last frame: a padded frame is the last frame held."""
+    pad = -x.shape[dim] % multiple
+    if not pad:
+        return x
+    last = x.narrow(dim, x.shape[dim] - 1, 1)
+    return torch.cat([x, last.expand(*[pad if i == dim else -1 for i in range(x.dim())])], dim=dim)
+
+
 def patchify(x: Tensor, patch: tuple[int, int, int]) -> tuple[Tensor, tuple[int, int, int]]:
     """Cut ``(B, C, t, h, w)`` into spacetime patches: ``(B, N, C·p_t·p_h·p_w)`` and the grid.
 
     Time is padded at the *end* up to a multiple of ``p_t`` by repeating the last latent frame
-    (all channels, mask channel included), so the padding looks like the clip's own last frame
-    rather than a zero frame the model never sees in training; ``unpatchify`` crops it off and
-    the loss never sees it. Height and width must divide exactly (sizes are multiples of 16,
+    (all channels, mask channel included); ``unpatchify`` crops it off. The trainer and the
+    pipeline pad before noising instead (:func:`pad_time`), so every frame the DiT sees has
+    its own noise and every output frame is trained: a still is a held two-frame clip. Height and width must divide exactly (sizes are multiples of 16,
     so latents are multiples of 2): they raise instead of being silently cropped.
     Token order is raster over (t, h, w); features are ordered (C, p_t, p_h, p_w).
     """
     b, c, t, h, w = x.shape
     pt, ph, pw = patch
     gt, gh, gw = _grid((t, h, w), patch)
-    pad = gt * pt - t
-    if pad:
-        x = torch.cat([x, x[:, :, -1:].expand(b, c, pad, h, w)], dim=2)  # (B, C, gt·pt, h, w)
+    x = pad_time(x, pt)  # (B, C, gt·pt, h, w)
     x = x.reshape(b, c, gt, pt, gh, ph, gw, pw)
     x = x.permute(0, 2, 4, 6, 1, 3, 5, 7)  # (B, gt, gh, gw, C, pt, ph, pw)
     return x.reshape(b, gt * gh * gw, c * pt * ph * pw), (gt, gh, gw)
