@@ -41,6 +41,7 @@ import torch
 
 from cinepatch import limits
 from cinepatch.errors import InvalidParameter, ModelError
+from cinepatch.models.dit import pad_time
 from cinepatch.planning.raster import rasterize
 from cinepatch.planning.schema import ScenePlan
 
@@ -306,8 +307,6 @@ class Pipeline:
         shape = self.latent_shape(frames, height, width)
         cond_mask, cond_latents = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
         source = self._init_latents(init, shape, frames=frames, width=width, height=height)
-        from cinepatch.models.dit import pad_time
-
         # Sample whole temporal patches, as the DiT trained: the last latent frame held, with
         # noise of its own, and cropped before decoding.
         pt = self.dit.config.patch[0]

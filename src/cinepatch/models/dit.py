@@ -190,8 +190,9 @@ def patchify(x: Tensor, patch: tuple[int, int, int]) -> tuple[Tensor, tuple[int,
     Time is padded at the *end* up to a multiple of ``p_t`` by repeating the last latent frame
     (all channels, mask channel included); ``unpatchify`` crops it off. The trainer and the
     pipeline pad before noising instead (:func:`pad_time`), so every frame the DiT sees has
-    its own noise and every output frame is trained: a still is a held two-frame clip. Height and width must divide exactly (sizes are multiples of 16,
-    so latents are multiples of 2): they raise instead of being silently cropped.
+    its own noise and every output frame is trained: a still is a held two-frame clip.
+    Height and width must divide exactly (sizes are multiples of 16, so latents are multiples
+    of 2): they raise instead of being silently cropped.
     Token order is raster over (t, h, w); features are ordered (C, p_t, p_h, p_w).
     """
     b, c, t, h, w = x.shape
