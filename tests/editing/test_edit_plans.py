@@ -224,3 +224,33 @@ def test_a_backend_without_plans_edits_as_before_with_one_warning(studio: Studio
     notes = [str(w.message) for w in seen if "scene plans" in str(w.message)]
     assert len(notes) == 1 and "does not read scene plans" in notes[0]
     assert result.plan is None and result.frames == 24
+
+
+@pytest.mark.parametrize(("second", "cut"), [
+    ("a small red circle moves slowly down on a navy background", False),  # the same background
+    ("a small red circle moves slowly down", False),  # names none: keeps the one it continues
+    ("a small red circle moves slowly down on a checkered gray background", True),  # another one
+])
+def test_a_storyboard_card_that_names_another_background_is_a_cut(second: str, cut: bool) -> None:
+    from cinepatch import editing
+    from cinepatch.backends.base import GenerationSpec
+    from cinepatch.backends.world import WorldOracle
+
+    asked: list[GenerationSpec] = []
+
+    class Recording(WorldOracle):
+        def generate(self, spec, **kw):
+            asked.append(spec)
+            return super().generate(spec, **kw)
+
+    first = "a small red circle moves slowly right on a navy background"
+    plan_text = lambda text, frames: plan_prompt(text, width=64, height=64, fps=FPS, frames=frames, seed=0)
+    spec = GenerationSpec(prompt=first, negative="", frames=24, width=64, height=64, fps=FPS, seed=0, steps=1, guidance=1.0)
+    cards = [{"at": 0, "prompt": first}, {"at": 1.5, "prompt": second}]
+    made = editing.plan("storyboard", spec, [], {"cards": cards}, window=33, latent_step=1,
+                        planning=editing.Planning(prompt=plan_text(first, 24), plan_text=plan_text))
+    frames = made.run(Recording(), progress=lambda f: None)
+    assert len(frames) == 24 and len(asked) == 2
+    assert asked[0].keyframes is None  # the first card starts the video
+    assert (asked[1].keyframes is None) == cut  # a cut starts afresh; a continuation pins the card before's end
+    assert asked[1].plan is not None and asked[1].plan.background.colour == ("gray" if cut else "navy")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cinepatch.errors import UnknownPrompt
-from cinepatch.world import parse_prompt, parse_prompt_report, unknown_words
+from cinepatch.world import names_background, parse_prompt, parse_prompt_report, unknown_words
 
 
 def test_synonyms_from_the_contract():
@@ -82,3 +82,13 @@ def test_words_not_understood_are_reported():
     assert not result.fully_understood
     assert unknown_words("a red ball moves right") == ()
     assert "castle" in unknown_words("a castle")
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("a red circle moves right", False),
+    ("a blue ball on a gray background", True),  # the object's colour stays the object's
+    ("a red circle on a checkered backdrop", True),  # a texture alone names one
+    ("against a plain dark blue backdrop, a small red square", True),
+])
+def test_names_background(text: str, named: bool) -> None:
+    assert names_background(text) is named

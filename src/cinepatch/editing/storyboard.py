@@ -3,7 +3,10 @@ rendered as one continuous video.
 
 A card spans from its time to the next card's (the last to the end), or for ``seconds`` when
 it gives them; the gap after a short card continues that card. Each card's part is made as a
-continuation of everything before it, so motion carries across card boundaries.
+continuation of everything before it, so motion carries across card boundaries — except where
+a card's prompt names another background than the card before's plan: that card is a cut, a new
+shot (the world has no backgrounds that turn into others, so a continuation would drag the old
+one into the new card).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from cinepatch.editing.scenes import window as window_of
 from cinepatch.errors import InvalidParameter
 from cinepatch.planning.schema import ScenePlan
 from cinepatch.io.video import Video
+from cinepatch.world.parse import names_background
 
 __all__ = ["Card", "parse_cards", "read_storyboard", "storyboard"]
 
@@ -113,7 +117,8 @@ def storyboard(
 ) -> Plan:
     """Each card's part made in turn, continuing everything before it; with ``planning``, one
     plan per card (its prompt's, or its image's or clip's objects) with an object the cards
-    share carried from one card into the next, all joined into the output's plan."""
+    share carried from one card into the next, all joined into the output's plan, and a card
+    whose planned background differs from the card before it made as a cut."""
     cards = parse_cards(params.get("cards"), duration=spec.seconds, sources=len(inputs))
     conformed = [conform(video, width=spec.width, height=spec.height, fps=spec.fps, name=f"source {i}")
                  for i, video in enumerate(inputs)]
@@ -125,7 +130,7 @@ def storyboard(
     prompts = [expand(card.prompt) if card.prompt else spec.prompt for card in cards]
     length = window_length(window, spec.fps, latent_step)
     context = context_length(spec.fps, length, latent_step)
-    scene, plan_notes = _scene(cards, starts, conformed, spec, planning)
+    scene, cuts, plan_notes = _scene(cards, starts, conformed, spec, planning)
     notes += plan_notes
     shapes = (replace(spec, frames=min(length, starts[1]), plan=window_of(scene, 0, min(length, starts[1]))),
               placeholder(replace(spec, frames=length), context, list(range(context))))
@@ -146,8 +151,8 @@ def storyboard(
                 # frame. The rest of the card continues from it.
                 keep = len(media) if card.seconds is None else max(1, round(card.seconds * spec.fps))
                 head = media[: min(n, keep)]
-            elif len(video) == 0:
-                first = replace(part, frames=min(n, length), plan=window_of(scene, 0, min(n, length)))
+            elif len(video) == 0 or cuts[i]:
+                first = replace(part, frames=min(n, length), plan=window_of(scene, starts[i], min(n, length)))
                 head = backend.generate(first, progress=lambda f, share=first.frames / n: report(share * f))
             else:
                 head = video[:0]
@@ -163,13 +168,17 @@ def storyboard(
 
 def _scene(
     cards: list[Card], starts: list[int], conformed: list, spec: GenerationSpec, planning: Planning | None  # noqa: ANN001
-) -> tuple[ScenePlan | None, tuple[str, ...]]:
-    """The storyboard's plan: the person's (fitted), else each card's plan, carried and joined."""
+) -> tuple[ScenePlan | None, list[bool], tuple[str, ...]]:
+    """The storyboard's plan: the person's (fitted), else each card's plan, carried and joined;
+    and for each card whether it is a cut (its prompt names a background the card before's plan
+    does not have; a card that names none keeps the one it continues)."""
+    cuts = [False] * len(cards)
     if planning is None:
-        return None, ()
+        return None, cuts, ()
     if planning.user is not None:
-        return fitted(planning.user, spec.frames), ()
+        return fitted(planning.user, spec.frames), cuts, ()
     whole: ScenePlan | None = None
+    before: ScenePlan | None = None
     notes: tuple[str, ...] = ()
     for i, card in enumerate(cards):
         n = starts[i + 1] - starts[i]
@@ -182,6 +191,9 @@ def _scene(
             if read_plan is not None:
                 part = animated(read_plan, part, 0, frames=n) if keep == 1 else continued(read_plan, n - keep)
         if part is None:
-            return None, (*notes, f"card {i} could not be planned; the storyboard follows its cards alone")
-        whole = part if whole is None else joined(whole, carried(whole, part), 0)
-    return whole, notes
+            return None, [False] * len(cards), (*notes, f"card {i} could not be planned; the storyboard follows its cards alone")
+        if before is not None and card.source is None and not names_background(str(card.prompt)):
+            part = replace(part, background=before.background)  # a card that names none keeps it
+        cuts[i] = before is not None and part.background != before.background
+        whole, before = (part if whole is None else joined(whole, carried(whole, part), 0)), part
+    return whole, cuts, notes

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from cinepatch.world.captions import CAPTION_LEVELS, captions, dense_caption, random_scene
 from cinepatch.world.evaluate import Check, EvalReport, evaluate
-from cinepatch.world.parse import ParseResult, parse_prompt, parse_prompt_report, unknown_words, world_summary
+from cinepatch.world.parse import ParseResult, names_background, parse_prompt, parse_prompt_report, unknown_words, world_summary
 from cinepatch.world.render import Layout, Track, layout, render, render_with_mask
 from cinepatch.world.scene import Background, Pillar, Scene, SceneObject
 
@@ -32,6 +32,7 @@ __all__ = [
     "captions",
     "dense_caption",
     "CAPTION_LEVELS",
+    "names_background",
     "parse_prompt",
     "parse_prompt_report",
     "ParseResult",

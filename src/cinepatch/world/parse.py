@@ -35,7 +35,7 @@ from cinepatch.world.scene import (
     SceneObject,
 )
 
-__all__ = ["ParseResult", "parse_prompt", "parse_prompt_report", "unknown_words", "LEXICON", "world_summary"]
+__all__ = ["ParseResult", "names_background", "parse_prompt", "parse_prompt_report", "unknown_words", "LEXICON", "world_summary"]
 
 
 def _plural(words: dict[str, str]) -> dict[str, tuple[str, bool]]:
@@ -490,6 +490,13 @@ def parse_prompt_report(text: str) -> ParseResult:
         tok for i, tok in enumerate(tokens) if i not in covered and tok not in _STOPWORDS and tok.isalpha()
     )
     return ParseResult(scene=scene, unknown_words=unknown)
+
+
+def names_background(text: str) -> bool:
+    """Whether ``text`` names a background colour or texture (a scene it does not name one for
+    is drawn on black, :func:`parse_prompt`; a storyboard card keeps the card before's)."""
+    _, _, colour, texture = _scene_words(_lex(_tokens(text)))
+    return colour is not None or texture != "none"
 
 
 def parse_prompt(text: str) -> Scene:
