@@ -14,8 +14,9 @@ a user gets them — with the visible corner mark off, because the pixel compari
 
 - image-to-video: PSNR of the output's first frame against the image (target ≥ 28 dB).
 - extend (forward and backward) / loop / blend: at each seam, the mean absolute pixel change
-  divided by the median frame-to-frame change inside the clip (target ≤ 2); the evaluator on
-  the new part.
+  divided by the median frame-to-frame change inside the clip (target ≤ 2); for extend also the
+  change across the joint over the new part's own median change (about 1: the joint is no
+  rougher than the model's own frames); the evaluator on the new part.
 - remix (default strength): one attribute (colour, shape or background) changed in the prompt;
   how often the evaluator finds the new attribute, the correlation of the object's centroid
   path with the source's, and the cases with both (the attribute found and correlation ≥ 0.9:
@@ -164,6 +165,7 @@ def run_i2v(b: Bench, n: int) -> dict:
 
 def run_extend(b: Bench, n: int) -> dict:
     seams: dict[str, list[float]] = {"forward": [], "backward": []}
+    own: dict[str, list[float]] = {"forward": [], "backward": []}
     quality = []
     for i in range(n):
         for direction in seams:
@@ -176,8 +178,17 @@ def run_extend(b: Bench, n: int) -> dict:
             joint = len(source) if direction == "forward" else len(out) - len(source)
             seams[direction] += seam_ratios(out, [joint], generation_loss(source, b.fps, b.workdir))
             new = out[len(source) :] if direction == "forward" else out[:joint]
+            own[direction].append(seam_over_new_part(out, joint, new))
             quality.append(b.judge(new, prompt))
-    return {"seam_ratio": seams, "evaluator_new_part": quality}
+    return {"seam_ratio": seams, "seam_over_new_part": own, "evaluator_new_part": quality}
+
+
+def seam_over_new_part(frames: np.ndarray, joint: int, new: np.ndarray) -> float:
+    """The change across the joint over the median frame-to-frame change of the new part alone:
+    about 1 when the joint is no rougher than the model's own frames, whatever the source's."""
+    across = float(np.abs(frames[joint].astype(np.float32) - frames[joint - 1]).mean())
+    inside = np.abs(np.diff(new.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    return across / max(float(np.median(inside)), 0.5)
 
 
 def run_loop(b: Bench, n: int) -> dict:
