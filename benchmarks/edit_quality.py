@@ -13,10 +13,11 @@ a user gets them — with the visible corner mark off, because the pixel compari
 (image-to-video and re-cut PSNR) are about the edit, not the overlay. Figures:
 
 - image-to-video: PSNR of the output's first frame against the image (target ≥ 28 dB).
-- extend (forward and backward) / loop / blend: at each seam, the mean absolute pixel change
-  divided by the median frame-to-frame change inside the clip (target ≤ 2); for extend also the
-  change across the joint over the new part's own median change (about 1: the joint is no
-  rougher than the model's own frames); the evaluator on the new part.
+- extend (forward and backward) / loop / blend (B on A's background, and B on its own): at
+  each seam, the mean absolute pixel change divided by the median frame-to-frame change inside
+  the clip (target ≤ 2); for extend also the change across the joint over the new part's own
+  median change (about 1: the joint is no rougher than the model's own frames); the evaluator
+  on the new part.
 - remix (default strength): one attribute (colour, shape or background) changed in the prompt;
   how often the evaluator finds the new attribute, the correlation of the object's centroid
   path with the source's, and the cases with both (the attribute found and correlation ≥ 0.9:
@@ -205,19 +206,25 @@ def run_loop(b: Bench, n: int) -> dict:
 
 
 def run_blend(b: Bench, n: int) -> dict:
-    seams, quality = [], []
+    """Each case joins A to B twice: B on A's background (the world can carry everything across
+    the bridge), and B as drawn — on another background the world has no way from one to the
+    other, so the joint is a cut (the oracle's too) and the seam measures the cut."""
+    seams: dict[str, list[float]] = {"same_background": [], "other_background": []}
+    quality = []
     for i in range(n):
-        first_scene, second_scene = b.scene(), b.scene()
+        first_scene, drawn = b.scene(), b.scene()
         first, path_a = b.source(first_scene, 2, f"blend-a-{i}")
-        second, path_b = b.source(second_scene, 2, f"blend-b-{i}")
-        prompt = f"{dense_caption(first_scene).rstrip('.')}, then {dense_caption(second_scene)}"
-        out = b.create(prompt, seconds=1, edit="blend", sources=(path_a, path_b), params={"transition": 1})
-        if out is None:
-            continue
-        bridge = len(out) - len(first) - len(second)
-        floor = max(generation_loss(first, b.fps, b.workdir), generation_loss(second, b.fps, b.workdir))
-        seams += seam_ratios(out, [len(first), len(first) + bridge], floor)
-        quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
+        for kind, second_scene in (("same_background", replace(drawn, background=first_scene.background)),
+                                   ("other_background", drawn)):
+            second, path_b = b.source(second_scene, 2, f"blend-b-{i}")
+            prompt = f"{dense_caption(first_scene).rstrip('.')}, then {dense_caption(second_scene)}"
+            out = b.create(prompt, seconds=1, edit="blend", sources=(path_a, path_b), params={"transition": 1})
+            if out is None:
+                continue
+            bridge = len(out) - len(first) - len(second)
+            floor = max(generation_loss(first, b.fps, b.workdir), generation_loss(second, b.fps, b.workdir))
+            seams[kind] += seam_ratios(out, [len(first), len(first) + bridge], floor)
+            quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
     return {"seam_ratio": seams, "evaluator_transition_vs_second": quality}
 
 
