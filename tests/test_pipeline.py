@@ -123,13 +123,36 @@ def test_bad_parameters_raise_invalid_parameter(pipe):
         _gen(pipe, seed=[1, 2], prompts=["a", "b", "c"])
 
 
+def test_released_frames_follow_their_reference_down_to_their_release(pipe):
+    """A released frame is its reference noised to the sampler's level until the level falls to
+    its release, then free; release 0 ends on the reference, 1 is a free frame."""
+    from cinepatch.flow import timestep_schedule
+
+    ref = torch.randn(4, 3, 4, 4)
+    cond = Conditioning(mask=torch.zeros(3), latents=ref, release=torch.tensor([0.0, 0.5, 1.0]))
+    mask, resolved, release = pipe.resolve_conditioning(cond, frames=9, width=32, height=32)
+    assert mask.sum() == 0 and release.tolist() == [0.0, 0.5, 1.0]
+    assert torch.equal(resolved[:, :2], ref[:, :2]) and resolved[:, 2].abs().sum() == 0  # a free frame's is ignored
+    levels, states = [], []
+    _gen(pipe, frames=9, cond=cond, steps=6, callback=lambda i, t, z: (levels.append(t), states.append(z[0].clone())))
+    assert levels == timestep_schedule(6, shift=pipe.sampler.shift).tolist()[1:]
+    assert torch.allclose(states[-1][:, 0], ref[:, 0], atol=1e-5)  # release 0: the reference at the end
+    assert not torch.allclose(states[0][:, 0], ref[:, 0], atol=1e-2)  # ... noised before it
+    # release 0.5: the reference noised (with one noise) while the level is above 0.5, then free
+    noise = (states[0][:, 1] - (1 - levels[0]) * ref[:, 1]) / levels[0]
+    held = [(1 - t) * ref[:, 1] + t * noise for t in levels]
+    assert all(torch.allclose(z[:, 1], h, atol=1e-4) == (t >= 0.5) for t, z, h in zip(levels, states, held))
+    with pytest.raises(InvalidParameter, match="cond.release"):
+        _gen(pipe, frames=9, cond=Conditioning(mask=torch.zeros(3), latents=ref, release=torch.tensor([1.5, 0.0, 0.0])))
+
+
 def test_conditioning_keeps_given_frames_exactly(pipe):
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
     ref = pipe.encode_frames(image)  # (C, 1, h, w)
     latents = torch.zeros(4, 3, 4, 4)
     latents[:, 0] = latents[:, 2] = ref[:, 0]  # the first and the last latent frame: a loop
-    mask, resolved = pipe.resolve_conditioning(
+    mask, resolved, _ = pipe.resolve_conditioning(
         Conditioning(mask=torch.tensor([1.0, 0.0, 1.0]), latents=latents), frames=9, width=32, height=32
     )
     assert mask.tolist() == [1.0, 0.0, 1.0]
@@ -140,8 +163,8 @@ def test_conditioning_keeps_given_frames_exactly(pipe):
     assert torch.equal(final[-1][0, :, 0], ref[:, 0])  # frame 0 is the reference at every step
     # Latents where the mask is 0 are ignored.
     direct = Conditioning(mask=torch.tensor([0.0, 1.0, 0.0]), latents=torch.randn(4, 3, 4, 4))
-    mask, latents = pipe.resolve_conditioning(direct, frames=9, width=32, height=32)
-    assert latents[:, 0].abs().sum() == 0 and latents[:, 1].abs().sum() > 0
+    mask, latents, release = pipe.resolve_conditioning(direct, frames=9, width=32, height=32)
+    assert latents[:, 0].abs().sum() == 0 and latents[:, 1].abs().sum() > 0 and release is None
     assert [latent_index(i, 4) for i in (0, 1, 4, 5, 8)] == [0, 1, 1, 2, 2]
     with pytest.raises(InvalidParameter, match="cond.mask shape"):
         _gen(pipe, frames=5, cond=first)  # 3 latent frames given for a clip of 2

@@ -13,6 +13,12 @@ In training and in sampling their entries of ``x_t`` are set to the reference
 ``cond_latents`` (clean, as if at t = 0) and the model also sees the reference and mask as
 input channels; the loss is taken on the other frames only, and the sampler keeps the given
 frames at their reference values at every step, so the result carries them exactly.
+
+Sampling can also *release* a frame gradually (``release``, differential diffusion): a frame
+that is not given follows its reference noised to the sampler's level — with the run's own
+starting noise — until the level falls to its release, and is free from there on. Release 0
+keeps the reference; 1 is a free frame. The model sees only the given frames' references, as
+in training: a released frame is to it a noisy frame like any other.
 """
 
 from __future__ import annotations
@@ -187,6 +193,28 @@ def _cat_text(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> dict[str, Ten
     return out
 
 
+def _follower(
+    x: Tensor, given: Tensor, reference: Tensor, release: Tensor | None
+) -> Callable[[Tensor, float], Tensor]:
+    """``follow(x, t)``: ``x`` with every released frame still above its release level set to
+    its reference noised to ``t`` with the starting noise ``x`` (identity without ``release``)."""
+    if release is None:
+        return lambda x, t: x
+    b, _, frames = x.shape[:3]
+    if tuple(release.shape) != (b, frames):
+        raise InvalidParameter("release shape", tuple(release.shape), f"(B, t) = {(b, frames)}")
+    if bool(((release < 0) | (release > 1)).any()):
+        raise InvalidParameter("release", "values", "0 to 1 per latent frame")
+    level = release.to(x.dtype)[:, None, :, None, None]
+    noise = x.clone()
+
+    def follow(x: Tensor, t: float) -> Tensor:
+        held = (level <= t) & ~given
+        return torch.where(held, (1 - t) * reference + t * noise, x)
+
+    return follow
+
+
 def sample(
     model_fn: ModelFn,
     noise: Tensor | Sequence[int],
@@ -202,6 +230,7 @@ def sample(
     seed: int | None = None,
     generator: torch.Generator | None = None,
     callback: Callable[[int, float, Tensor], None] | None = None,
+    release: Tensor | None = None,
 ) -> Tensor:
     """Integrate from noise (t = 1) to data (t = 0); returns ``x_0 (B, C, t, h, w)``.
 
@@ -211,7 +240,8 @@ def sample(
     guidance ``v = v_neg + g·(v_text − v_neg)`` runs cond and uncond in one batch.
     ``negative`` is the negative or empty-prompt conditioning, same keys as ``text`` (token
     axes may differ in length; the shorter is padded with zeros / False).
-    ``callback(step, t_next, x)`` is called after every step.
+    ``callback(step, t_next, x)`` is called after every step. ``release (B, t)`` in 0..1
+    releases frames gradually (module docstring); their references are in ``cond_latents``.
     """
     # -- validate at the edge --------------------------------------------------------------
     if method not in ("euler", "heun"):
@@ -232,6 +262,8 @@ def sample(
     x = noise
     cond_mask, cond_latents = _validate_cond(x, cond_mask, cond_latents)
     m = _frame_mask(cond_mask, x) > 0  # (B, 1, t, 1, 1) bool
+    follow = _follower(x, m, cond_latents, release)
+    cond_latents = cond_latents * m  # the model sees the given frames' references only
     both = _cat_text(text, negative) if guided and negative is not None else {}
     b = x.shape[0]
 
@@ -252,7 +284,7 @@ def sample(
 
     # -- the loop ------------------------------------------------------------------------
     ts = timestep_schedule(steps, shift=shift).tolist()
-    x = torch.where(m, cond_latents, x)  # given frames start (and stay) at their reference
+    x = follow(torch.where(m, cond_latents, x), ts[0])  # given frames start (and stay) at their reference
     with torch.no_grad():
         for i in range(steps):
             t, t_next = ts[i], ts[i + 1]
@@ -262,7 +294,7 @@ def sample(
                 x_euler = x - dt * v
                 v = 0.5 * (v + velocity(x_euler, t_next))
             x = x - dt * v
-            x = torch.where(m, cond_latents, x)
+            x = follow(torch.where(m, cond_latents, x), t_next)
             if callback is not None:
                 callback(i, t_next, x)
     return x

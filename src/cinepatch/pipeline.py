@@ -138,11 +138,14 @@ class ServingConfig:
 @dataclass(frozen=True)
 class Conditioning:
     """Which latent frames are given, and their reference latents: ``mask (t,)`` in {0, 1}
-    and ``latents (C, t, h, w)``, normalised VAE latents (entries where the mask is 0 are
-    ignored)."""
+    and ``latents (C, t, h, w)``, normalised VAE latents. ``release (t,)`` in 0..1 (optional)
+    releases frames that are not given gradually: such a frame follows its reference noised
+    to the sampler's level until that falls to its release (1: free; :func:`cinepatch.flow.sample`).
+    Reference entries of frames neither given nor released are ignored."""
 
     mask: torch.Tensor
     latents: torch.Tensor
+    release: torch.Tensor | None = None
 
 
 def latent_index(frame: int, step: int) -> int:
@@ -241,13 +244,14 @@ class Pipeline:
 
     def resolve_conditioning(
         self, cond: Conditioning | None, *, frames: int, width: int, height: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``cond`` → ``mask (t,)`` and ``latents (C, t, h, w)`` for a video of this shape."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``cond`` → ``mask (t,)``, ``latents (C, t, h, w)`` and ``release (t,)`` (or None)
+        for a video of this shape."""
         shape = self.latent_shape(frames, height, width)
         mask = torch.zeros(shape[1], device=self.device)
         latents = torch.zeros(shape, device=self.device)
         if cond is None:
-            return mask, latents
+            return mask, latents, None
         if tuple(cond.mask.shape) != (shape[1],):
             raise InvalidParameter("cond.mask shape", tuple(cond.mask.shape), f"({shape[1]},) latent frames")
         if tuple(cond.latents.shape) != shape:
@@ -255,7 +259,13 @@ class Pipeline:
         if not bool(((cond.mask == 0) | (cond.mask == 1)).all()):
             raise InvalidParameter("cond.mask", "values", "0 or 1 per latent frame")
         mask = cond.mask.to(self.device, torch.float32).clone()
-        return mask, cond.latents.to(self.device, torch.float32) * mask[None, :, None, None]
+        if cond.release is None:
+            return mask, cond.latents.to(self.device, torch.float32) * mask[None, :, None, None], None
+        release = cond.release.to(self.device, torch.float32).clone()
+        if tuple(release.shape) != (shape[1],) or bool(((release < 0) | (release > 1)).any()):
+            raise InvalidParameter("cond.release", tuple(release.shape), f"({shape[1]},) values from 0 to 1")
+        kept = torch.maximum(mask, (release < 1).float())
+        return mask, cond.latents.to(self.device, torch.float32) * kept[None, :, None, None], release
 
     # -- generation ----------------------------------------------------------------------------
 
@@ -305,12 +315,15 @@ class Pipeline:
         )
 
         shape = self.latent_shape(frames, height, width)
-        cond_mask, cond_latents = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
+        cond_mask, cond_latents, release = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
+        if release is not None and noise_strength != 1:
+            raise InvalidParameter("cond.release", "with noise_strength", "noise_strength 1 (released frames or a remix)")
         source = self._init_latents(init, shape, frames=frames, width=width, height=height)
         # Sample whole temporal patches, as the DiT trained: the last latent frame held, with
         # noise of its own, and cropped before decoding.
         pt = self.dit.config.patch[0]
         cond_mask, cond_latents = pad_time(cond_mask, pt, dim=0), pad_time(cond_latents, pt, dim=1)
+        release = None if release is None else pad_time(release, pt, dim=0)
         source = None if source is None else pad_time(source, pt, dim=1)
         padded = (shape[0], cond_mask.shape[0], *shape[2:])
         held = (shape[0], padded[1] - shape[1], *shape[2:])
@@ -338,6 +351,7 @@ class Pipeline:
                     x, text, neg if guidance != 1 else None, steps=run_steps, guidance=float(guidance),
                     cond_mask=cond_mask[None].expand(b, -1), cond_latents=cond_latents[None].expand(b, *padded),
                     strength=strength, callback=meter.step,
+                    release=None if release is None else release[None].expand(b, -1),
                 )[:, :, : shape[1]]
                 videos.extend(self.decode_latents(z))
         finally:
@@ -372,6 +386,7 @@ class Pipeline:
         cond_latents: torch.Tensor,
         strength: float,
         callback: StepCallback,
+        release: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the sampler from ``x``. Remix (``strength < 1``) runs it on a rescaled clock
         ``u ∈ [1, 0]`` with real time ``t = s·u``, so ``dx/du = s·v(x, s·u)``: the loop in
@@ -384,7 +399,7 @@ class Pipeline:
         return flow.sample(
             model_fn if strength < 1 else self.dit, x, steps=steps, method=self.sampler.method, guidance=guidance,
             text=text, negative=negative, cond_mask=cond_mask, cond_latents=cond_latents, shift=self.sampler.shift,
-            callback=callback,
+            callback=callback, release=release,
         )
 
     def _init_latents(

@@ -4,6 +4,7 @@ without one has it derived from its training record, in one place."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import shutil
 from pathlib import Path
 
@@ -72,3 +73,26 @@ def test_a_bad_serving_section_is_refused_by_name(tiny_model_dir, tmp_path):
 def test_the_world_oracle_states_its_frame_grid():
     oracle = WorldOracle()
     assert (oracle.frame_step, oracle.latent_step, oracle.max_frames) == (1, 1, None)
+
+
+def test_released_keyframes_reach_the_pipeline_as_released_latent_frames(tiny_model_dir):
+    import numpy as np
+
+    from cinepatch.backends.base import GenerationSpec, Keyframes
+
+    backend = EmbeddedBackend.from_pretrained(tiny_model_dir)
+    seen = []
+    generate = backend.pipeline.generate
+    backend.pipeline.generate = lambda *a, **kw: (seen.append(kw["cond"]), generate(*a, **kw))[1]
+    w, h = backend.default_size
+    frames = np.zeros((3, h, w, 3), np.uint8)
+    step = backend.latent_step
+    indices = (0, step, 2 * step)  # one keyframe in each of the first three latent frames
+    spec = GenerationSpec(prompt="a red circle", frames=1 + 4 * step, width=w, height=h, fps=8, seed=0, steps=2)
+    backend.generate(replace(spec, keyframes=Keyframes(frames, indices)))
+    backend.generate(replace(spec, keyframes=Keyframes(frames, indices, release=(0.0, 0.25, 0.5))))
+    pinned, released = seen
+    assert pinned.release is None and pinned.mask.tolist()[:3] == [1.0, 1.0, 1.0]
+    assert released.mask.tolist()[:3] == [1.0, 0.0, 0.0] and released.release.tolist()[1:4] == [0.25, 0.5, 1.0]
+    with pytest.raises(InvalidParameter, match="keyframes.release"):
+        Keyframes(frames, indices, release=(0.0, 1.0, 0.5))  # 1 would not be known at all

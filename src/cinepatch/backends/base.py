@@ -29,10 +29,15 @@ EDITS = ("image", "extend", "remix", "recut", "loop", "blend", "storyboard")
 
 @dataclass(frozen=True)
 class Keyframes:
-    """Known frames ``(K, H, W, 3)`` uint8 pinned at output frame ``indices`` (one per frame)."""
+    """Known frames ``(K, H, W, 3)`` uint8 pinned at output frame ``indices`` (one per frame).
+
+    ``release`` (one per frame, 0..1; default all 0) lets a backend redraw a known frame in
+    part: the sampler follows it noised down to that level and is free below (0: pinned
+    exactly). A backend that cannot release frames gradually pins them."""
 
     frames: np.ndarray
     indices: tuple[int, ...]
+    release: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or len(self.frames) != len(self.indices):
@@ -42,6 +47,10 @@ class Keyframes:
             )
         if len(set(self.indices)) != len(self.indices):
             raise InvalidParameter("keyframes.indices", self.indices, "distinct frame indices")
+        if self.release is not None and (
+            len(self.release) != len(self.indices) or not all(0 <= r < 1 for r in self.release)
+        ):
+            raise InvalidParameter("keyframes.release", self.release, "one value per frame, from 0 to below 1")
 
 
 @dataclass(frozen=True)

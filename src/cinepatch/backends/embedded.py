@@ -74,6 +74,8 @@ class EmbeddedBackend:
         clip is encoded once: known frames in place, every other frame holding the nearest
         known one. A latent frame is given when its group of pixel frames holds a keyframe
         (a lone image is held over its group — a freeze of at most ``latent_step − 1`` frames).
+        A released keyframe (``Keyframes.release``) releases its latent frame instead, at the
+        lowest release of the frames in its group.
         """
         import torch
 
@@ -85,9 +87,15 @@ class EmbeddedBackend:
         clip = spec.keyframes.frames[nearest]  # (frames, H, W, 3)
         latents = self.pipeline.encode_frames(clip)  # (C, t, h, w)
         mask = torch.zeros(latents.shape[1])
-        for index in indices:
-            mask[latent_index(int(index), self.latent_step)] = 1.0
-        return Conditioning(mask=mask, latents=latents * mask[None, :, None, None])
+        release = torch.ones(latents.shape[1])
+        levels = spec.keyframes.release or (0.0,) * len(indices)
+        for index, level in zip(indices, levels, strict=True):
+            at = latent_index(int(index), self.latent_step)
+            release[at] = min(float(release[at]), level)
+        mask[release == 0] = 1.0
+        if not bool((release < 1).logical_and(release > 0).any()):
+            return Conditioning(mask=mask, latents=latents * mask[None, :, None, None])
+        return Conditioning(mask=mask, latents=latents, release=torch.where(mask > 0, 1.0, release))
 
     def generate(self, spec: GenerationSpec, *, progress: Progress | None = None) -> np.ndarray:
         self.check(spec)
