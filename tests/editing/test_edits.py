@@ -308,3 +308,57 @@ def test_storyboard_cards_closer_than_a_frame_are_refused() -> None:
     cards = [{"at": 0, "prompt": "x"}, {"at": 0.01, "prompt": "y"}]
     with pytest.raises(InvalidParameter, match="one frame"):
         plan("storyboard", spec(5), [], {"cards": cards})
+
+
+class RedrawingBackend(RecordingBackend):
+    """Pastes only the keyframes it is told to keep exactly; released ones it redraws (its value)."""
+
+    def generate(self, spec: GenerationSpec, *, progress=None) -> np.ndarray:
+        self.check(spec)
+        self.passes.append(spec)
+        frames = np.full((spec.frames, spec.height, spec.width, 3), 200, np.uint8)
+        kf = spec.keyframes
+        for image, index, level in zip(kf.frames, kf.indices, kf.release or (0.0,) * len(kf.indices)):
+            if level == 0:
+                frames[index] = image
+        if progress:
+            progress(1.0)
+        return frames
+
+
+def _handed_over(kept: np.ndarray, levels) -> np.ndarray:
+    w = np.asarray(levels, np.float32)[:, None, None, None]
+    return np.rint((1 - w) * kept.astype(np.float32) + w * 200).astype(np.uint8)
+
+
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_extend_hands_the_clip_over_to_the_new_frames_across_a_second(direction: str) -> None:
+    source = clip(16)
+    out, backend, _ = run("extend", spec(), [source], {"seconds": 2, "direction": direction},
+                          backend=RedrawingBackend(latent_step=1))
+    levels = backend.passes[0].keyframes.release
+    context = len(backend.passes[0].keyframes.indices)
+    assert context == 9 and levels == tuple(i / 9 for i in range(9))  # the first kept exactly, then rising
+    assert len(out) == 16 + 16
+    kept = source.frames if direction == "forward" else source.frames[::-1]
+    mixed = _handed_over(kept[-8:], levels[1:])
+    if direction == "backward":
+        out = out[::-1]  # backwards is forwards on the reversed clip
+    assert np.array_equal(out[:8], kept[:8])  # the clip before its last second: untouched
+    assert np.array_equal(out[8:16], mixed)  # its last second: more of the model's frame each frame
+    assert (out[16:] == 200).all()
+
+
+def test_blend_hands_over_at_both_ends_of_the_bridge() -> None:
+    a, b = clip(16), clip(16, start=50)
+    out, backend, _ = run("blend", spec(), [a, b], {"transition": 1}, backend=RedrawingBackend(latent_step=1))
+    (made,) = backend.passes
+    n = len(made.keyframes.indices) // 2
+    lead, back = made.keyframes.release[:n], made.keyframes.release[n:]
+    assert lead == tuple(i / n for i in range(n)) and back == lead[::-1]
+    assert len(out) == 16 + 8 + 16
+    assert np.array_equal(out[:16 - n + 1], a.frames[:16 - n + 1])
+    assert np.array_equal(out[16 - n + 1 : 16], _handed_over(a.frames[16 - n + 1 :], lead[1:]))
+    assert (out[16:24] == 200).all()
+    assert np.array_equal(out[24 : 24 + n - 1], _handed_over(b.frames[: n - 1], back[:-1]))
+    assert np.array_equal(out[24 + n - 1 :], b.frames[n - 1 :])

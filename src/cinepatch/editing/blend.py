@@ -84,8 +84,11 @@ def blend(
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:
         made = continue_video(backend, spec, first, bridge, window=length, tail=second[:context], progress=progress,
-                              scene=scene)
-        return np.concatenate([first, made, second])
+                              scene=scene, release=True)
+        # The first video hands over to the bridge, the bridge to the second, each across a second.
+        tail = len(second[:context]) - 1
+        k = len(made) - bridge - tail
+        return np.concatenate([first[: len(first) - k], made, second[tail:]])
 
     return Plan(specs=(shape,), runner=run, warnings=notes_a + notes_b + plan_notes, scene=scene)
 

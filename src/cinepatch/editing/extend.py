@@ -39,6 +39,10 @@ def extend(
 ) -> Plan:
     """The source with ``seconds`` of new video after it (``direction='forward'``) or before it.
 
+    The clip hands over to the new frames across its last (first) second: the model redraws
+    those frames, more freely the nearer the joint, and each is mixed with the clip's frame in
+    the same proportion (:func:`.plan.continue_video` ``release``), so no one frame jumps.
+
     Backwards is forwards on the time-reversed source, reversed back: the model continues the
     reversed clip, which for the world's motions is the same physics run backwards.
     With ``planning``, the new frames continue the tracks read in the clip's last (first) second.
@@ -61,8 +65,9 @@ def extend(
     )  # fmt: skip
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:
-        made = continue_video(backend, spec, base, new, window=length, progress=progress, scene=scene)
-        return np.concatenate([source, made]) if direction == "forward" else np.concatenate([made[::-1], source])
+        made = continue_video(backend, spec, base, new, window=length, progress=progress, scene=scene, release=True)
+        k = len(made) - new  # the clip's last (first) frames, handed over to the new ones
+        return np.concatenate([source[: len(source) - k], made]) if direction == "forward" else np.concatenate([made[::-1], source[k:]])
 
     output = scene if direction == "forward" else reversed_plan(scene)
     return Plan(specs=(check,), runner=run, warnings=notes + plan_notes, scene=output)

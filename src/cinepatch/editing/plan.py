@@ -104,6 +104,18 @@ def _on_grid(frames: int, step: int) -> int:
     return frames if step <= 1 else 1 + step * -(-(frames - 1) // step)
 
 
+def handover(context: int) -> tuple[float, ...]:
+    """Release levels for a context of ``context`` frames handing over to new ones: the first
+    pinned (0), the rest rising evenly towards 1 (``k/context``)."""
+    return tuple(k / context for k in range(context))
+
+
+def _mixed(kept: np.ndarray, redrawn: np.ndarray, levels: tuple[float, ...]) -> np.ndarray:
+    """Each kept frame and its redraw mixed by its release level (0: the kept frame)."""
+    w = np.asarray(levels, np.float32)[:, None, None, None]
+    return np.rint((1 - w) * kept.astype(np.float32) + w * redrawn.astype(np.float32)).astype(np.uint8)
+
+
 def continue_video(
     backend: Backend,
     spec: GenerationSpec,
@@ -114,6 +126,7 @@ def continue_video(
     progress: Progress,
     tail: np.ndarray | None = None,
     scene: ScenePlan | None = None,
+    release: bool = False,
 ) -> np.ndarray:
     """Make ``new_frames`` frames that follow ``video``, window by window (memory stays flat).
 
@@ -123,6 +136,15 @@ def continue_video(
     Each pass is made on the backend's frame grid (``frame_step``) and cut to what is needed.
     With ``scene`` — the plan of ``video`` followed by the new frames — each pass is given the
     window of it that the pass makes (else no plan).
+
+    With ``release``, the first pass releases its context after the first frame gradually
+    (:class:`Keyframes` ``release`` rising from 0 towards 1 across it), and the frames returned
+    begin with those ``k`` frames, each the video's frame and the model's redraw of it mixed in
+    the same proportion: the video hands over to the new frames across its last second instead
+    of at one joint. With a ``tail`` too, the last pass releases the tail the same way, falling
+    to 0 at its last frame, and the frames returned end with the tail's first
+    ``len(tail) − 1`` so mixed. The caller replaces the video's last
+    ``k = len(result) − new_frames − (len(tail) − 1)`` frames and the tail's first ones.
     """
     step, group = backend.frame_step, backend.latent_step
     context = context_length(spec.fps, window, group, sides=1 if tail is None else 2)
@@ -149,9 +171,19 @@ def continue_video(
             frames, indices = ctx, list(range(len(ctx)))
         start = len(video) + (new_frames - remaining) - len(ctx)  # the pass's first frame in ``scene``
         step_spec = pinned(replace(spec, frames=total, plan=plan_window(scene, start, total)), frames, indices)
+        lead = handover(len(ctx)) if release and done == 0 else (0.0,) * len(ctx)
+        back = tuple(reversed(handover(pinned_tail))) if release and last else (0.0,) * (len(indices) - len(ctx))
+        if release:
+            step_spec = replace(step_spec, keyframes=replace(step_spec.keyframes, release=lead + back))
         out = backend.generate(step_spec, progress=lambda f, d=done: progress(min(1.0, (d + f) / passes)))
+        k = sum(level > 0 for level in lead)
+        if k:
+            made.append(_mixed(ctx[len(ctx) - k :], out[len(ctx) - k : len(ctx)], lead[len(ctx) - k :]))
         new = out[len(ctx) : len(ctx) + take]
         made.append(new)
+        k = sum(level > 0 for level in back)
+        if k:
+            made.append(_mixed(tail[:k], out[total - pinned_tail : total - pinned_tail + k], back[:k]))
         history = np.concatenate([history[-context:], new])
         remaining = 0 if last else remaining - take
         done += 1

@@ -158,9 +158,11 @@ def storyboard(
                 head = video[:0]
             rest = n - len(head)
             start = len(head) / n
-            made = continue_video(backend, part, np.concatenate([video, head]), rest, window=length, scene=scene,
+            history = np.concatenate([video, head])
+            # A card's own image or clip is kept as given; made frames hand over to the new ones.
+            made = continue_video(backend, part, history, rest, window=length, scene=scene, release=media is None,
                                   progress=lambda f, start=start: report(start + (1 - start) * f)) if rest else head[:0]
-            video = np.concatenate([video, head, made])
+            video = np.concatenate([history[: len(history) - (len(made) - rest)], made])
         return video
 
     return Plan(specs=shapes, runner=run, warnings=notes, scene=scene)
