@@ -13,11 +13,12 @@ a user gets them — with the visible corner mark off, because the pixel compari
 (image-to-video and re-cut PSNR) are about the edit, not the overlay. Figures:
 
 - image-to-video: PSNR of the output's first frame against the image (target ≥ 28 dB).
-- extend (forward and backward) / loop / blend (B on A's background, and B on its own): at
-  each seam, the mean absolute pixel change divided by the median frame-to-frame change inside
-  the clip (target ≤ 2); for extend also the change across the joint over the new part's own
-  median change (about 1: the joint is no rougher than the model's own frames); the evaluator
-  on the new part.
+- extend (forward and backward) / loop / blend (B on A's background, and B on its own): the
+  mean absolute pixel change between frames divided by the median change inside the clip — at
+  each joint; where an edit hands kept frames over to new ones across a second (extend, and
+  blend at both ends of its bridge), the largest such ratio over that second and the joint
+  (target ≤ 2); for extend also the change across the joint over the new part's own median
+  change; the evaluator on the new part.
 - remix (default strength): one attribute (colour, shape or background) changed in the prompt;
   how often the evaluator finds the new attribute, the correlation of the object's centroid
   path with the source's, and the cases with both (the attribute found and correlation ≥ 0.9:
@@ -78,6 +79,13 @@ def seam_ratios(frames: np.ndarray, joints: list[int], floor: float = 0.5) -> li
     inside = np.delete(diffs, [j - 1 for j in joints])
     typical = max(float(np.median(inside)), floor, 0.5)
     return [float(diffs[j - 1]) / typical for j in joints]
+
+
+def handover_seam(frames: np.ndarray, first: int, last: int, floor: float = 0.5) -> float:
+    """The largest of :func:`seam_ratios` over the changes into frames ``first`` … ``last``: an
+    edit that hands kept frames over to new ones across a second (redrawing the kept ones next
+    to the joint) has no one joint, so every change of the handover and the joint counts."""
+    return max(seam_ratios(frames, list(range(max(1, first), min(len(frames) - 1, last) + 1)), floor))
 
 
 def generation_loss(frames: np.ndarray, fps: float, workdir: Path) -> float:
@@ -177,7 +185,8 @@ def run_extend(b: Bench, n: int) -> dict:
             if out is None:
                 continue
             joint = len(source) if direction == "forward" else len(out) - len(source)
-            seams[direction] += seam_ratios(out, [joint], generation_loss(source, b.fps, b.workdir))
+            span = (joint - b.fps, joint) if direction == "forward" else (joint, joint + b.fps)  # the handover, then the joint
+            seams[direction].append(handover_seam(out, *span, generation_loss(source, b.fps, b.workdir)))
             new = out[len(source) :] if direction == "forward" else out[:joint]
             own[direction].append(seam_over_new_part(out, joint, new))
             quality.append(b.judge(new, prompt))
@@ -223,7 +232,8 @@ def run_blend(b: Bench, n: int) -> dict:
                 continue
             bridge = len(out) - len(first) - len(second)
             floor = max(generation_loss(first, b.fps, b.workdir), generation_loss(second, b.fps, b.workdir))
-            seams[kind] += seam_ratios(out, [len(first), len(first) + bridge], floor)
+            seams[kind] += [handover_seam(out, len(first) - b.fps, len(first), floor),  # A's handover and joint
+                            handover_seam(out, len(first) + bridge, len(first) + bridge + b.fps, floor)]  # the joint into B and its handover
             quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
     return {"seam_ratio": seams, "evaluator_transition_vs_second": quality}
 
