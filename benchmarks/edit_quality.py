@@ -17,8 +17,10 @@ a user gets them — with the visible corner mark off, because the pixel compari
   mean absolute pixel change between frames divided by the median change inside the clip — at
   each joint; where an edit hands kept frames over to new ones across a second (extend, and
   blend at both ends of its bridge), the largest such ratio over that second and the joint
-  (target ≤ 2); for extend also the change across the joint over the new part's own median
-  change; the evaluator on the new part.
+  (target ≤ 2); the same over the median change of the source clip that side (`seam_vs_source`:
+  an output whose new part ends still, its object gone, has a whole-clip median at the floor);
+  for extend also the change across the joint over the new part's own median change; the
+  evaluator on the new part.
 - remix (default strength): one attribute (colour, shape or background) changed in the prompt;
   how often the evaluator finds the new attribute, the correlation of the object's centroid
   path with the source's, and the cases with both (the attribute found and correlation ≥ 0.9:
@@ -81,11 +83,25 @@ def seam_ratios(frames: np.ndarray, joints: list[int], floor: float = 0.5) -> li
     return [float(diffs[j - 1]) / typical for j in joints]
 
 
-def handover_seam(frames: np.ndarray, first: int, last: int, floor: float = 0.5) -> float:
+def handover_seam(
+    frames: np.ndarray, first: int, last: int, floor: float = 0.5, *, source: np.ndarray | None = None
+) -> float:
     """The largest of :func:`seam_ratios` over the changes into frames ``first`` … ``last``: an
     edit that hands kept frames over to new ones across a second (redrawing the kept ones next
-    to the joint) has no one joint, so every change of the handover and the joint counts."""
-    return max(seam_ratios(frames, list(range(max(1, first), min(len(frames) - 1, last) + 1)), floor))
+    to the joint) has no one joint, so every change of the handover and the joint counts. With
+    ``source``, over the median change of the source clip itself instead (floored the same):
+    where the new part ends still — an object that has left the canvas — the whole output's
+    median falls to the floor and measures the stillness, not the joint."""
+    joints = list(range(max(1, first), min(len(frames) - 1, last) + 1))
+    if source is None:
+        return max(seam_ratios(frames, joints, floor))
+    diffs = np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    return max(float(diffs[j - 1]) for j in joints) / max(motion(source), floor, 0.5)
+
+
+def motion(frames: np.ndarray) -> float:
+    """The median frame-to-frame mean absolute change of a clip."""
+    return float(np.median(np.abs(np.diff(frames.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))))
 
 
 def generation_loss(frames: np.ndarray, fps: float, workdir: Path) -> float:
@@ -175,6 +191,7 @@ def run_i2v(b: Bench, n: int) -> dict:
 def run_extend(b: Bench, n: int) -> dict:
     seams: dict[str, list[float]] = {"forward": [], "backward": []}
     own: dict[str, list[float]] = {"forward": [], "backward": []}
+    own_source: dict[str, list[float]] = {"forward": [], "backward": []}
     quality = []
     for i in range(n):
         for direction in seams:
@@ -186,11 +203,13 @@ def run_extend(b: Bench, n: int) -> dict:
                 continue
             joint = len(source) if direction == "forward" else len(out) - len(source)
             span = (joint - b.fps, joint) if direction == "forward" else (joint, joint + b.fps)  # the handover, then the joint
-            seams[direction].append(handover_seam(out, *span, generation_loss(source, b.fps, b.workdir)))
+            floor = generation_loss(source, b.fps, b.workdir)
+            seams[direction].append(handover_seam(out, *span, floor))
+            own_source[direction].append(handover_seam(out, *span, floor, source=source))
             new = out[len(source) :] if direction == "forward" else out[:joint]
             own[direction].append(seam_over_new_part(out, joint, new))
             quality.append(b.judge(new, prompt))
-    return {"seam_ratio": seams, "seam_over_new_part": own, "evaluator_new_part": quality}
+    return {"seam_ratio": seams, "seam_vs_source": own_source, "seam_over_new_part": own, "evaluator_new_part": quality}
 
 
 def seam_over_new_part(frames: np.ndarray, joint: int, new: np.ndarray) -> float:
@@ -219,6 +238,7 @@ def run_blend(b: Bench, n: int) -> dict:
     the bridge), and B as drawn — on another background the world has no way from one to the
     other, so the joint is a cut (the oracle's too) and the seam measures the cut."""
     seams: dict[str, list[float]] = {"same_background": [], "other_background": []}
+    against: dict[str, list[float]] = {"same_background": [], "other_background": []}
     quality = []
     for i in range(n):
         first_scene, drawn = b.scene(), b.scene()
@@ -232,10 +252,11 @@ def run_blend(b: Bench, n: int) -> dict:
                 continue
             bridge = len(out) - len(first) - len(second)
             floor = max(generation_loss(first, b.fps, b.workdir), generation_loss(second, b.fps, b.workdir))
-            seams[kind] += [handover_seam(out, len(first) - b.fps, len(first), floor),  # A's handover and joint
-                            handover_seam(out, len(first) + bridge, len(first) + bridge + b.fps, floor)]  # the joint into B and its handover
+            spans = [(len(first) - b.fps, len(first)), (len(first) + bridge, len(first) + bridge + b.fps)]  # out of A, into B
+            seams[kind] += [handover_seam(out, *span, floor) for span in spans]
+            against[kind] += [handover_seam(out, *span, floor, source=clip) for span, clip in zip(spans, (first, second))]
             quality.append(b.judge(out[len(first) : len(first) + bridge], dense_caption(second_scene)))
-    return {"seam_ratio": seams, "evaluator_transition_vs_second": quality}
+    return {"seam_ratio": seams, "seam_vs_source": against, "evaluator_transition_vs_second": quality}
 
 
 def _changed(b: Bench, scene: Scene, attribute: str) -> tuple[Scene, str, str]:
@@ -384,7 +405,11 @@ def summarise(name: str, result: dict) -> list[str]:
     for key, values in result.items():
         if isinstance(values, dict):
             for sub, vals in values.items():
-                lines.append(f"  {name}.{key}.{sub}: {np.mean(vals):.3f} (n={len(vals)})")
+                if vals and not isinstance(vals[0], bool):  # figures: median and the worst
+                    lines.append(f"  {name}.{key}.{sub}: median {statistics.median(vals):.2f}, max {max(vals):.2f} "
+                                 f"(n={len(vals)})")  # fmt: skip
+                else:
+                    lines.append(f"  {name}.{key}.{sub}: {np.mean(vals) if vals else float('nan'):.3f} (n={len(vals)})")
         elif values and isinstance(values[0], bool):
             lines.append(f"  {name}.{key}: {np.mean(values):.3f} (n={len(values)})")
         elif values:
