@@ -362,3 +362,17 @@ def test_blend_hands_over_at_both_ends_of_the_bridge() -> None:
     assert (out[16:24] == 200).all()
     assert np.array_equal(out[24 : 24 + n - 1], _handed_over(b.frames[: n - 1], back[:-1]))
     assert np.array_equal(out[24 + n - 1 :], b.frames[n - 1 :])
+
+
+def test_loop_hands_over_at_both_ends_of_its_bridge() -> None:
+    source = clip(24)
+    out, backend, _ = run("loop", spec(), [source], {"bridge": 1}, backend=RedrawingBackend(latent_step=1))
+    (made,) = backend.passes
+    n = len(made.keyframes.indices) // 2
+    lead, back = made.keyframes.release[:n], made.keyframes.release[n:]
+    assert lead == tuple(i / n for i in range(n)) and back == lead[::-1]
+    assert len(out) == 24 + 8
+    assert np.array_equal(out[: n - 1], _handed_over(source.frames[: n - 1], back[:-1]))  # the redrawn opening
+    assert np.array_equal(out[n - 1 : 24 - n + 1], source.frames[n - 1 : 24 - n + 1])
+    assert np.array_equal(out[24 - n + 1 : 24], _handed_over(source.frames[24 - n + 1 :], lead[1:]))
+    assert (out[24:] == 200).all()  # the bridge, which leads into the opening

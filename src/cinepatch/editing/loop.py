@@ -76,9 +76,13 @@ def loop(
         if video is None:
             video = backend.generate(first, progress=lambda f: progress(0.6 * f))
         tail = video[:context]  # the opening the bridge must lead into
-        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=scene,
+        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=scene, release=True,
                               progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
-        return np.concatenate([video, made])
+        # The video's end hands over to the bridge and the bridge to the video's opening, each
+        # across a second: the loop starts with the redrawn opening and ends with the bridge.
+        opening = len(tail) - 1
+        ending = len(made) - bridge - opening
+        return np.concatenate([made[len(made) - opening :], video[opening : len(video) - ending], made[: len(made) - opening]])
 
     specs = (shape,) if first is None else (first, shape)
     return Plan(specs=specs, runner=run, warnings=notes, scene=scene)
