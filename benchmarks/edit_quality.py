@@ -15,8 +15,8 @@ a user gets them — with the visible corner mark off, because the pixel compari
 - image-to-video: PSNR of the output's first frame against the image (target ≥ 28 dB).
 - extend (forward and backward) / loop / blend (B on A's background, and B on its own): the
   mean absolute pixel change between frames divided by the median change inside the clip — at
-  each joint; where an edit hands kept frames over to new ones across a second (extend, and
-  blend at both ends of its bridge), the largest such ratio over that second and the joint
+  each joint; where an edit hands kept frames over to new ones across a second (extend; blend
+  and loop at both ends of their bridges), the largest such ratio over that second and the joint
   (target ≤ 2); the same over the median change of the source clip that side (`seam_vs_source`:
   an output whose new part ends still, its object gone, has a whole-clip median at the floor);
   for extend also the change across the joint over the new part's own median change; the
@@ -227,8 +227,11 @@ def run_loop(b: Bench, n: int) -> dict:
         out = b.create(prompt, seconds=4, edit="loop", params={"bridge": 1})
         if out is None:
             continue
-        twice = np.concatenate([out, out[:2]])  # the loop's last → first frame is a joint
-        seams += seam_ratios(twice, [len(out)])
+        bridge = b.fps  # params: one second
+        twice = np.concatenate([out, out[: b.fps + 1]])  # the loop's last → first frame is a joint
+        # the video's end hands over to the bridge, the bridge to the opening: each second and joint
+        seams += [handover_seam(twice, len(out) - bridge - b.fps, len(out) - bridge),
+                  handover_seam(twice, len(out), len(out) + b.fps)]
         quality.append(b.judge(out, prompt))
     return {"seam_ratio": seams, "evaluator": quality}
 
