@@ -317,7 +317,7 @@ class Pipeline:
         shape = self.latent_shape(frames, height, width)
         cond_mask, cond_latents, release = self.resolve_conditioning(cond, frames=frames, width=width, height=height)
         if release is not None and noise_strength != 1:
-            raise InvalidParameter("cond.release", "with noise_strength", "noise_strength 1 (released frames or a remix)")
+            raise InvalidParameter("cond.release", "with noise_strength", "noise_strength 1 (release or remix, not both)")
         source = self._init_latents(init, shape, frames=frames, width=width, height=height)
         # Sample whole temporal patches, as the DiT trained: the last latent frame held, with
         # noise of its own, and cropped before decoding.

@@ -82,7 +82,8 @@ def loop(
         # across a second: the loop starts with the redrawn opening and ends with the bridge.
         opening = len(tail) - 1
         ending = len(made) - bridge - opening
-        return np.concatenate([made[len(made) - opening :], video[opening : len(video) - ending], made[: len(made) - opening]])
+        redrawn_opening, bridge_and_ending = made[len(made) - opening :], made[: len(made) - opening]
+        return np.concatenate([redrawn_opening, video[opening : len(video) - ending], bridge_and_ending])
 
     specs = (shape,) if first is None else (first, shape)
     return Plan(specs=specs, runner=run, warnings=notes, scene=scene)
