@@ -86,9 +86,7 @@ def blend(
         made = continue_video(backend, spec, first, bridge, window=length, tail=second[:context], progress=progress,
                               scene=scene, release=True)
         # The first video hands over to the bridge, the bridge to the second, each across a second.
-        tail = len(second[:context]) - 1
-        k = len(made) - bridge - tail
-        return np.concatenate([first[: len(first) - k], made, second[tail:]])
+        return np.concatenate([made.after(first), made.opening, second[len(made.opening) :]])
 
     return Plan(specs=(shape,), runner=run, warnings=notes_a + notes_b + plan_notes, scene=scene)
 

@@ -66,10 +66,8 @@ def extend(
 
     def run(backend: Backend, progress: Progress) -> np.ndarray:
         made = continue_video(backend, spec, base, new, window=length, progress=progress, scene=scene, release=True)
-        k = len(made) - new  # the clip's last (first) frames, handed over to the new ones
-        if direction == "forward":
-            return np.concatenate([source[: len(source) - k], made])
-        return np.concatenate([made[::-1], source[k:]])
+        whole = made.after(base)
+        return whole if direction == "forward" else whole[::-1]
 
     output = scene if direction == "forward" else reversed_plan(scene)
     return Plan(specs=(check,), runner=run, warnings=notes + plan_notes, scene=output)

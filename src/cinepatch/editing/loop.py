@@ -80,10 +80,8 @@ def loop(
                               progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
         # The video's end hands over to the bridge and the bridge to the video's opening, each
         # across a second: the loop starts with the redrawn opening and ends with the bridge.
-        opening = len(tail) - 1
-        ending = len(made) - bridge - opening
-        redrawn_opening, bridge_and_ending = made[len(made) - opening :], made[: len(made) - opening]
-        return np.concatenate([redrawn_opening, video[opening : len(video) - ending], bridge_and_ending])
+        whole = made.after(video)
+        return np.concatenate([made.opening, whole[len(made.opening) :]])
 
     specs = (shape,) if first is None else (first, shape)
     return Plan(specs=specs, runner=run, warnings=notes, scene=scene)

@@ -27,6 +27,7 @@ __all__ = [
     "context_length",
     "window_length",
     "continue_video",
+    "Continuation",
     "whole_groups",
     "DEFAULT_WINDOW_SECONDS",
 ]
@@ -104,6 +105,21 @@ def _on_grid(frames: int, step: int) -> int:
     return frames if step <= 1 else 1 + step * -(-(frames - 1) // step)
 
 
+@dataclass(frozen=True)
+class Continuation:
+    """What :func:`continue_video` made: the ``new`` frames, and with ``release`` the redrawn
+    ``end`` of the video (its last ``len(end)`` frames) and ``opening`` of the tail (its first
+    ``len(opening)``), each to take the place of the frames it redraws (empty without)."""
+
+    new: np.ndarray
+    end: np.ndarray
+    opening: np.ndarray
+
+    def after(self, video: np.ndarray) -> np.ndarray:
+        """``video`` with its end redrawn, then the new frames."""
+        return np.concatenate([video[: len(video) - len(self.end)], self.end, self.new])
+
+
 def handover(context: int) -> tuple[float, ...]:
     """Release levels for a context of ``context`` frames handing over to new ones: the first
     pinned (0), the rest rising evenly towards 1 (``k/context``)."""
@@ -127,7 +143,7 @@ def continue_video(
     tail: np.ndarray | None = None,
     scene: ScenePlan | None = None,
     release: bool = False,
-) -> np.ndarray:
+) -> Continuation:
     """Make ``new_frames`` frames that follow ``video``, window by window (memory stays flat).
 
     Each window sees the last ``context`` frames made so far (whole latent groups), pinned at
@@ -138,13 +154,11 @@ def continue_video(
     window of it that the pass makes (else no plan).
 
     With ``release``, the first pass releases its context after the first frame gradually
-    (:class:`Keyframes` ``release`` rising from 0 towards 1 across it), and the frames returned
-    begin with those ``k`` frames, each the video's frame and the model's redraw of it mixed in
-    the same proportion: the video hands over to the new frames across its last second instead
-    of at one joint. With a ``tail`` too, the last pass releases the tail the same way, falling
-    to 0 at its last frame, and the frames returned end with the tail's first
-    ``len(tail) − 1`` so mixed. The caller replaces the video's last
-    ``k = len(result) − new_frames − (len(tail) − 1)`` frames and the tail's first ones.
+    (:class:`Keyframes` ``release`` rising from 0 towards 1 across it), and ``end`` holds those
+    frames, each the video's frame and the model's redraw of it mixed in the same proportion:
+    the video hands over to the new frames across its last second instead of at one joint.
+    With a ``tail`` too, the last pass releases the tail the same way, falling to 0 at its last
+    frame, and ``opening`` holds the tail's first frames so mixed.
     """
     step, group = backend.frame_step, backend.latent_step
     context = context_length(spec.fps, window, group, sides=1 if tail is None else 2)
@@ -153,6 +167,7 @@ def continue_video(
     if room < 1:
         raise InvalidParameter("window", window, f"more than {context + pinned_tail} frames (context and tail)")
     made: list[np.ndarray] = []
+    end = opening = video[:0]  # the redrawn end of ``video`` and opening of ``tail`` (with ``release``)
     remaining = new_frames
     history = video
     passes = max(1, -(-new_frames // room))
@@ -178,13 +193,13 @@ def continue_video(
         out = backend.generate(step_spec, progress=lambda f, d=done: progress(min(1.0, (d + f) / passes)))
         k = sum(level > 0 for level in lead)
         if k:
-            made.append(_mixed(ctx[len(ctx) - k :], out[len(ctx) - k : len(ctx)], lead[len(ctx) - k :]))
+            end = _mixed(ctx[len(ctx) - k :], out[len(ctx) - k : len(ctx)], lead[len(ctx) - k :])
         new = out[len(ctx) : len(ctx) + take]
         made.append(new)
         k = sum(level > 0 for level in back)
         if k:
-            made.append(_mixed(tail[:k], out[total - pinned_tail : total - pinned_tail + k], back[:k]))
+            opening = _mixed(tail[:k], out[total - pinned_tail : total - pinned_tail + k], back[:k])
         history = np.concatenate([history[-context:], new])
         remaining = 0 if last else remaining - take
         done += 1
-    return np.concatenate(made) if made else video[:0]
+    return Continuation(new=np.concatenate(made) if made else video[:0], end=end, opening=opening)

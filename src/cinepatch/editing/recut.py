@@ -76,11 +76,11 @@ def recut(
         share = lead_in / max(1, lead_in + lead_out)
         if lead_in:  # the lead-in is the kept footage's past: continue it backwards in time
             before = continue_video(backend, spec, kept[::-1], lead_in, window=length, scene=reversed_plan(window_of(scene, 0, start + len(kept))),
-                                    progress=lambda f: progress(share * f))
+                                    progress=lambda f: progress(share * f)).new
             parts.insert(0, before[::-1])
         if lead_out:
             after = continue_video(backend, spec, kept, lead_out, window=length, scene=window_of(scene, start, spec.frames - start),
-                                   progress=lambda f: progress(share + (1 - share) * f))
+                                   progress=lambda f: progress(share + (1 - share) * f)).new
             parts.append(after)
         return np.concatenate(parts)
 

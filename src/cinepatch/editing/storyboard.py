@@ -160,9 +160,11 @@ def storyboard(
             start = len(head) / n
             history = np.concatenate([video, head])
             # A card's own image or clip is kept as given; made frames hand over to the new ones.
-            made = continue_video(backend, part, history, rest, window=length, scene=scene, release=media is None,
-                                  progress=lambda f, start=start: report(start + (1 - start) * f)) if rest else head[:0]
-            video = np.concatenate([history[: len(history) - (len(made) - rest)], made])
+            if rest:
+                video = continue_video(backend, part, history, rest, window=length, scene=scene, release=media is None,
+                                       progress=lambda f, start=start: report(start + (1 - start) * f)).after(history)
+            else:
+                video = history
         return video
 
     return Plan(specs=shapes, runner=run, warnings=notes, scene=scene)

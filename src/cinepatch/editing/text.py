@@ -48,7 +48,7 @@ def text_to_video(
         share = length / spec.frames
         head = backend.generate(first, progress=lambda f: progress(share * f))
         rest = continue_video(backend, replace(spec, keyframes=None), head, spec.frames - length,
-                              window=length, progress=lambda f: progress(share + (1 - share) * f), scene=scene)
+                              window=length, progress=lambda f: progress(share + (1 - share) * f), scene=scene).new
         return np.concatenate([head, rest])
 
     note = (f"{spec.frames / spec.fps:g} s is longer than one {length / spec.fps:g} s pass; made in "
