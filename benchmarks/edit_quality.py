@@ -19,7 +19,8 @@ a user gets them — with the visible corner mark off, because the pixel compari
   and loop at both ends of their bridges), the largest such ratio over that second and the joint
   (target ≤ 2); the same over the median change of the source clip that side (`seam_vs_source`:
   an output whose new part ends still, its object gone, has a whole-clip median at the floor);
-  for extend also the change across the joint over the new part's own median change; the
+  for extend also the change across the joint over the new part's own median change, and
+  the same figures for clips of a bouncing object (`forward_bounce`, `backward_bounce`); the
   evaluator on the new part.
 - remix (default strength): one attribute (colour, shape or background) changed in the prompt;
   how often the evaluator finds the new attribute, the correlation of the object's centroid
@@ -189,26 +190,32 @@ def run_i2v(b: Bench, n: int) -> dict:
 
 
 def run_extend(b: Bench, n: int) -> dict:
-    seams: dict[str, list[float]] = {"forward": [], "backward": []}
-    own: dict[str, list[float]] = {"forward": [], "backward": []}
-    own_source: dict[str, list[float]] = {"forward": [], "backward": []}
+    """``n`` random scenes each way, then ``n`` bouncing ones each way (a bounce is one motion
+    of several in a random scene, and the one a straight continuation gets most wrong)."""
+    cases = [(direction, "") for _ in range(n) for direction in ("forward", "backward")]
+    cases += [(direction, "_bounce") for _ in range(n) for direction in ("forward", "backward")]
+    seams: dict[str, list[float]] = {}
+    own: dict[str, list[float]] = {}
+    own_source: dict[str, list[float]] = {}
     quality = []
-    for i in range(n):
-        for direction in seams:
-            scene = b.scene()
-            source, path = b.source(scene, 2, f"extend-{i}-{direction}")
-            prompt = dense_caption(scene)
-            out = b.create(prompt, seconds=2, edit="extend", sources=(path,), params={"seconds": 2, "direction": direction})
-            if out is None:
-                continue
-            joint = len(source) if direction == "forward" else len(out) - len(source)
-            span = (joint - b.fps, joint) if direction == "forward" else (joint, joint + b.fps)  # the handover, then the joint
-            floor = generation_loss(source, b.fps, b.workdir)
-            seams[direction].append(handover_seam(out, *span, floor))
-            own_source[direction].append(handover_seam(out, *span, floor, source=source))
-            new = out[len(source) :] if direction == "forward" else out[:joint]
-            own[direction].append(seam_over_new_part(out, joint, new))
-            quality.append(b.judge(new, prompt))
+    for i, (direction, kind) in enumerate(cases):
+        scene = b.scene()
+        if kind:
+            scene = replace(scene, objects=tuple(replace(o, motion="bounce", speed="normal", start=None) for o in scene.objects))
+        source, path = b.source(scene, 2, f"extend-{i}-{direction}")
+        prompt = dense_caption(scene)
+        out = b.create(prompt, seconds=2, edit="extend", sources=(path,), params={"seconds": 2, "direction": direction})
+        if out is None:
+            continue
+        joint = len(source) if direction == "forward" else len(out) - len(source)
+        span = (joint - b.fps, joint) if direction == "forward" else (joint, joint + b.fps)  # the handover, then the joint
+        floor = generation_loss(source, b.fps, b.workdir)
+        key = direction + kind
+        seams.setdefault(key, []).append(handover_seam(out, *span, floor))
+        own_source.setdefault(key, []).append(handover_seam(out, *span, floor, source=source))
+        new = out[len(source) :] if direction == "forward" else out[:joint]
+        own.setdefault(key, []).append(seam_over_new_part(out, joint, new))
+        quality.append(b.judge(new, prompt))
     return {"seam_ratio": seams, "seam_vs_source": own_source, "seam_over_new_part": own, "evaluator_new_part": quality}
 
 

@@ -8,6 +8,7 @@ loops end where they start, a remix keeps the source's path in the new prompt's 
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import pytest
 
 from cinepatch.app import Studio, VideoRequest
 from cinepatch.editing.reading import read_frames
-from cinepatch.editing.scenes import joined, looped, window
+from cinepatch.editing.scenes import continued, joined, looped, reversed_plan, window
 from cinepatch.io.video import read_video, write_image, write_video
 from cinepatch.planning import ScenePlan, plan_prompt, render_plan
 from cinepatch.provenance import Ledger
@@ -38,8 +39,6 @@ def _clip(
     there (so a test can keep it on the canvas through the edit)."""
     plan = plan_prompt(prompt, width=SIZE, height=SIZE, fps=FPS, frames=round(seconds * FPS), seed=seed)
     if start is not None:
-        from dataclasses import replace
-
         track = plan.objects[0].track
         shift = np.array(start) - (track[0, :2] + track[0, 2:]) / 2
         moved = track + np.concatenate([shift, shift])
@@ -147,6 +146,51 @@ def test_blend_join_carries_an_object_across(studio: Studio, tmp_path: Path) -> 
     assert np.abs(np.diff(x)).max() < 0.08  # no jump: the bridge carries it from A's end to B's start
 
 
+def test_a_blend_bridge_meets_both_clips_speeds() -> None:
+    """A moves right; B, the same move further right, starts twice A's pace away over the
+    bridge: the bridge leaves A and reaches B at their own pace (a straight bridge would jump
+    to twice it at both joints), and makes up the distance in between."""
+    a = plan_prompt("a red circle moves slowly right", width=SIZE, height=SIZE, fps=FPS, frames=16, seed=0)
+    track = a.objects[0].track
+    step = np.diff(_centre_x(a)).mean()
+    shift = (15 + 2 * 9) * step  # B's start is 2 × 9 steps past A's end
+    b = replace(a, objects=(replace(a.objects[0], boxes=tuple(map(tuple, (track + [shift, 0, shift, 0]).tolist()))),))
+    x = _centre_x(joined(a, b, 8))
+    assert abs(x[16] - x[15] - step) < 0.4 * step and abs(x[25] - x[24] - step) < 0.4 * step  # both joints (straight: 1 step off)
+    assert (np.diff(x) > 0).all() and np.diff(x).max() < 3 * step  # forwards only, no dash
+
+
+def test_a_bridge_never_turns_back() -> None:
+    """B starts behind where A ends: the bridge goes straight back rather than carrying on in
+    A's direction and turning round (faster through the middle than a straight bridge)."""
+    a = plan_prompt("a red circle moves slowly right", width=SIZE, height=SIZE, fps=FPS, frames=16, seed=0)
+    x = _centre_x(joined(a, a, 8))  # B (= A) starts where A started: left of A's end
+    assert (np.diff(x[15:25]) < 0).all()
+    assert np.abs(np.diff(x[15:25])).max() <= 1.5 * abs(x[24] - x[15]) / 9 + 1e-9  # an ease in and out at most
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_bounce_continues_as_a_bounce(seed: int) -> None:
+    """The first half of a world bounce, continued, follows the world's own second half (it
+    rebounds rather than falling through the floor); the second half run back is higher with
+    every earlier bounce, as the world's first half is."""
+    whole = plan_prompt("a red circle bounces", width=SIZE, height=SIZE, fps=FPS, frames=40, seed=seed)
+    height = lambda p: (p.objects[0].track[:, 1] + p.objects[0].track[:, 3]) / 2  # noqa: E731
+    truth = height(whole)
+    ahead = height(continued(window(whole, 0, 20), 20))
+    assert np.abs(ahead - truth).max() < 0.1
+    assert ahead[20:].min() < ahead[20:].max() - 0.2  # it rises again
+    back = height(reversed_plan(continued(reversed_plan(window(whole, 20, 20)), 20, backwards=True)))
+    assert np.abs(back - truth).max() < 0.12
+    assert back[:20].min() < truth[20:].min()  # an earlier bounce went higher than any later one
+
+
+def test_a_straight_move_is_not_taken_for_a_bounce() -> None:
+    down = plan_prompt("a red circle moves down", width=SIZE, height=SIZE, fps=FPS, frames=16, seed=0)
+    y = lambda p: (p.objects[0].track[:, 1] + p.objects[0].track[:, 3]) / 2  # noqa: E731
+    assert np.allclose(np.diff(y(continued(down, 8))[15:]), np.diff(y(down)).mean(), atol=1e-3)
+
+
 def test_mix_plans_both_prompts(studio: Studio, tmp_path: Path) -> None:
     result, frames = _make(studio, tmp_path, prompt="a red circle moves right", edit="blend", seconds=1,
                            params={"mode": "mix", "with": "a blue square moves left"})
@@ -161,8 +205,6 @@ def test_a_users_plan_of_an_edit_is_drawn(studio: Studio, tmp_path: Path) -> Non
     # drag the end of the new part down: the last keyframe's box moves by 0.3 of the height
     track = plan.objects[0].track.copy()
     track[16:, [1, 3]] += np.linspace(0, 0.3, 8)[:, None]
-    from dataclasses import replace
-
     edited = replace(plan, objects=(replace(plan.objects[0], boxes=tuple(map(tuple, track.tolist()))),))
     result, frames = _make(studio, tmp_path, prompt="a red circle", edit="extend", sources=(src,), params={"seconds": 1},
                            plan=edited)

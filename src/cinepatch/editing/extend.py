@@ -84,4 +84,4 @@ def _scene(
         output = fitted(planning.user, len(base) + new)
         return (reversed_plan(output) if backward else output), ()
     read_plan, notes = read(base, fps)
-    return (None if read_plan is None else continued(read_plan, new)), notes
+    return (None if read_plan is None else continued(read_plan, new, backwards=backward)), notes

@@ -100,5 +100,5 @@ def _scene(
     if middle is None:
         return None, notes
     if lead_in:
-        middle = reversed_plan(continued(reversed_plan(middle), lead_in))
+        middle = reversed_plan(continued(reversed_plan(middle), lead_in, backwards=True))
     return (continued(middle, lead_out) if lead_out else middle), notes

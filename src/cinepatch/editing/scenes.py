@@ -19,6 +19,7 @@ import numpy as np
 
 from cinepatch.editing.reading import read_frames, velocities
 from cinepatch.planning.schema import BOX_LIMITS, Canvas, PlanObject, ScenePlan
+from cinepatch.world.render import BOUNCE_RESTITUTION
 
 __all__ = [
     "Planning",
@@ -34,6 +35,8 @@ __all__ = [
 ]
 
 CONTINUE_SECONDS = 1.0  # how much of a clip's end an extension reads the velocity from
+_MIN_FALL = 0.005  # canvas heights per frame: a slower descent that turns is reading noise, not a bounce
+_MIN_GRAVITY = 0.002  # canvas heights per frame²: a weaker pull is no fall
 
 
 @dataclass(frozen=True)
@@ -81,18 +84,58 @@ def read(frames: np.ndarray, fps: int) -> tuple[ScenePlan | None, tuple[str, ...
     return reading.plan, notes
 
 
-def continued(plan: ScenePlan, new: int) -> ScenePlan:
+def continued(plan: ScenePlan, new: int, *, backwards: bool = False) -> ScenePlan:
     """``plan`` followed by ``new`` frames in which every object keeps the velocity it had over
-    the plan's last CONTINUE_SECONDS (a track that leaves the canvas parks just outside it)."""
+    the plan's last CONTINUE_SECONDS (a track that leaves the canvas parks just outside it); an
+    object that bounces keeps bouncing (:func:`_bounced`).
+
+    ``backwards``: ``plan`` is a clip played backwards (an extension backwards, a re-cut's
+    lead-in), so each earlier bounce was higher, not lower."""
     frames = plan.frames
-    first = max(0, frames - round(CONTINUE_SECONDS * plan.canvas.fps))
-    speed = velocities(plan, first=first, last=frames - 1)  # (N, 4) per frame
+    speed = _end_speeds(plan)  # (N, 4) per frame
     steps = np.arange(1, new + 1)[:, None]
+    restitution = 1 / BOUNCE_RESTITUTION if backwards else BOUNCE_RESTITUTION
     objects = []
     for obj, v in zip(plan.objects, speed, strict=True):
-        ahead = _parked(obj.track[-1] + steps * v[None, :])
-        objects.append(replace(obj, boxes=obj.boxes + _tuples(ahead)))
+        ahead = obj.track[-1] + steps * v[None, :]
+        heights = _bounced(obj.track, new, restitution=restitution)
+        if heights is not None:
+            ahead[:, [1, 3]] += (heights - (ahead[:, 1] + ahead[:, 3]) / 2)[:, None]
+        objects.append(replace(obj, boxes=obj.boxes + _tuples(_parked(ahead))))
     return _with_objects(plan, objects, frames + new)
+
+
+def _bounced(track: np.ndarray, new: int, *, restitution: float) -> np.ndarray | None:
+    """The centre height of ``track``'s box over ``new`` more frames if the track bounces: it
+    falls under the gravity measured on its flights and rebounds from the lowest point it
+    reached, with ``restitution`` of its speed (the world's bounce); None if it shows no bounce
+    (no fall that turns into a rise at the bottom of its path, under a steady pull down)."""
+    y = (track[:, 1] + track[:, 3]) / 2
+    if len(y) < 5:
+        return None
+    v = np.diff(y)  # v[k]: frame k -> k+1
+    floor = float(y.max())
+    turns = np.nonzero((v[:-1] > _MIN_FALL) & (v[1:] < 0))[0] + 1  # frames where a fall turns into a rise
+    impacts = [k for k in turns if y[k] >= floor - max(v[k - 1], -v[k])]
+    if not impacts:
+        return None
+    accel = np.diff(v)  # accel[k]: around frame k+1
+    flight = np.ones(len(accel), bool)
+    for k in impacts:
+        flight[max(0, k - 2) : k + 1] = False  # the second differences that span an impact
+    gravity = float(np.median(accel[flight])) if flight.any() else 0.0
+    if gravity < _MIN_GRAVITY:
+        return None
+    height, speed = float(y[-1]), float(v[-1]) + gravity / 2  # speed at the last frame
+    heights = np.empty(new)
+    for n in range(new):
+        height, speed = height + speed + gravity / 2, speed + gravity
+        if height > floor:  # the impact: reflected, slower (or faster, run backwards)
+            height, speed = floor - (height - floor) * restitution, -speed * restitution
+            if -speed < 2 * gravity:  # too slow to leave the floor: at rest on it
+                height, speed = floor, 0.0
+        heights[n] = height
+    return heights
 
 
 def looped(plan: ScenePlan, bridge: int) -> ScenePlan:
@@ -111,31 +154,61 @@ def joined(first: ScenePlan, second: ScenePlan, bridge: int) -> ScenePlan:
     """``first``, ``bridge`` frames, then ``second``: an object in both (the same colour and shape)
     moves from its last box in ``first`` to its first box in ``second`` and takes ``second``'s
     words; one only in ``first`` leaves through the nearest edge, one only in ``second`` enters
-    through its nearest edge. At most three objects (``first``'s are kept first)."""
+    through its nearest edge. Every path across the bridge leaves and arrives at the speeds of
+    the clips it joins (:func:`_bridge`). At most three objects (``first``'s are kept first)."""
     total = first.frames + bridge + second.frames
-    t = (np.arange(1, bridge + 1) / (bridge + 1))[:, None]
+    ends, starts = _end_speeds(first), _start_speeds(second)
     objects: list[PlanObject] = []
     matched: set[int] = set()
-    for obj in first.objects:
+    for obj, v_end in zip(first.objects, ends, strict=True):
+        end = obj.track[-1]
         other = _match(obj, second.objects, matched)
         if other is not None:
             matched.add(other)
-            end, start = obj.track[-1], second.objects[other].track[0]
-            boxes = obj.track.tolist() + (end + t * (start - end)).tolist() + second.objects[other].track.tolist()
-            objects.append(replace(second.objects[other], boxes=_tuples(np.asarray(boxes))))
+            later = second.objects[other].track
+            between = _bridge(end, v_end, later[0], starts[other], bridge)
+            boxes = np.concatenate([obj.track, between, later])
+            objects.append(replace(second.objects[other], boxes=_tuples(_parked(boxes))))
         else:
-            out = _offstage(obj.track[-1])
-            gone = obj.track[-1] + t * (out - obj.track[-1])
+            out = _offstage(end)
+            gone = _bridge(end, v_end, out, (out - end) / (bridge + 1), bridge)  # leaves at its mean pace
             boxes = np.concatenate([obj.track, gone, np.repeat(out[None], second.frames, 0)])
-            objects.append(replace(obj, boxes=_tuples(boxes)))
+            objects.append(replace(obj, boxes=_tuples(_parked(boxes))))
     for n, obj in enumerate(second.objects):
         if n in matched:
             continue
-        out = _offstage(obj.track[0])
-        coming = out + t * (obj.track[0] - out)
+        start = obj.track[0]
+        out = _offstage(start)
+        coming = _bridge(out, (start - out) / (bridge + 1), start, starts[n], bridge)
         boxes = np.concatenate([np.repeat(out[None], first.frames, 0), coming, obj.track])
-        objects.append(replace(obj, boxes=_tuples(boxes)))
+        objects.append(replace(obj, boxes=_tuples(_parked(boxes))))
     return replace(_with_objects(first, objects[:3], total), background=second.background, camera=second.camera)
+
+
+def _bridge(start: np.ndarray, start_speed: np.ndarray, end: np.ndarray, end_speed: np.ndarray, frames: int) -> np.ndarray:
+    """``frames`` boxes strictly between ``start`` and ``end`` on a cubic (Hermite) path that
+    leaves ``start`` at ``start_speed`` and reaches ``end`` at ``end_speed`` (box units per
+    frame), so the motion does not jolt where the bridge meets the frames on either side.
+
+    Each coordinate keeps an end's speed only as far as it goes the bridge's way and up to three
+    times the bridge's mean pace (a monotone cubic, Fritsch and Carlson's condition): the path
+    never turns back, which would take it faster through the middle than a straight bridge."""
+    span = frames + 1
+    pace = (end - start) / span
+    start_speed, end_speed = (np.clip(np.where(v * pace > 0, v, 0.0), -3 * np.abs(pace), 3 * np.abs(pace)) for v in (start_speed, end_speed))
+    t = (np.arange(1, span) / span)[:, None]
+    h00, h10, h01, h11 = 2 * t**3 - 3 * t**2 + 1, t**3 - 2 * t**2 + t, 3 * t**2 - 2 * t**3, t**3 - t**2
+    return h00 * start + h10 * span * start_speed + h01 * end + h11 * span * end_speed
+
+
+def _end_speeds(plan: ScenePlan) -> np.ndarray:
+    """Each object's box velocity ``(N, 4)`` over the plan's last CONTINUE_SECONDS."""
+    return velocities(plan, first=max(0, plan.frames - round(CONTINUE_SECONDS * plan.canvas.fps)), last=plan.frames - 1)
+
+
+def _start_speeds(plan: ScenePlan) -> np.ndarray:
+    """Each object's box velocity ``(N, 4)`` over the plan's first CONTINUE_SECONDS."""
+    return velocities(plan, first=0, last=min(plan.frames, round(CONTINUE_SECONDS * plan.canvas.fps)) - 1)
 
 
 def animated(still: ScenePlan, prompt: ScenePlan | None, index: int, *, frames: int) -> ScenePlan:
