@@ -2,7 +2,7 @@
 
 The backend here records every pass and honours pinned keyframes by pasting them over frames it
 fills with its pass number — enough to see which frames each edit pins, keeps, and makes. The
-same plans run on the real models in tests/test_app.py and benchmarks/edits_eval.py.
+same plans run on the real models in tests/test_app.py and benchmarks/edit_quality.py.
 """
 
 from __future__ import annotations
