@@ -99,6 +99,31 @@ def test_extend_backward_runs_the_tracks_back(studio: Studio, tmp_path: Path) ->
     assert np.allclose(np.diff(y), step, atol=0.02)  # one straight move through the seam (±1 px per frame)
 
 
+@pytest.mark.parametrize("direction", ["forward", "backward"])
+def test_extending_a_clip_with_no_object_follows_the_prompt(studio: Studio, tmp_path: Path, direction: str) -> None:
+    """A clip of an empty forest background, extended with a prompt naming a circle (and no
+    background): the circle comes in (forwards) or leaves (backwards) in the new part, moving
+    right as the prompt says, on the clip's forest background — never popping up or vanishing
+    at the joint."""
+    empty = np.empty((16, SIZE, SIZE, 3), np.uint8)
+    empty[:] = (25, 70, 40)  # the world's forest
+    src = tmp_path / "empty.mp4"
+    write_video(src, empty, fps=FPS)
+    result, frames = _make(studio, tmp_path, prompt="a medium red circle moves right", edit="extend", sources=(src,),
+                           seconds=2, params={"seconds": 2, "direction": direction})
+    assert any("the new part follows the prompt's plan" in w for w in result.warnings)
+    kept = slice(0, 16) if direction == "forward" else slice(16, 32)
+    new = slice(16, 32) if direction == "forward" else slice(0, 16)
+    reading = read_frames(frames[new], fps=FPS)
+    assert reading.plan is not None and reading.plan.background.colour == "forest"
+    assert [o.phrase.split()[1:] for o in reading.plan.objects] == [["red", "circle"]]
+    assert read_frames(frames[kept], fps=FPS).plan is None  # the kept clip stays empty
+    x = _measured_x(frames[new], "red")
+    assert np.diff(x).min() > -1e-6 and x[-1] - x[0] > 0.2  # rightwards
+    edge = frames[new][0] if direction == "forward" else frames[new][-1]  # the new frame at the joint
+    assert read_frames(edge[None], fps=FPS).plan is None  # nothing there yet (or any more)
+
+
 def test_loop_ends_where_it_starts(studio: Studio, tmp_path: Path) -> None:
     src, _ = _clip(tmp_path, "a medium green triangle moves right on a black background")
     result, frames = _make(studio, tmp_path, prompt="a green triangle", edit="loop", sources=(src,), seconds=1, params={"bridge": 1})
@@ -167,6 +192,30 @@ def test_a_bridge_never_turns_back() -> None:
     x = _centre_x(joined(a, a, 8))  # B (= A) starts where A started: left of A's end
     assert (np.diff(x[15:25]) < 0).all()
     assert np.abs(np.diff(x[15:25])).max() <= 1.5 * abs(x[24] - x[15]) / 9 + 1e-9  # an ease in and out at most
+
+
+@pytest.mark.parametrize("pace", [0.1, 0.05], ids=["at-its-pace", "faster-than-its-pace"])
+def test_a_loop_brings_a_departed_object_back_the_way_it_first_moved(pace: float) -> None:
+    """A circle moving right leaves through the right edge: the loop's bridge brings it in from
+    the left, still moving right, to its first box — not back across the canvas leftwards. At
+    0.1 a frame its opening's motion run back leaves the canvas within the bridge; at 0.05 it
+    does not, and the bridge brings it in faster, slowing to its pace."""
+    plan = plan_prompt("a red circle moves right", width=SIZE, height=SIZE, fps=FPS, frames=16, seed=0)
+    x = np.minimum(0.4 + pace * np.arange(16), 1.2)  # left edge: off the canvas from frame 6 (10)
+    track = np.stack([x, np.full(16, 0.4), x + 0.2, np.full(16, 0.6)], axis=1)
+    left = replace(plan, objects=(replace(plan.objects[0], boxes=tuple(map(tuple, track.tolist()))),))
+    bridge = looped(left, 8).objects[0].track[16:]
+    centre = (bridge[:, 0] + bridge[:, 2]) / 2
+    assert bridge[0, 0] < 0  # coming in over the left edge
+    assert (np.diff(np.concatenate([centre, [0.5]])) > 0).all()  # rightwards all the way, into the first box
+    assert abs((0.5 - centre[-1]) - pace) < 0.4 * pace  # at the opening's own pace
+
+
+def test_a_loop_takes_an_object_still_on_the_canvas_straight_back() -> None:
+    plan = plan_prompt("a red circle moves right", width=SIZE, height=SIZE, fps=FPS, frames=16, seed=0)
+    track = plan.objects[0].track
+    bridge = looped(plan, 8).objects[0].track[16:]
+    assert np.allclose(np.diff(bridge, axis=0), (track[0] - track[-1]) / 9)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -19,7 +19,8 @@ from cinepatch.editing.plan import (
     window_length,
 )
 from cinepatch.editing.params import ExtendParams
-from cinepatch.editing.scenes import Planning, continued, fitted, read, reversed_plan
+from cinepatch.editing.reading import read_frames
+from cinepatch.editing.scenes import Planning, continued, entered, fitted, reversed_plan
 from cinepatch.editing.scenes import window as window_of
 from cinepatch.planning.schema import ScenePlan
 from cinepatch.errors import InvalidParameter
@@ -77,11 +78,19 @@ def _scene(
     base: np.ndarray, new: int, fps: int, planning: Planning | None, *, backward: bool
 ) -> tuple[ScenePlan | None, tuple[str, ...]]:
     """The plan of ``base`` then its ``new`` frames, in ``base``'s time (reversed when extending
-    backwards): the person's plan of the output (fitted), else ``base``'s tracks continued."""
+    backwards): the person's plan of the output (fitted), else ``base``'s tracks continued; a
+    clip that shows no object, on a background that can be read, is followed by the prompt's
+    plan on that background, its objects coming in (:func:`.scenes.entered`)."""
     if planning is None:
         return None, ()
     if planning.user is not None:
         output = fitted(planning.user, len(base) + new)
         return (reversed_plan(output) if backward else output), ()
-    read_plan, notes = read(base, fps)
-    return (None if read_plan is None else continued(read_plan, new, backwards=backward)), notes
+    reading = read_frames(base, fps=fps)
+    if reading.plan is not None:
+        return continued(reading.plan, new, backwards=backward), reading.warnings
+    if planning.prompt is None or reading.background is None:
+        return None, tuple(f"{note}; the edit follows its sources alone" for note in reading.warnings)
+    prompted = fitted(planning.prompt, new)
+    prompted = replace(reversed_plan(prompted) if backward else prompted, background=reading.background)
+    return entered(prompted, len(base)), tuple(f"{note}; the new part follows the prompt's plan" for note in reading.warnings)

@@ -57,10 +57,12 @@ _EDGE_PX = 1.0  # a box within this of the canvas edge or the pillar is cut by i
 
 @dataclass(frozen=True)
 class PlanReading:
-    """The plan read from some frames (None when nothing could be read) and why not."""
+    """The plan read from some frames (None when nothing could be read) and why not; the
+    background read, also where no object is visible (None where the frames were not measured)."""
 
     plan: ScenePlan | None
     warnings: tuple[str, ...] = ()
+    background: PlanBackground | None = None
 
 
 def read_frames(frames: np.ndarray, *, fps: int) -> PlanReading:
@@ -79,8 +81,10 @@ def read_frames(frames: np.ndarray, *, fps: int) -> PlanReading:
     unit = meas.unit
     present = meas.area >= _MIN_AREA * unit**2  # (T, 8)
     found = [c for c in range(len(COLOURS)) if present[:, c].any()]
+    colour, texture, _ = background_of(meas)
+    background = PlanBackground(colour=colour, texture=None if texture == "none" else texture)
     if not found:
-        return PlanReading(None, ("no plan could be read: no world object is visible in the frames",))
+        return PlanReading(None, ("no plan could be read: no world object is visible in the frames",), background)
     # The largest objects first (their median area where visible), at most the format's three.
     found.sort(key=lambda c: -float(np.median(meas.area[present[:, c], c])))
     warnings: tuple[str, ...] = ()
@@ -90,17 +94,16 @@ def read_frames(frames: np.ndarray, *, fps: int) -> PlanReading:
         found = found[:MAX_OBJECTS]
     pillar = pillar_span(meas)
     objects = tuple(_read_object(meas, c, present[:, c], pillar, depth=i) for i, c in enumerate(found))
-    colour, texture, _ = background_of(meas)
     pan = pan_of(meas)
     occluders = () if pillar is None else (Occluder(box=(pillar[0] / w, 0.0, pillar[1] / w, 1.0)),)
     plan = ScenePlan(
         canvas=Canvas(width=w, height=h, fps=fps, frames=t),
-        background=PlanBackground(colour=colour, texture=None if texture == "none" else texture),
+        background=background,
         camera=Camera(pan=None if pan in (None, "none") else pan),
         objects=objects,
         occluders=occluders,
     )
-    return PlanReading(plan, warnings)
+    return PlanReading(plan, warnings, background)
 
 
 def _read_object(meas: Measurements, c: int, present: np.ndarray, pillar: tuple[float, float] | None, *, depth: int) -> PlanObject:

@@ -28,6 +28,7 @@ __all__ = [
     "continued",
     "joined",
     "looped",
+    "entered",
     "animated",
     "remixed",
     "fitted",
@@ -139,15 +140,57 @@ def _bounced(track: np.ndarray, new: int, *, restitution: float) -> np.ndarray |
 
 
 def looped(plan: ScenePlan, bridge: int) -> ScenePlan:
-    """``plan`` followed by ``bridge`` frames that carry every object from its last box back to
-    its first, so the result ends where it starts."""
+    """``plan`` followed by ``bridge`` frames that bring every object back to its first box, so
+    the result ends where it starts. An object still on the canvas goes straight back; one that
+    has left comes back in the way it first moved — from where its opening's motion, run back,
+    leaves the canvas (or the nearest edge, if it did not move), arriving at its opening's speed
+    (:func:`_bridge`) — not back across the canvas against its own motion."""
     t = (np.arange(1, bridge + 1) / (bridge + 1))[:, None]
     objects = []
-    for obj in plan.objects:
-        track = obj.track
-        between = track[-1] + t * (track[0] - track[-1])
-        objects.append(replace(obj, boxes=obj.boxes + _tuples(between)))
+    for obj, v in zip(plan.objects, _start_speeds(plan), strict=True):
+        first, last = obj.track[0], obj.track[-1]
+        if _on_canvas(last) or not _on_canvas(first):
+            between = last + t * (first - last)
+        else:
+            steps = _steps_off(first, v)
+            start = _offstage(first) if steps is None else first - max(steps, bridge + 1) * v
+            between = _bridge(start, (first - start) / (bridge + 1), first, v, bridge)
+        objects.append(replace(obj, boxes=obj.boxes + _tuples(_parked(between))))
     return _with_objects(plan, objects, plan.frames + bridge)
+
+
+def entered(plan: ScenePlan, before: int) -> ScenePlan:
+    """``before`` frames with nothing on the canvas, then ``plan``: every object on the canvas
+    at ``plan``'s start first comes in, the way its opening's motion run back leaves the canvas
+    (or over the nearest edge, if it does not move), arriving at its opening's speed, and then
+    follows its track — late by the frames it took to come in (at most half of ``plan``)."""
+    objects = []
+    for obj, v in zip(plan.objects, _start_speeds(plan), strict=True):
+        track = obj.track
+        first = track[0]
+        if not _on_canvas(first):
+            boxes = np.concatenate([np.repeat(first[None], before, 0), track])
+        else:
+            steps = _steps_off(first, v)
+            start = _offstage(first) if steps is None else first - steps * v
+            late = max(1, min(steps or plan.canvas.fps, plan.frames // 2))
+            way = _bridge(start, (first - start) / late, first, v, late - 1)
+            boxes = np.concatenate([np.repeat(start[None], before + 1, 0), way, track[: plan.frames - late]])
+        objects.append(replace(obj, boxes=_tuples(_parked(boxes))))
+    return _with_objects(plan, objects, before + plan.frames)
+
+
+def _steps_off(box: np.ndarray, speed: np.ndarray) -> int | None:
+    """How many frames of ``speed`` (box units per frame), run back, take ``box`` wholly off the
+    canvas; None if it stays on it (a still object) until it passes BOX_LIMITS."""
+    low, high = BOX_LIMITS
+    for steps in range(1, 1000):
+        back = box - steps * speed
+        if back.min() < low or back.max() > high:
+            return None
+        if not _on_canvas(back):
+            return steps
+    return None
 
 
 def joined(first: ScenePlan, second: ScenePlan, bridge: int) -> ScenePlan:
@@ -298,6 +341,12 @@ def _offstage(box: np.ndarray) -> np.ndarray:
     out[[0, 2]] += np.sign(dx) * 0.01 * (w > 0)
     out[[1, 3]] += np.sign(dy) * 0.01 * (h > 0)
     return _parked(out[None])[0]
+
+
+def _on_canvas(box: np.ndarray) -> bool:
+    """Whether any of ``box`` lies on the canvas."""
+    x0, y0, x1, y1 = box
+    return bool(x1 > 0 and x0 < 1 and y1 > 0 and y0 < 1)
 
 
 def _parked(boxes: np.ndarray) -> np.ndarray:
