@@ -132,11 +132,14 @@ def test_batch_in_local_processes_resumes_failed_lines(tmp_path: Path):
     lines = prompts.read_text().splitlines()
     lines[3] = json.dumps({"prompt": "a green square moves left", "model": "world", "seconds": 1, "size": "64x64"})
     prompts.write_text("\n".join(lines) + "\n")
+    (out / ".00004.mp4.k1ll3d").mkdir()  # what a worker killed while writing leaves (finish's staging folder)
+    (out / ".00004.mp4.k1ll3d" / "00004.mp4").write_bytes(b"half")
     second = subprocess.run(cinepatch("batch", str(prompts), "--out", str(out), "--local", "--workers", "1",
                                       tmp=tmp_path), capture_output=True, text=True, env=env, timeout=120)
     assert second.returncode == 0 and "1 completed, 0 refused, 0 failed (3 already finished)" in second.stdout
     assert [(r["line"], r["status"]) for r in manifest(out)] == [
         (1, "completed"), (2, "refused"), (3, "completed"), (4, "completed")]
+    assert not list(out.glob(".*"))  # nothing half-written left behind
 
 
 def test_bad_lines_name_the_line_and_the_field(tmp_path: Path):

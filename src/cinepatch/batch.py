@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -298,5 +299,17 @@ def run_batch(config: BatchConfig, *, say: Callable[[str], None] = print, bar: b
                 progress.set_postfix(done=summary.completed, refused=summary.refused, failed=summary.failed)
                 progress.update(1)
         progress.close()
+    _sweep(config.out, lines)
     _compact(config.out, lines)
     return summary
+
+
+def _sweep(out: Path, lines: Iterable[BatchLine]) -> None:
+    """Remove the hidden files and folders a killed worker left beside a line's video while
+    writing it (``.00007.…``): it could not clean up, and the line was made again."""
+    for line in lines:
+        for stale in out.glob(f".{Path(line.output).stem}.*"):
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
