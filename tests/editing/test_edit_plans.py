@@ -171,6 +171,21 @@ def test_blend_join_carries_an_object_across(studio: Studio, tmp_path: Path) -> 
     assert np.abs(np.diff(x)).max() < 0.08  # no jump: the bridge carries it from A's end to B's start
 
 
+def test_a_blend_between_two_backgrounds_dissolves_across_the_bridge(studio: Studio, tmp_path: Path) -> None:
+    """A on navy, B on forest: the background changes across the bridge in even steps, from
+    navy to forest — no cut."""
+    a, _ = _clip(tmp_path, "a small red circle moves right on a navy background", name="a.mp4", start=(0.2, 0.5))
+    b, _ = _clip(tmp_path, "a small red circle moves right on a forest background", name="b.mp4", start=(0.6, 0.5))
+    result, frames = _make(studio, tmp_path, prompt="a red circle", edit="blend", sources=(a, b), seconds=1,
+                           params={"transition": 1})
+    corner = frames[:, :8, :8].reshape(len(frames), -1, 3).mean(1)  # (T, 3): the background, away from the circle
+    navy, forest = np.array([25, 35, 80]), np.array([25, 70, 40])
+    assert np.abs(corner[15] - navy).max() < 4 and np.abs(corner[24] - forest).max() < 4  # A's last, B's first
+    steps = np.diff(corner[15:25, 2])  # blue falls from navy's 80 to forest's 40 across the 8 bridge frames
+    assert (steps < 0).all() and steps.min() > 2 * (40 - 80) / 9  # even steps, none over twice the mean
+    assert result.plan is not None and result.plan.background.colour == "forest"
+
+
 def test_a_blend_bridge_meets_both_clips_speeds() -> None:
     """A moves right; B, the same move further right, starts twice A's pace away over the
     bridge: the bridge leaves A and reaches B at their own pace (a straight bridge would jump
