@@ -8,7 +8,7 @@
 Sources are world scenes (one object, no exits, pillars or pans, so every measurement has one
 clear subject) rendered by the world's renderer at the model's native size and frame rate.
 Each edit goes through ``Studio.create`` — which, on a model that reads scene plans, plans the
-edit from its sources (docs/plans.md) — — moderation, expansion, watermark and credentials as
+edit from its sources (docs/plans.md) — moderation, expansion, watermark and credentials as
 a user gets them — with the visible corner mark off, because the pixel comparisons below
 (image-to-video and re-cut PSNR) are about the edit, not the overlay. Figures:
 
@@ -32,7 +32,8 @@ a user gets them — with the visible corner mark off, because the pixel compari
 - storyboard: each card's time span against that card's prompt (target ≥ 80 % pass).
 - drag: a video's stored plan with the object's end point moved by a quarter of the frame,
   re-rendered with that plan; the share of frames on which the object (read from the pixels)
-  is within 10 % of the frame's width of the edited box centre (target ≥ 90 %).
+  is within 10 % of the frame's width of the edited box centre — or, where the edited box is
+  off the canvas, not drawn (target ≥ 90 %).
 - long (``--long``): peak memory of a 60 s video against an 8 s one, each in its own process
   (target ≤ 1.25×), and the evaluator over the minute's 4 s windows (drift).
 """
@@ -382,7 +383,11 @@ def run_drag(b: Bench, n: int) -> dict:
         got = match[0].track
         distance = np.hypot(((got[:, 0] + got[:, 2]) - (track[:, 0] + track[:, 2])) / 2 * b.width,
                             ((got[:, 1] + got[:, 3]) - (track[:, 1] + track[:, 3])) / 2 * b.height) / b.width
-        followed.append(float((distance <= 0.10).mean()))
+        # where the edited box is off the canvas (an object that has left) the reader can only
+        # hold the last place it saw the object: there, followed means not drawn
+        seen = measure(out, fps=b.fps).area[:, _COLOURS.index(colour)] > 0
+        on = (track[:, 2] > 0) & (track[:, 0] < 1) & (track[:, 3] > 0) & (track[:, 1] < 1)
+        followed.append(float(np.where(on, distance <= 0.10, ~seen).mean()))
     return {"frames_within_10pct": followed}
 
 
