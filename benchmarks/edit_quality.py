@@ -237,7 +237,7 @@ def seam_over_new_part(frames: np.ndarray, joint: int, new: np.ndarray) -> float
     """The change across the joint over the median frame-to-frame change of the new part alone:
     about 1 when the joint is no rougher than the model's own frames, whatever the source's."""
     across = float(np.abs(frames[joint].astype(np.float32) - frames[joint - 1]).mean())
-    inside = np.abs(np.diff(new.astype(np.float32), axis=0)).mean(axis=(1, 2, 3))
+    inside = changes(new)
     return across / max(float(np.median(inside)), 0.5)
 
 

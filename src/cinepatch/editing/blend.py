@@ -86,7 +86,9 @@ def blend(
     # draws the background its text names; the plan places the objects), and the two dissolve
     # into each other across it: a model pinned to one clip keeps its background until it meets
     # the other, then changes it within a frame or two.
-    dissolve = scene is not None and start is not None and start != scene.background
+    # Both clips must hold a whole context, so that both runs pin as much and make one length of bridge.
+    dissolve = (scene is not None and start is not None and start != scene.background
+                and min(len(first), len(second)) >= context)
     scene_a = replace(scene, background=start) if dissolve else scene
     spec_a, spec_b = (replace(spec, prompt=scene_a.describe()), replace(spec, prompt=scene.describe())) if dissolve else (spec, spec)
 
@@ -101,8 +103,6 @@ def blend(
         made = continue_video(backend, spec_b, second[::-1], bridge, window=length, tail=first[::-1][:context],
                               release=True, progress=lambda f: progress(0.5 + f / 2), scene=reversed_plan(scene))  # fmt: skip
         back = np.concatenate([made.after(second[::-1]), made.opening, first[::-1][len(made.opening) :]])[::-1]
-        if len(back) != len(on):  # clips shorter than a context make bridges of other lengths
-            return on
         return _dissolved(on, back, len(first), len(on) - len(first) - len(second))
 
     return Plan(specs=(shape, shape) if dissolve else (shape,), runner=run, warnings=notes_a + notes_b + plan_notes, scene=scene)
