@@ -360,3 +360,32 @@ def test_a_storyboard_card_that_names_another_background_is_a_cut(second: str, c
     assert asked[0].keyframes is None  # the first card starts the video
     assert (asked[1].keyframes is None) == cut  # a cut starts afresh; a continuation pins the card before's end
     assert asked[1].plan is not None and asked[1].plan.background.colour == ("gray" if cut else "navy")
+
+
+def test_a_loop_bridge_is_planned_into_the_opening_it_pins() -> None:
+    """The bridge pass pins the video's end at its start and the loop's opening at its end; its
+    plan has each pinned frame's own boxes there — the opening's too, not the loop's last box held
+    (a model told the object is still at the edge while the pinned frames show it moving on
+    draws it twice)."""
+    from cinepatch import editing
+    from cinepatch.backends.base import GenerationSpec
+    from cinepatch.backends.world import WorldOracle
+
+    asked: list[GenerationSpec] = []
+
+    class Recording(WorldOracle):
+        def generate(self, spec, **kw):
+            asked.append(spec)
+            return super().generate(spec, **kw)
+
+    prompt = "a medium red circle moves slowly right on a navy background"
+    spec = GenerationSpec(prompt=prompt, negative="", frames=32, width=64, height=64, fps=FPS, seed=0, steps=1, guidance=1.0)
+    made = editing.plan("loop", spec, [], {"bridge": 1}, window=33, latent_step=1,
+                        planning=editing.Planning(prompt=plan_prompt(prompt, width=64, height=64, fps=FPS, frames=32, seed=0)))
+    made.run(Recording(), progress=lambda f: None)
+    first, bridge = asked
+    pins = bridge.keyframes.indices
+    n = len(pins) // 2
+    loop_track, bridge_track = made.scene.objects[0].track, bridge.plan.objects[0].track
+    assert np.allclose(bridge_track[list(pins[:n])], loop_track[first.frames - n : first.frames])  # the video's end
+    assert np.allclose(bridge_track[list(pins[n:])], loop_track[:n])  # the opening it leads into

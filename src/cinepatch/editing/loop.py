@@ -24,7 +24,7 @@ from cinepatch.editing.plan import (
     window_length,
 )
 from cinepatch.editing.params import LoopParams
-from cinepatch.editing.scenes import Planning, fitted, looped, read
+from cinepatch.editing.scenes import Planning, cycled, fitted, looped, read
 from cinepatch.editing.scenes import window as window_of
 from cinepatch.planning.schema import ScenePlan
 from cinepatch.errors import InvalidParameter
@@ -75,8 +75,8 @@ def loop(
         video = source
         if video is None:
             video = backend.generate(first, progress=lambda f: progress(0.6 * f))
-        tail = video[:context]  # the opening the bridge must lead into
-        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=scene, release=True,
+        tail = video[:context]  # the opening the bridge must lead into, and its plan after the bridge's
+        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=cycled(scene, context), release=True,
                               progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
         # The video's end hands over to the bridge and the bridge to the video's opening, each
         # across a second: the loop starts with the redrawn opening and ends with the bridge.

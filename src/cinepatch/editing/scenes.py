@@ -28,6 +28,7 @@ __all__ = [
     "continued",
     "joined",
     "looped",
+    "cycled",
     "entered",
     "animated",
     "remixed",
@@ -69,6 +70,16 @@ def window(plan: ScenePlan | None, start: int, count: int) -> ScenePlan | None:
     # An object wholly off the canvas in this window is not in the window's plan.
     objects = [obj for obj in objects if ((obj.track[:, 2] > 0) & (obj.track[:, 0] < 1) & (obj.track[:, 3] > 0) & (obj.track[:, 1] < 1)).any()]
     return _with_objects(plan, objects, count) if objects else None
+
+
+def cycled(plan: ScenePlan | None, count: int) -> ScenePlan | None:
+    """A loop's plan played on into its next round: ``plan`` followed by its first ``count``
+    frames (what a loop's bridge leads into), or None."""
+    if plan is None:
+        return None
+    at = np.arange(plan.frames + count) % plan.frames
+    objects = [replace(obj, boxes=tuple(obj.boxes[i] for i in at)) for obj in plan.objects]
+    return _with_objects(plan, objects, len(at))
 
 
 def reversed_plan(plan: ScenePlan | None) -> ScenePlan | None:
