@@ -48,6 +48,20 @@ def _clip(
     return path, plan
 
 
+def _recording_oracle() -> tuple[object, list]:
+    """The world oracle, and the list of every pass it is asked for."""
+    from cinepatch.backends.world import WorldOracle
+
+    asked: list = []
+
+    class Recording(WorldOracle):
+        def generate(self, spec, **kw):
+            asked.append(spec)
+            return super().generate(spec, **kw)
+
+    return Recording(), asked
+
+
 def _make(studio: Studio, tmp_path: Path, **kw) -> tuple[object, np.ndarray]:
     kw.setdefault("model", "world")
     kw.setdefault("fps", FPS)
@@ -340,22 +354,15 @@ def test_a_backend_without_plans_edits_as_before_with_one_warning(studio: Studio
 def test_a_storyboard_card_that_names_another_background_is_a_cut(second: str, cut: bool) -> None:
     from cinepatch import editing
     from cinepatch.backends.base import GenerationSpec
-    from cinepatch.backends.world import WorldOracle
 
-    asked: list[GenerationSpec] = []
-
-    class Recording(WorldOracle):
-        def generate(self, spec, **kw):
-            asked.append(spec)
-            return super().generate(spec, **kw)
-
+    oracle, asked = _recording_oracle()
     first = "a small red circle moves slowly right on a navy background"
     plan_text = lambda text, frames: plan_prompt(text, width=64, height=64, fps=FPS, frames=frames, seed=0)
     spec = GenerationSpec(prompt=first, negative="", frames=24, width=64, height=64, fps=FPS, seed=0, steps=1, guidance=1.0)
     cards = [{"at": 0, "prompt": first}, {"at": 1.5, "prompt": second}]
     made = editing.plan("storyboard", spec, [], {"cards": cards}, window=33, latent_step=1,
                         planning=editing.Planning(prompt=plan_text(first, 24), plan_text=plan_text))
-    frames = made.run(Recording(), progress=lambda f: None)
+    frames = made.run(oracle, progress=lambda f: None)
     assert len(frames) == 24 and len(asked) == 2
     assert asked[0].keyframes is None  # the first card starts the video
     assert (asked[1].keyframes is None) == cut  # a cut starts afresh; a continuation pins the card before's end
@@ -369,20 +376,13 @@ def test_a_loop_bridge_is_planned_into_the_opening_it_pins() -> None:
     draws it twice)."""
     from cinepatch import editing
     from cinepatch.backends.base import GenerationSpec
-    from cinepatch.backends.world import WorldOracle
 
-    asked: list[GenerationSpec] = []
-
-    class Recording(WorldOracle):
-        def generate(self, spec, **kw):
-            asked.append(spec)
-            return super().generate(spec, **kw)
-
+    oracle, asked = _recording_oracle()
     prompt = "a medium red circle moves slowly right on a navy background"
     spec = GenerationSpec(prompt=prompt, negative="", frames=32, width=64, height=64, fps=FPS, seed=0, steps=1, guidance=1.0)
     made = editing.plan("loop", spec, [], {"bridge": 1}, window=33, latent_step=1,
                         planning=editing.Planning(prompt=plan_prompt(prompt, width=64, height=64, fps=FPS, frames=32, seed=0)))
-    made.run(Recording(), progress=lambda f: None)
+    made.run(oracle, progress=lambda f: None)
     first, bridge = asked
     pins = bridge.keyframes.indices
     n = len(pins) // 2
