@@ -76,8 +76,8 @@ def loop(
         if video is None:
             video = backend.generate(first, progress=lambda f: progress(0.6 * f))
         tail = video[:context]  # the opening the bridge must lead into, and its plan after the bridge's
-        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=cycled(scene, context), release=True,
-                              progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
+        made = continue_video(backend, spec, video, bridge, window=length, tail=tail, scene=cycled(scene, context),
+                              release=True, progress=lambda f: progress(0.6 + 0.4 * f) if source is None else progress(f))
         # The video's end hands over to the bridge and the bridge to the video's opening, each
         # across a second: the loop starts with the redrawn opening and ends with the bridge.
         whole = made.after(video)

@@ -150,8 +150,8 @@ def continue_video(
     its start. With ``tail``, the last window also pins those frames at its end, so the new part
     leads into them (loops, blends); the returned frames exclude both the context and ``tail``.
     Each pass is made on the backend's frame grid (``frame_step``) and cut to what is needed.
-    With ``scene`` — the plan of ``video`` followed by the new frames — each pass is given the
-    window of it that the pass makes (else no plan).
+    With ``scene`` — the plan of ``video`` followed by the new frames, and by ``tail``'s frames
+    when given — each pass is given the window of it that the pass makes (else no plan).
 
     With ``release``, the first pass releases its context after the first frame gradually
     (:class:`Keyframes` ``release`` rising from 0 towards 1 across it), and ``end`` holds those
