@@ -207,6 +207,27 @@ def test_guidance_runs_cond_and_uncond_in_one_batch():
     assert torch.allclose(out, torch.full(SHAPE, -7.0), atol=1e-5)
 
 
+def test_away_guidance_adds_its_term_only_where_its_scale_is():
+    def model_fn(x, t, *, cond_mask, cond_latents, text_states):
+        calls.append(x.shape[0])
+        return text_states.reshape(-1, 1, 1, 1, 1).expand_as(x).clone()
+
+    text, neg, away = ({"text_states": torch.tensor(c).expand(2, 1)} for c in (1.0, -1.0, 0.5))
+    scale = torch.zeros(SHAPE[0], 1, *SHAPE[2:])
+    scale[0, :, 2:, :2] = 2.0  # one video, some frames, some rows
+    calls = []
+    out = sample(model_fn, torch.zeros(SHAPE), steps=4, guidance=4.0, text=text, negative=neg, away=away,
+                 away_scale=scale)
+    assert calls == [6] * 4  # text, negative and away in one batch
+    # v = -1 + 4·(1 − −1) = 7, plus 2·(1 − 0.5) = 1 where the scale is 2; x₀ = −v
+    expected = torch.where(scale.expand(SHAPE) > 0, -8.0, -7.0)
+    assert torch.allclose(out, expected, atol=1e-5)
+    with pytest.raises(InvalidParameter, match="away"):
+        sample(model_fn, SHAPE, steps=1, text=text, away=away)
+    with pytest.raises(InvalidParameter, match="away_scale shape"):
+        sample(model_fn, SHAPE, steps=1, text=text, away=away, away_scale=scale[:, :, :2])
+
+
 def test_guidance_one_never_doubles_the_batch_and_needs_no_negative():
     model_fn, calls = constant_velocity(torch.tensor(0.5))
     sample(model_fn, torch.zeros(SHAPE), steps=4)

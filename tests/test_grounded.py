@@ -11,7 +11,7 @@ import torch
 
 from cinepatch.errors import InvalidParameter
 from cinepatch.models.dit import DiT, DiTConfig
-from cinepatch.pipeline import Pipeline, latent_layout
+from cinepatch.pipeline import Pipeline, SamplerConfig, latent_layout, left_cells
 from cinepatch.planning import rasterize
 from cinepatch.planning.world import plan_from_scene
 from cinepatch.train import TrainConfig, apply_overrides, main
@@ -27,6 +27,19 @@ def test_latent_layout_reads_the_frame_each_latent_frame_ends_on():
     for j, frame in enumerate((0, 4, 8)):
         assert np.array_equal(layout.occupancy[0, j].numpy(), full.occupancy[0, frame])
         assert np.array_equal(layout.uv[0, :, j].numpy(), full.uv[0, :, frame])
+
+
+def test_left_cells_are_the_frames_an_object_has_left_away_from_every_box():
+    occupancy = torch.zeros(1, 3, 3, 6, 6)  # two objects and a padding entry, three latent frames
+    occupancy[0, 0, :2, 0, 0] = 1.0  # the first leaves after frame 1
+    occupancy[0, 1, :, 4, 4] = 1.0  # the second stays in the bottom-right corner
+    left = left_cells(occupancy)
+    assert left.shape == (1, 1, 3, 6, 6)
+    assert left[0, 0, :2].sum() == 0  # nothing has left yet (padding entries never count)
+    assert left[0, 0, 2, 3:, 3:].sum() == 0  # a cell around the box that stays is left alone
+    assert left[0, 0, 2].sum() == 36 - 9
+    with pytest.raises(InvalidParameter, match="plan_guidance"):
+        SamplerConfig(plan_guidance=-1)
 
 
 def _tiny_grounded() -> DiT:
@@ -149,6 +162,18 @@ def test_training_with_layouts_runs_and_the_pipeline_samples_a_plan(tmp_path: Pa
     assert planned.shape == (5, 32, 32, 3)
     assert np.array_equal(planned, again)  # deterministic per seed
     assert not np.array_equal(planned, text_only)  # the plan reaches the model
+
+    # plan guidance: a third batch only where the plan takes an object off the canvas
+    batches: list[int] = []
+    pipe.dit.register_forward_pre_hook(lambda module, args: batches.append(args[0].shape[0]))
+    leaving = plan_from_scene(parse_prompt("a small red square moves right quickly and leaves"),
+                              width=32, height=32, fps=8, frames=5, seed=0)  # fmt: skip
+    assert not leaving.objects[0].track[-1, 0] < 1  # off the canvas by the last frame
+    pipe.generate("a small red square", plans=[leaving], **kwargs)
+    assert batches == [3, 3]
+    batches.clear()
+    pipe.generate("a large red square", plans=[plan], **kwargs)  # it stays: no third batch
+    assert batches == [2, 2]
 
 
 def test_layouts_are_checked_at_the_edge(tmp_path: Path):

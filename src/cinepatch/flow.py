@@ -231,6 +231,8 @@ def sample(
     generator: torch.Generator | None = None,
     callback: Callable[[int, float, Tensor], None] | None = None,
     release: Tensor | None = None,
+    away: Mapping[str, Tensor] | None = None,
+    away_scale: Tensor | None = None,
 ) -> Tensor:
     """Integrate from noise (t = 1) to data (t = 0); returns ``x_0 (B, C, t, h, w)``.
 
@@ -242,6 +244,9 @@ def sample(
     axes may differ in length; the shorter is padded with zeros / False).
     ``callback(step, t_next, x)`` is called after every step. ``release (B, t)`` in 0..1
     releases frames gradually (module docstring); their references are in ``cond_latents``.
+    ``away`` (same keys as ``text``) with ``away_scale (B, 1, t, h, w)`` adds a regional term,
+    ``v += away_scale·(v_text − v_away)``: where the scale is not zero, the velocity is pushed
+    further from what ``away`` alone would draw (one more batch in the same call).
     """
     # -- validate at the edge --------------------------------------------------------------
     if method not in ("euler", "heun"):
@@ -264,22 +269,29 @@ def sample(
     m = _frame_mask(cond_mask, x) > 0  # (B, 1, t, 1, 1) bool
     follow = _follower(x, m, cond_latents, release)
     cond_latents = cond_latents * m  # the model sees the given frames' references only
-    both = _cat_text(text, negative) if guided and negative is not None else {}
-    b = x.shape[0]
+    if (away is None) != (away_scale is None):
+        raise InvalidParameter("away / away_scale", "one of them", "both or neither")
+    if away_scale is not None and (away_scale.dim() != 5 or away_scale.shape[0] != x.shape[0] or away_scale.shape[1] != 1
+                                   or away_scale.shape[2:] != x.shape[2:]):  # fmt: skip
+        raise InvalidParameter("away_scale shape", tuple(away_scale.shape), f"(B, 1, t, h, w) for x {tuple(x.shape)}")
+    batches = [text] + ([negative] if guided and negative is not None else []) + ([away] if away is not None else [])
+    inputs = batches[0]
+    for more in batches[1:]:
+        inputs = _cat_text(inputs, more)
+    k, b = len(batches), x.shape[0]
 
     def velocity(x: Tensor, t: float) -> Tensor:
         """The (guided) velocity at one time, conditioned frames' velocity set to 0."""
         tt = x.new_full((b,), t)
+        vs = model_fn(
+            torch.cat([x] * k), torch.cat([tt] * k), cond_mask=torch.cat([cond_mask] * k),
+            cond_latents=torch.cat([cond_latents] * k), **inputs,
+        ).chunk(k)
+        v = vs[0]
         if guided:
-            v_text, v_neg = model_fn(
-                torch.cat([x, x]), torch.cat([tt, tt]),
-                cond_mask=torch.cat([cond_mask, cond_mask]),
-                cond_latents=torch.cat([cond_latents, cond_latents]),
-                **both,
-            ).chunk(2)
-            v = v_neg + guidance * (v_text - v_neg)
-        else:
-            v = model_fn(x, tt, cond_mask=cond_mask, cond_latents=cond_latents, **text)
+            v = vs[1] + guidance * (vs[0] - vs[1])
+        if away_scale is not None:
+            v = v + away_scale.to(v.dtype) * (vs[0] - vs[-1])
         return torch.where(m, 0.0, v)
 
     # -- the loop ------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cinepatch import limits
 from cinepatch.errors import InvalidParameter, ModelError
@@ -47,7 +48,7 @@ from cinepatch.planning.schema import ScenePlan
 
 __all__ = [
     "Pipeline", "Conditioning", "SamplerConfig", "ServingConfig", "FORMAT", "latent_index", "read_dit",
-    "LatentLayout", "latent_layout", "layout_inputs",
+    "LatentLayout", "latent_layout", "layout_inputs", "left_cells",
 ]
 
 FORMAT = "cinepatch-pipeline"
@@ -66,6 +67,14 @@ class SamplerConfig:
     guidance: float = 4.0
     shift: float = 1.0
     method: str = "euler"
+    # A layout-grounded DiT, on frames where an object of the plan is off the canvas: extra
+    # guidance, away from boxes, from the words read without the plan toward them with it, so
+    # the words alone do not draw the object back where the plan has taken it away (0: none).
+    plan_guidance: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.plan_guidance, (int, float)) or not 0 <= self.plan_guidance <= 10:
+            raise InvalidParameter("sampler.plan_guidance", self.plan_guidance, "0 (none) to 10")
 
 
 @dataclass(frozen=True)
@@ -302,7 +311,9 @@ class Pipeline:
         ``(done, total)``. ``callback(step, t, latents)`` runs after every sampler step.
         ``plans`` (one per video, ``None`` for text only) give a layout-grounded DiT each
         object's box on every frame; a plan of another frame count is resampled in time.
-        Guidance pushes from the empty prompt without a plan toward the prompt with it.
+        Guidance pushes from the empty prompt without a plan toward the prompt with it; on
+        frames where a plan has an object off the canvas, plan guidance (``sampler.plan_guidance``)
+        also pushes, away from every box, from the prompt without its plan toward it with it.
         """
         # -- validate at the edge ----------------------------------------------------------------
         self.check_shape(frames=frames, width=width, height=height)
@@ -343,15 +354,20 @@ class Pipeline:
                 x = noise if source is None else (1 - strength) * source[None] + strength * noise
                 text = self.encode_text([prompts[i] for i in batch])
                 neg = self.encode_text([negatives[i] for i in batch])
+                away = scale = None
                 if self.dit.config.layout_dim:
+                    unplanned = self.encode_plans([None] * b, padded[1:])
                     text.update(self.encode_plans([plans[i] for i in batch], padded[1:]))
-                    neg.update(self.encode_plans([None] * b, padded[1:]))
+                    neg.update(unplanned)
+                    left = left_cells(text["layout_occupancy"])
+                    if self.sampler.plan_guidance and left.any():  # the words alone would draw it there
+                        away, scale = {**text, **unplanned}, self.sampler.plan_guidance * left
 
                 z = self._sample(
                     x, text, neg if guidance != 1 else None, steps=run_steps, guidance=float(guidance),
                     cond_mask=cond_mask[None].expand(b, -1), cond_latents=cond_latents[None].expand(b, *padded),
                     strength=strength, callback=meter.step,
-                    release=None if release is None else release[None].expand(b, -1),
+                    release=None if release is None else release[None].expand(b, -1), away=away, away_scale=scale,
                 )[:, :, : shape[1]]
                 videos.extend(self.decode_latents(z))
         finally:
@@ -387,6 +403,8 @@ class Pipeline:
         strength: float,
         callback: StepCallback,
         release: torch.Tensor | None = None,
+        away: dict[str, torch.Tensor] | None = None,
+        away_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the sampler from ``x``. Remix (``strength < 1``) runs it on a rescaled clock
         ``u ∈ [1, 0]`` with real time ``t = s·u``, so ``dx/du = s·v(x, s·u)``: the loop in
@@ -399,7 +417,7 @@ class Pipeline:
         return flow.sample(
             model_fn if strength < 1 else self.dit, x, steps=steps, method=self.sampler.method, guidance=guidance,
             text=text, negative=negative, cond_mask=cond_mask, cond_latents=cond_latents, shift=self.sampler.shift,
-            callback=callback, release=release,
+            callback=callback, release=release, away=away, away_scale=away_scale,
         )
 
     def _init_latents(
@@ -609,6 +627,16 @@ def latent_layout(plan: ScenePlan, latent: tuple[int, int, int], *, frame_step: 
         torch.from_numpy(np.ascontiguousarray(maps.uv[:, :, frames])),
         maps.phrases,
     )
+
+
+def left_cells(occupancy: torch.Tensor) -> torch.Tensor:
+    """Box maps ``(B, N, t, h, w)`` → ``(B, 1, t, h, w)`` in {0, 1}: on each latent frame where an
+    object of the plan is wholly off the canvas (or hidden), the cells at least one cell away
+    from every box of that frame — where the sampler's plan guidance applies."""
+    present = occupancy.flatten(3).amax(3) > 0  # (B, N, t)
+    gone = (present.any(2, keepdim=True) & ~present).any(1)  # (B, t): a planned entry absent
+    near = F.max_pool3d(occupancy.sum(1, keepdim=True), (1, 3, 3), stride=1, padding=(0, 1, 1)) > 0
+    return (gone[:, None, :, None, None] & ~near).to(occupancy.dtype)
 
 
 def layout_inputs(
