@@ -34,6 +34,9 @@ a user gets them — with the visible corner mark off, because the pixel compari
   re-rendered with that plan; the share of frames on which the object (read from the pixels)
   is within 10 % of the frame's width of the edited box centre — or, where the edited box is
   off the canvas, not drawn (target ≥ 90 %).
+- unedited: the seam measure on the model's own videos made whole, over every one-second span
+  (a reference: what the measure reads where nothing was joined), as drawn and with the object
+  still.
 - long (``--long``): peak memory of a 60 s video against an 8 s one, each in its own process
   (target ≤ 1.25×), and the evaluator over the minute's 4 s windows (drift).
 """
@@ -63,8 +66,8 @@ from cinepatch.world.pixels import COLOURS as _COLOURS, measure
 from cinepatch.world.scene import BACKGROUNDS, OBJECT_COLOURS, SHAPES
 
 SEED = 7
-EDITS = ("i2v", "extend", "loop", "blend", "remix", "recut", "storyboard", "drag")
-_EDIT_KIND = {"i2v": "image", "drag": "None"}  # the request's edit, where it differs from the benchmark's name
+EDITS = ("i2v", "extend", "loop", "blend", "remix", "recut", "storyboard", "drag", "unedited")
+_EDIT_KIND = {"i2v": "image", "drag": "None", "unedited": "None"}  # the request's edit, where it differs from the benchmark's name
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -389,6 +392,20 @@ def run_drag(b: Bench, n: int) -> dict:
         on = (track[:, 2] > 0) & (track[:, 0] < 1) & (track[:, 3] > 0) & (track[:, 1] < 1)
         followed.append(float(np.where(on, distance <= 0.10, ~seen).mean()))
     return {"frames_within_10pct": followed}
+
+
+def run_unedited(b: Bench, n: int) -> dict:
+    """The seam measure where there is no seam: the model's own 4 s videos, made whole, read
+    over each one-second span (frames 5–12, 13–20, 21–28) — as drawn, and with the object still."""
+    seams: dict[str, list[float]] = {"as_drawn": [], "still": []}
+    for i in range(n):
+        drawn = b.scene()
+        still = replace(drawn, objects=tuple(replace(o, motion="still", speed="normal") for o in drawn.objects))
+        for kind, scene in (("as_drawn", drawn), ("still", still)):
+            out = b.create(dense_caption(scene), seconds=4)
+            if out is not None:
+                seams[kind] += [handover_seam(out, first, first + 7) for first in (5, 13, 21)]
+    return {"seam_ratio": seams}
 
 
 def run_long(model: str) -> dict:
