@@ -55,7 +55,7 @@ def crop(frames: np.ndarray, area: float, *, corner: bool = False) -> np.ndarray
 
 
 def h264(frames: np.ndarray, tmp: Path, crf: int, fps: float) -> np.ndarray:
-    write_video(tmp / "attack.mp4", frames, fps=fps, crf=crf)
+    write_video(tmp / "attack.mp4", frames, fps=fps, crf=crf, b_frames=True)
     return read_video(tmp / "attack.mp4").frames
 
 

@@ -35,7 +35,7 @@ CANVASES = ((128, 128), (192, 128), (128, 176))
 
 
 def h264(frames: np.ndarray, fps: float, folder: Path) -> np.ndarray:
-    path = write_video(folder / "clip.mp4", frames, fps=fps, crf=28)
+    path = write_video(folder / "clip.mp4", frames, fps=fps, crf=28, b_frames=True)
     return read_video(path).frames
 
 

@@ -69,6 +69,19 @@ def test_mp4_is_h264_yuv420p_with_faststart(tmp_path: Path) -> None:
     assert head.find(b"moov") < head.find(b"mdat") or b"mdat" not in head  # moov before mdat
 
 
+def test_every_frame_is_coded_alike_unless_b_frames_are_asked(tmp_path: Path) -> None:
+    import av
+    from av.video.frame import PictureType
+
+    def kinds(b_frames: bool) -> set:
+        out = write_video(tmp_path / f"{b_frames}.mp4", moving_square(24), fps=8, b_frames=b_frames)
+        with av.open(str(out)) as container:
+            return {frame.pict_type for frame in container.decode(video=0)}
+
+    assert PictureType.B not in kinds(False)  # I and P frames only: no coarser frames in between
+    assert PictureType.B in kinds(True)  # x264's default, as a re-encoding elsewhere writes
+
+
 def test_fractional_fps_is_kept(tmp_path: Path) -> None:
     out = write_video(tmp_path / "clip.mp4", moving_square(6), fps=29.97)
     assert read_video(out).fps == pytest.approx(29.97, abs=0.01)

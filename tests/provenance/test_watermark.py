@@ -27,7 +27,7 @@ def _crop(frames: np.ndarray, area: float) -> np.ndarray:
 
 
 def _h264(frames: np.ndarray, tmp: Path, crf: int) -> np.ndarray:
-    write_video(tmp / "a.mp4", frames, fps=8, crf=crf)
+    write_video(tmp / "a.mp4", frames, fps=8, crf=crf, b_frames=True)
     return read_video(tmp / "a.mp4").frames
 
 

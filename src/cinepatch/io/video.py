@@ -183,10 +183,16 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     return frames
 
 
-def write_video(path: str | Path, frames: np.ndarray, *, fps: float, crf: int = 18) -> Path:
+def write_video(
+    path: str | Path, frames: np.ndarray, *, fps: float, crf: int = 18, b_frames: bool = False
+) -> Path:
     """Write frames to ``path``; the format follows the suffix.
 
-    ``.mp4`` / ``.mov``: H.264, yuv420p, ``+faststart`` (needs even width and height).
+    ``.mp4`` / ``.mov``: H.264, yuv420p, ``+faststart`` (needs even width and height), every
+    frame coded alike: x264's B-frames are coded more coarsely than the frames they lean on, so
+    in a nearly still stretch they hold the last picture and the next P-frame makes the change
+    at once — a pulse of a level or two that reads as a seam. ``b_frames=True`` writes them, as
+    a re-encoding elsewhere would (the watermark's attack simulations).
     ``.gif``: looping GIF. A path with no suffix, or ending in ``/``: a folder of PNG frames.
     """
     path = Path(path)
@@ -195,7 +201,7 @@ def write_video(path: str | Path, frames: np.ndarray, *, fps: float, crf: int = 
         raise InvalidParameter("fps", fps, "0 < fps <= 240")
     suffix = path.suffix.lower()
     if suffix in (".mp4", ".mov", ".m4v"):
-        _write_h264(path, frames, fps=fps, crf=crf)
+        _write_h264(path, frames, fps=fps, crf=crf, b_frames=b_frames)
     elif suffix == ".gif":
         _write_gif(path, frames, fps=fps)
     elif suffix == "" or str(path).endswith(os.sep):
@@ -207,7 +213,7 @@ def write_video(path: str | Path, frames: np.ndarray, *, fps: float, crf: int = 
     return path
 
 
-def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int) -> None:
+def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int, b_frames: bool) -> None:
     height, width = frames.shape[1:3]
     if width % 2 or height % 2:
         raise InvalidParameter(
@@ -221,7 +227,7 @@ def _write_h264(path: Path, frames: np.ndarray, *, fps: float, crf: int) -> None
             stream = container.add_stream("libx264", rate=rate)
             stream.width, stream.height = width, height
             stream.pix_fmt = "yuv420p"
-            stream.options = {"crf": str(crf), "preset": "medium"}
+            stream.options = {"crf": str(crf), "preset": "medium", **({} if b_frames else {"bf": "0"})}
             for array in frames:
                 frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
                 frame = frame.reformat(format="yuv420p", interpolation=SWSCALE)
