@@ -59,6 +59,51 @@ def test_world_oracle_output_passes_the_world_evaluator(studio_config, tmp_path:
     assert report.passed, report.to_dict()
 
 
+def _flickering(flickers: bool):
+    from cinepatch.backends.world import WorldOracle
+
+    class Flickering(WorldOracle):  # the oracle's pixels with a DiT's frame-to-frame flicker on top
+        def generate(self, spec, *, progress=None) -> np.ndarray:
+            frames = super().generate(spec, progress=progress).astype(np.float32)
+            noise = np.random.default_rng(spec.seed + spec.frames).normal(0, 4, frames.shape)
+            return np.clip(np.rint(frames + noise), 0, 255).astype(np.uint8)
+
+    backend = Flickering()
+    backend.flickers = flickers
+    return backend
+
+
+def _changes(config, out: Path, backend, monkeypatch, **request) -> tuple[np.ndarray, np.ndarray]:
+    """Mean absolute change from each frame to the next, the last to the first: of the frames
+    handed to provenance (before H.264) and of the written video."""
+    studio = Studio(config)
+    studio._backends["flicker"] = backend  # the Studio's cache of loaded backends
+    handed = []
+    finish = Studio._finish
+    monkeypatch.setattr(Studio, "_finish", lambda self, frames, **kw: handed.append(frames) or finish(self, frames, **kw))
+    studio.create(VideoRequest(model="flicker", width=128, height=128, fps=8, seed=5, **request), out=out)
+
+    def change(frames: np.ndarray) -> np.ndarray:
+        frames = frames.astype(np.float32)
+        return np.abs(np.diff(np.concatenate([frames, frames[:1]]), axis=0)).mean(axis=(1, 2, 3))
+
+    return change(handed[0]), change(read_video(out).frames)
+
+
+def test_a_flickering_models_video_is_smoothed_in_time_before_it_is_written(studio_config, tmp_path: Path,
+                                                                            monkeypatch) -> None:
+    request = {"prompt": "a red circle stays still on a navy background", "seconds": 2}
+    _, smoothed = _changes(studio_config, tmp_path / "a.mp4", _flickering(True), monkeypatch, **request)
+    _, as_made = _changes(studio_config, tmp_path / "b.mp4", _flickering(False), monkeypatch, **request)
+    assert smoothed[:-1].mean() < as_made[:-1].mean() / 2, (smoothed.mean(), as_made.mean())
+
+
+def test_a_loop_is_smoothed_round_its_joint(studio_config, tmp_path: Path, monkeypatch) -> None:
+    handed, _ = _changes(studio_config, tmp_path / "loop.mp4", _flickering(True), monkeypatch, seconds=3,
+                         prompt="a red circle stays still on a navy background", edit="loop", params={"bridge": 1})
+    assert handed[-1] <= 1.5 * np.median(handed[:-1]), handed  # last → first like every other step
+
+
 def test_refused_prompt_writes_nothing(studio_config, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     with pytest.raises(Refused) as info:

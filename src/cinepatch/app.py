@@ -10,6 +10,7 @@
         user's plan to the canvas
       → build the backend-neutral spec (edits)           editing
       → generate                                         backends (embedded, world, diffusers)
+      → smooth a flickering model's frames in time       io.denoise
       → review sampled output frames                     safety.check_frames(stage="output")
       → visible mark → invisible watermark → atomic write → C2PA → ledger
                                                          provenance.finish
@@ -311,6 +312,7 @@ class Studio:
     ) -> VideoResult:
         """Make the video ``request`` asks for and write it, marked and signed, to ``out``."""
         from cinepatch import editing, provenance, safety
+        from cinepatch.io.denoise import temporal_denoise
         from cinepatch.presets import apply_preset
 
         out = Path(out)
@@ -358,8 +360,11 @@ class Studio:
             backend.check(step)
         report(0.02)
 
-        # 4. Generate (an edit may take several passes) and review what came out.
+        # 4. Generate (an edit may take several passes), smooth a flickering model's frames in
+        #    time over the whole video (across an edit's handovers too), review what came out.
         frames = plan.run(backend, progress=lambda f: report(0.02 + 0.88 * f))
+        if backend.flickers:
+            frames = temporal_denoise(frames, cyclic=plan.cyclic)
         safety.check_frames(frames, stage="output")
         report(0.92)
 

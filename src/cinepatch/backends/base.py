@@ -98,6 +98,11 @@ class Backend(Protocol):
     takes_plan: bool
     """Whether ``generate`` draws ``spec.plan`` (a scene plan); the app plans only for these."""
 
+    flickers: bool
+    """Whether its frames flicker by a few levels from frame to frame (a DiT drawing each frame's
+    tokens a little differently); the app runs the temporal denoiser over such a model's
+    finished video, before review and provenance (:func:`cinepatch.io.denoise.temporal_denoise`)."""
+
     default_size: tuple[int, int]
     """(width, height) made when a request leaves the size open."""
 

@@ -31,6 +31,7 @@ class EmbeddedBackend:
     """A model folder behind the backend interface; what it serves is its ``serving`` section."""
 
     frame_step = 1  # any count: the model makes the next 1 + k·latent_step frames and trims
+    flickers = True  # still content changes by ~8 levels a frame; the app denoises it in time
 
     def __init__(self, pipeline: Pipeline) -> None:
         if pipeline.serving is None:

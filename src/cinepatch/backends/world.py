@@ -24,6 +24,7 @@ class WorldOracle:
     default_size = (128, 128)
     default_fps = 16
     takes_plan = True  # the app plans every prompt with the world planner: the same pixels
+    flickers = False  # a renderer: still content is exactly still
 
     def check(self, spec: GenerationSpec) -> None:
         from cinepatch.planning.world import look_of

@@ -84,7 +84,7 @@ def loop(
         return np.concatenate([made.opening, whole[len(made.opening) :]])
 
     specs = (shape,) if first is None else (first, shape)
-    return Plan(specs=specs, runner=run, warnings=notes, scene=scene)
+    return Plan(specs=specs, runner=run, warnings=notes, scene=scene, cyclic=True)
 
 
 def _scene(

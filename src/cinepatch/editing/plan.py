@@ -44,6 +44,7 @@ class Plan:
     runner: Callable[[Backend, Progress], np.ndarray]
     warnings: tuple[str, ...] = ()
     scene: ScenePlan | None = None  # the output's scene plan, when the backend reads plans
+    cyclic: bool = False  # the output plays round: its last frame leads into its first (a loop)
 
     def run(self, backend: Backend, *, progress: Progress) -> np.ndarray:
         return self.runner(backend, progress)

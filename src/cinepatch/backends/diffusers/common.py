@@ -66,6 +66,7 @@ class DiffusersBackend:
     default_fps: ClassVar[int] = 16
     max_frames: ClassVar[int | None] = None  # no stated limit: a request is made in one pass
     takes_plan: ClassVar[bool] = False  # they read no box layouts: a user's plan is ignored, with a warning
+    flickers: ClassVar[bool] = False  # their frames go out as the pipeline made them
 
     def __init__(self, pipe: Any, *, folder: Path, class_name: str, settings: DiffusersSettings) -> None:
         self.pipe = pipe
