@@ -81,7 +81,9 @@ def _changes(config, out: Path, backend, monkeypatch, **request) -> tuple[np.nda
     handed = []
     finish = Studio._finish
     monkeypatch.setattr(Studio, "_finish", lambda self, frames, **kw: handed.append(frames) or finish(self, frames, **kw))
-    studio.create(VideoRequest(model="flicker", width=128, height=128, fps=8, seed=5, **request), out=out)
+    result = studio.create(VideoRequest(model="flicker", width=128, height=128, fps=8, seed=5, **request), out=out)
+    with Ledger(config.ledger_path) as ledger:  # the record says whether the frames were smoothed
+        assert ledger.get(int(result.payload, 16)).parameters["temporal_denoise"] is backend.flickers
 
     def change(frames: np.ndarray) -> np.ndarray:
         frames = frames.astype(np.float32)

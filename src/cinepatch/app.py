@@ -382,6 +382,7 @@ class Studio:
                 # The plan the model was given, so the video can be re-planned or re-rendered.
                 "plan": None if planned.plan is None else planned.plan.to_dict(),
                 "planner": planned.planner,
+                "temporal_denoise": backend.flickers,  # the frames were smoothed in time after the model
             },
         )
         payload = self._finish(frames, fps=request.frame_rate, out=out, record=record)
