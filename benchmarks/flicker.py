@@ -11,8 +11,8 @@ change. ``--n`` still scenes of one object (sizes, shapes, colours and backgroun
 3 s at 8 fps, seed 0, through the pipeline (no provenance). Prints the mean absolute change per
 frame (0–255 levels) inside the object's box and on the background, and the mean of each; and
 inside the box between frames two apart: a DiT whose tokens span two frames and draws the two
-differently changes less over two frames than over one. Then the same frames as served: after
-the temporal denoiser the app runs over an embedded model's videos (``cinepatch.io.denoise``),
+differently changes less over two frames than over one. Then the same frames after the
+temporal denoiser the app runs over an embedded model's videos (``cinepatch.io.denoise``),
 and what that denoiser costs where there is nothing to remove: PSNR of 24 of the world's own
 renders (random scenes, ``numpy.random.default_rng(5)``, 32 frames) against themselves denoised.
 """
@@ -76,8 +76,8 @@ def main() -> None:
     print(f"{args.model}: {len(inside)} still scenes, {time.perf_counter() - start:.0f} s")
     print(f"flicker (levels per frame): in the object's box {np.mean(inside):.2f}, background {np.mean(outside):.2f}; "
           f"in the box two frames apart {np.mean(apart):.2f}")
-    print(f"as served, after the temporal denoiser: in the object's box {np.mean(served_in):.2f}, "
-          f"background {np.mean(served_out):.2f}")
+    print(f"after the temporal denoiser (as the app serves it, before H.264): "
+          f"in the object's box {np.mean(served_in):.2f}, background {np.mean(served_out):.2f}")
     kept = clean_psnr(24)
     print(f"the denoiser on 24 clean world renders: median {np.median(kept):.1f} dB, worst {np.min(kept):.1f} dB")
 

@@ -363,7 +363,8 @@ class Studio:
         # 4. Generate (an edit may take several passes), smooth a flickering model's frames in
         #    time over the whole video (across an edit's handovers too), review what came out.
         frames = plan.run(backend, progress=lambda f: report(0.02 + 0.88 * f))
-        if backend.flickers:
+        smoothed = backend.flickers and len(frames) > 1
+        if smoothed:
             frames = temporal_denoise(frames, cyclic=plan.cyclic)
         safety.check_frames(frames, stage="output")
         report(0.92)
@@ -382,7 +383,7 @@ class Studio:
                 # The plan the model was given, so the video can be re-planned or re-rendered.
                 "plan": None if planned.plan is None else planned.plan.to_dict(),
                 "planner": planned.planner,
-                "temporal_denoise": backend.flickers,  # the frames were smoothed in time after the model
+                "temporal_denoise": smoothed,  # the frames were smoothed in time after the model
             },
         )
         payload = self._finish(frames, fps=request.frame_rate, out=out, record=record)

@@ -59,10 +59,20 @@ def test_a_cut_stays_a_cut() -> None:
     assert np.array_equal(out[:8], a) and np.array_equal(out[8:], b)
 
 
-def test_short_clips_and_single_frames() -> None:
-    video = _moving_square(3)
-    assert temporal_denoise(video).shape == video.shape
-    assert np.array_equal(temporal_denoise(video[:1]), video[:1])
+@pytest.mark.parametrize("cyclic", [False, True])
+@pytest.mark.parametrize("frames", [2, 3, 5])
+def test_clips_shorter_than_the_window(frames: int, cyclic: bool) -> None:
+    rng = np.random.default_rng(frames)
+    video = np.clip(np.rint(110 + rng.normal(0, 4, (frames, 16, 24, 3))), 0, 255).astype(np.uint8)
+    out = temporal_denoise(video, cyclic=cyclic)
+    assert out.shape == video.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(float) - 110).mean() < np.abs(video.astype(float) - 110).mean()  # still averaged
+
+
+def test_a_single_frame_comes_back_as_it_was() -> None:
+    video = _moving_square(1)
+    assert np.array_equal(temporal_denoise(video), video)
+    assert np.array_equal(temporal_denoise(video, cyclic=True), video)
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ def test_random_sample_agrees_with_truth_after_h264_and_downscaling(tmp_path):
     for i in range(4):
         scene = random_scene(rng)
         frames = render(scene, width=128, height=128, fps=FPS, frames=17, seed=i)
-        encoded = read_video(write_video(tmp_path / f"{i}.mp4", frames, fps=FPS, crf=28)).frames
+        encoded = read_video(write_video(tmp_path / f"{i}.mp4", frames, fps=FPS, crf=28, b_frames=True)).frames
         small = np.stack([np.asarray(Image.fromarray(f).resize((64, 64), Image.Resampling.BILINEAR)) for f in frames])
         for variant in (frames, encoded, small):
             report = evaluate(variant, fps=FPS, prompt=dense_caption(scene))
@@ -115,7 +115,7 @@ def test_agreement_on_a_larger_sample(tmp_path):
     for i in range(60):
         scene = random_scene(rng)
         frames = render(scene, width=128, height=112, fps=FPS, frames=24, seed=i)
-        encoded = read_video(write_video(tmp_path / "clip.mp4", frames, fps=FPS, crf=28)).frames
+        encoded = read_video(write_video(tmp_path / "clip.mp4", frames, fps=FPS, crf=28, b_frames=True)).frames
         for variant in (frames, encoded):
             report = evaluate(variant, fps=FPS, scene=scene)
             checks += len(report.checks)

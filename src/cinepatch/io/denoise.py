@@ -30,7 +30,8 @@ def temporal_denoise(
 
     ``threshold``: the largest change (a fraction of the 0–255 range) a neighbouring frame's pixel
     may differ by and still be averaged in; twice it bounds the summed differences. ``window``:
-    frames averaged at most (odd, 5 to 129; fewer at the clip's ends). ``cyclic``: the clip plays
+    frames averaged at most (odd, 5 to 129; at the clip's ends FFmpeg fills it by repeating the
+    frames there). ``cyclic``: the clip plays
     round (a loop), so its ends are averaged with each other like any neighbours — otherwise the
     frames on either side of the loop's joint are smoothed apart and the joint shows.
     """
@@ -78,4 +79,6 @@ def temporal_denoise(
         drain()
     graph.push(None)
     drain()
+    if len(out) != len(frames):  # FFmpeg returns one frame for each; never pass on a shorter video
+        raise RuntimeError(f"atadenoise returned {len(out)} frames for {len(frames)}")
     return np.stack(out)
