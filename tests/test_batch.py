@@ -84,9 +84,10 @@ def test_batch_on_ray_survives_a_killed_worker_and_resumes(tmp_path: Path):
         time.sleep(0.05)
     stdout, stderr = run.communicate(timeout=120)
     assert run.returncode == 0, stderr[-3000:]
-    assert killed is not None, "no busy Ray worker was found to kill"
-    assert "local Ray instance with 2 workers" in stderr
-    assert "10 completed, 2 refused, 0 failed" in stdout
+    said = f"stdout:\n{stdout[-2000:]}\nstderr:\n{stderr[-3000:]}"  # what a failure needs to be read
+    assert killed is not None, f"no busy Ray worker was found to kill\n{said}"
+    assert "local Ray instance with 2 workers" in stderr, said
+    assert "10 completed, 2 refused, 0 failed" in stdout, said
 
     records = manifest(out)
     assert [r["line"] for r in records] == list(range(1, 13))  # each line once, killed or not
