@@ -63,14 +63,20 @@ def temporal_denoise(
         upstream.link_to(downstream)
     graph.configure()
 
-    out: list[np.ndarray] = []
+    out = np.empty_like(frames)  # filled in place: a long video is not held twice more
+    made = 0
 
     def drain() -> None:
+        nonlocal made
         while True:
             try:
-                out.append(graph.pull().to_ndarray(format="rgb24"))
+                frame = graph.pull()
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
+            if made == len(out):
+                raise RuntimeError(f"atadenoise returned more than the {len(out)} frames it was given")
+            out[made] = frame.to_ndarray(format="rgb24")
+            made += 1
 
     for index, array in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(array), format="rgb24")
@@ -79,6 +85,6 @@ def temporal_denoise(
         drain()
     graph.push(None)
     drain()
-    if len(out) != len(frames):  # FFmpeg returns one frame for each; never pass on a shorter video
-        raise RuntimeError(f"atadenoise returned {len(out)} frames for {len(frames)}")
-    return np.stack(out)
+    if made != len(out):  # FFmpeg returns one frame for each; never pass on a shorter video
+        raise RuntimeError(f"atadenoise returned {made} frames for {len(out)}")
+    return out
