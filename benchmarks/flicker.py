@@ -62,14 +62,12 @@ def main() -> None:
         prompt = dense_caption(scene)
         plan = plan_from_scene(scene, width=SIZE, height=SIZE, fps=FPS, frames=FRAMES, seed=0)
         video = pipe.generate(prompt, frames=FRAMES, width=SIZE, height=SIZE, fps=FPS, seed=0, plans=[plan],
-                              steps=args.steps, progress=False)[0].astype(np.float32)
-        change = np.abs(np.diff(video, axis=0)).mean(axis=(0, 3))  # (H, W) levels per frame
-        two = np.abs(video[2:] - video[:-2]).mean(axis=(0, 3))  # (H, W) levels per two frames
+                              steps=args.steps, progress=False)[0]
+        change, two, served = change_map(video), change_map(video, step=2), change_map(temporal_denoise(video))
         box = rasterize(plan, grid=(SIZE, SIZE)).occupancy[0].max(axis=0) > 0
         inside.append(float(change[box].mean()))
         outside.append(float(change[~box].mean()))
         apart.append(float(two[box].mean()))
-        served = np.abs(np.diff(temporal_denoise(video.astype(np.uint8)).astype(np.float32), axis=0)).mean(axis=(0, 3))
         served_in.append(float(served[box].mean()))
         served_out.append(float(served[~box].mean()))
         print(f"  {inside[-1]:6.2f} in the box ({apart[-1]:5.2f} two frames apart)  {outside[-1]:5.2f} background  {prompt}")
@@ -80,6 +78,12 @@ def main() -> None:
           f"in the object's box {np.mean(served_in):.2f}, background {np.mean(served_out):.2f}")
     kept = clean_psnr(24)
     print(f"the denoiser on 24 clean world renders: median {np.median(kept):.1f} dB, worst {np.min(kept):.1f} dB")
+
+
+def change_map(video: np.ndarray, step: int = 1) -> np.ndarray:
+    """``(H, W)``: mean absolute change between frames ``step`` apart, 0–255 levels."""
+    video = video.astype(np.float32)
+    return np.abs(video[step:] - video[:-step]).mean(axis=(0, 3))
 
 
 def clean_psnr(n: int) -> list[float]:

@@ -31,7 +31,6 @@ def plan(*args, **kw):
 class RecordingBackend:
     name = "recording"
     frame_step = 1  # any count, like the embedded model
-    flickers = False
 
     def __init__(self, max_frames: int | None = 33, latent_step: int = 4) -> None:
         self.max_frames = max_frames

@@ -31,9 +31,9 @@ def temporal_denoise(
     ``threshold``: the largest change (a fraction of the 0–255 range) a neighbouring frame's pixel
     may differ by and still be averaged in; twice it bounds the summed differences. ``window``:
     frames averaged at most (odd, 5 to 129; at the clip's ends FFmpeg fills it by repeating the
-    frames there). ``cyclic``: the clip plays
-    round (a loop), so its ends are averaged with each other like any neighbours — otherwise the
-    frames on either side of the loop's joint are smoothed apart and the joint shows.
+    frames there). ``cyclic``: the clip plays round (a loop), so its ends are averaged with each
+    other like any neighbours — otherwise the frames on either side of the loop's joint are
+    smoothed apart and the joint shows.
     """
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise InvalidParameter("frames", f"{frames.shape} {frames.dtype}", "(T, H, W, 3) uint8")
@@ -70,12 +70,9 @@ def temporal_denoise(
         nonlocal made
         while True:
             try:
-                frame = graph.pull()
+                out[made] = graph.pull().to_ndarray(format="rgb24")
             except (av.error.BlockingIOError, av.error.EOFError):
                 return
-            if made == len(out):
-                raise RuntimeError(f"atadenoise returned more than the {len(out)} frames it was given")
-            out[made] = frame.to_ndarray(format="rgb24")
             made += 1
 
     for index, array in enumerate(frames):
